@@ -1,0 +1,78 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let strict: [SwiftSetting] = [.enableUpcomingFeature("ExistentialAny")]
+
+let package = Package(
+    name: "chatmail-swift",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "chatmail-supervisor", targets: ["chatmail-supervisor"]),
+        .executable(name: "chatmailctl", targets: ["chatmailctl"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+    ],
+    targets: [
+        // System libraries and the small C shim.
+        .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
+        .target(name: "CChatmailShims"),
+
+        // Shared libraries.
+        .target(name: "ChatmailCrypto", dependencies: ["COpenSSL"], swiftSettings: strict),
+        .target(name: "ChatmailConfig", dependencies: ["TOMLKit"], swiftSettings: strict),
+        .target(
+            name: "ChatmailControl",
+            dependencies: [
+                "ChatmailCrypto",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: strict),
+        .target(name: "ChatmailSystemd", dependencies: ["CSystemd", "CChatmailShims"], swiftSettings: strict),
+
+        // The supervisor: a pure core, the runtime around it, and the executable.
+        .target(name: "ChatmailSupervisorCore", swiftSettings: strict),
+        .target(
+            name: "ChatmailSupervisor",
+            dependencies: [
+                "ChatmailSupervisorCore", "ChatmailConfig", "ChatmailControl", "ChatmailSystemd", "ChatmailCrypto",
+                "CChatmailShims",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict),
+        .executableTarget(
+            name: "chatmail-supervisor",
+            dependencies: [
+                "ChatmailSupervisor", "ChatmailConfig",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict),
+        .executableTarget(
+            name: "chatmailctl",
+            dependencies: [
+                "ChatmailConfig", "ChatmailControl",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strict),
+
+        .testTarget(name: "ChatmailSupervisorCoreTests", dependencies: ["ChatmailSupervisorCore"]),
+        .testTarget(name: "ChatmailConfigTests", dependencies: ["ChatmailConfig"]),
+        .testTarget(name: "ChatmailControlTests", dependencies: ["ChatmailControl", "ChatmailCrypto"]),
+        .testTarget(
+            name: "ChatmailSupervisorTests",
+            dependencies: ["ChatmailSupervisor", "ChatmailControl", "ChatmailSystemd", "ChatmailConfig"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

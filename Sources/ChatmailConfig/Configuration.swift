@@ -1,0 +1,123 @@
+/// The whole `supervisor.conf`: one section for the supervisor, one per child, and `[tls]`.
+///
+/// Relative paths are resolved against the directory of the configuration file.
+public struct Configuration: Sendable, Equatable {
+    /// The absolute path of the file this was read from.
+    public var path: String
+    public var supervisor: SupervisorSection
+    public var imap: IMAPSection
+    public var turn: TURNSection
+    public var iroh: IrohSection
+    public var shadowsocks: ShadowsocksSection
+    public var tls: TLSSection
+
+    /// The settings every child shares, by child name, in start order (sidecars first, IMAP last).
+    public var children: [(name: String, settings: ChildSettings)] {
+        [("turn", turn.child), ("iroh", iroh.child), ("shadowsocks", shadowsocks.child), ("imap", imap.child)]
+    }
+
+    public static func == (lhs: Configuration, rhs: Configuration) -> Bool {
+        lhs.path == rhs.path && lhs.supervisor == rhs.supervisor && lhs.imap == rhs.imap && lhs.turn == rhs.turn
+            && lhs.iroh == rhs.iroh && lhs.shadowsocks == rhs.shadowsocks && lhs.tls == rhs.tls
+    }
+}
+
+public enum LogLevel: String, Sendable, Equatable, CaseIterable {
+    case trace, debug, info, notice, warning, error, critical
+}
+
+public struct SupervisorSection: Sendable, Equatable {
+    public var stateDir: String
+    public var runtimeDir: String
+    public var controlSocket: String
+    public var logLevel: LogLevel
+    /// The first restart delay after a failure, in seconds; it doubles up to `restartDelayMax`.
+    public var restartDelayMin: Double = 1
+    public var restartDelayMax: Double = 60
+    /// A child ready this long has its failure count reset.
+    public var stableAfter: Double = 30
+    /// `crashLoopLimit` failures within `crashLoopWindow` seconds mark a child crash-looping in status.
+    public var crashLoopWindow: Double = 300
+    public var crashLoopLimit: Int = 10
+    /// A child that does not report ready within this many seconds is stopped and retried.
+    public var readyTimeout: Double = 30
+}
+
+/// What every child section has: whether it runs, what runs, and how long it may take to stop.
+public struct ChildSettings: Sendable, Equatable {
+    public var enabled: Bool
+    /// The program and its arguments; nil means `chatmail-<name>` beside the supervisor binary.
+    public var command: [String]?
+    /// Seconds between SIGTERM and SIGKILL.
+    public var stopTimeout: Double
+    /// The addresses this child listens on, as shown in status.
+    public var listen: [ListenAddress]
+}
+
+public struct IMAPSection: Sendable, Equatable {
+    public var child: ChildSettings
+    public var listen: ListenAddress
+    public var tlsListen: ListenAddress
+    public var lmtpSocket: String
+}
+
+public struct TURNSection: Sendable, Equatable {
+    public var child: ChildSettings
+    public var listen: ListenAddress
+    public var tlsListen: ListenAddress
+    /// The DNS name or IPv4 address handed to clients in discovery.
+    public var host: String
+    /// The port handed to clients in discovery.
+    public var port: UInt16
+    public var realm: String
+    /// Seconds a minted credential stays valid.
+    public var credentialTTL: Int
+    public var relayPorts: ClosedRange<UInt16>
+}
+
+public struct IrohSection: Sendable, Equatable {
+    public var child: ChildSettings
+    public var listen: ListenAddress
+    /// The relay URL handed to clients in discovery.
+    public var url: String
+}
+
+public struct ShadowsocksSection: Sendable, Equatable {
+    public var child: ChildSettings
+    public var listen: ListenAddress
+}
+
+public struct TLSSection: Sendable, Equatable {
+    /// PEM certificate chain and key; nil when not configured.
+    public var certificate: String?
+    public var key: String?
+    /// Generate a self-signed certificate in state_dir when none is configured (development).
+    public var selfSigned: Bool
+    /// The names the certificate is for.
+    public var names: [String]
+}
+
+extension Configuration {
+    /// The names of the children, in start order.
+    public static let childNames = ["turn", "iroh", "shadowsocks", "imap"]
+
+    /// The settings of child `name`.
+    public func child(_ name: String) -> ChildSettings? {
+        children.first { $0.name == name }?.settings
+    }
+
+    /// Whether child `name`'s own settings differ from `other`, so that it needs a restart.
+    /// `enabled` is applied on its own; discovery values (TURN host, port, TTL, iroh URL) need no
+    /// restart, and certificates are re-read on the reload message.
+    public func childSettingsDiffer(from other: Configuration, child name: String) -> Bool {
+        guard var mine = child(name), var theirs = other.child(name) else { return true }
+        mine.enabled = true
+        theirs.enabled = true
+        if mine != theirs { return true }
+        switch name {
+        case "imap": return imap.lmtpSocket != other.imap.lmtpSocket
+        case "turn": return turn.realm != other.turn.realm || turn.relayPorts != other.turn.relayPorts
+        default: return false
+        }
+    }
+}

@@ -1,0 +1,206 @@
+import Foundation
+import TOMLKit
+
+/// Every problem found in one configuration file.
+public struct ConfigurationErrors: Error, Sendable, CustomStringConvertible {
+    public var errors: [ConfigurationError]
+    public var description: String { errors.map(\.description).joined(separator: "\n") }
+}
+
+extension Configuration {
+    /// Reads and validates the file at `path`.
+    public static func load(path: String) throws(ConfigurationErrors) -> Configuration {
+        let absolute = URL(fileURLWithPath: path).standardizedFileURL.path
+        guard let data = FileManager.default.contents(atPath: absolute), let text = String(data: data, encoding: .utf8)
+        else {
+            throw ConfigurationErrors(errors: [
+                .init(file: path, line: nil, key: nil, message: "cannot read the file (missing, unreadable or not UTF-8)")
+            ])
+        }
+        return try parse(text, path: absolute)
+    }
+
+    /// Validates `text` as if it were the file at `path` (which anchors relative paths).
+    public static func parse(_ text: String, path: String) throws(ConfigurationErrors) -> Configuration {
+        let root: TOMLTable
+        do {
+            root = try TOMLTable(string: text)
+        } catch let error as TOMLParseError {
+            throw ConfigurationErrors(errors: [
+                .init(file: path, line: error.source.begin.line, key: nil, message: "TOML syntax: \(error.description)")
+            ])
+        } catch {
+            throw ConfigurationErrors(errors: [.init(file: path, line: nil, key: nil, message: "TOML syntax: \(error)")])
+        }
+        let reader = ConfigurationReader(root: root, locator: KeyLocator(text: text), file: path)
+        let configuration = reader.read()
+        if !reader.errors.isEmpty { throw ConfigurationErrors(errors: reader.errors) }
+        return configuration
+    }
+}
+
+/// Finds the line of a section header or key, which the TOML library does not report.
+struct KeyLocator {
+    private var lines: [String: Int] = [:]
+
+    init(text: String) {
+        var section = ""
+        for (index, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let line = raw.trimmingCharacters(in: .whitespaces)
+            if line.hasPrefix("[") {
+                section = String(line.dropFirst().prefix { $0 != "]" }).trimmingCharacters(in: .whitespaces)
+                lines[section] = lines[section] ?? index + 1
+            } else if let equals = line.firstIndex(of: "="), !line.hasPrefix("#") {
+                let key = line[..<equals].trimmingCharacters(in: .whitespaces).trimmingCharacters(
+                    in: CharacterSet(charactersIn: "\"'"))
+                lines["\(section).\(key)"] = lines["\(section).\(key)"] ?? index + 1
+            }
+        }
+    }
+
+    func line(section: String, key: String? = nil) -> Int? {
+        key.map { lines["\(section).\($0)"] } ?? lines[section]
+    }
+}
+
+/// Reads the sections one key at a time, collecting every error with its line.
+final class ConfigurationReader {
+    let root: TOMLTable
+    let locator: KeyLocator
+    let file: String
+    let directory: String
+    var errors: [ConfigurationError] = []
+
+    init(root: TOMLTable, locator: KeyLocator, file: String) {
+        self.root = root
+        self.locator = locator
+        self.file = file
+        self.directory = (file as NSString).deletingLastPathComponent
+    }
+
+    func fail(_ section: String, _ key: String?, _ message: String) {
+        errors.append(
+            .init(
+                file: file, line: locator.line(section: section, key: key) ?? locator.line(section: section),
+                key: key.map { "[\(section)] \($0)" } ?? "[\(section)]", message: message))
+    }
+
+    func read() -> Configuration {
+        let known = ["supervisor", "imap", "turn", "iroh", "shadowsocks", "tls"]
+        for key in root.keys where !known.contains(key) {
+            errors.append(
+                .init(
+                    file: file, line: locator.line(section: key), key: "[\(key)]",
+                    message: "unknown section (known: \(known.joined(separator: ", ")))"))
+        }
+        return Configuration(
+            path: file, supervisor: readSupervisor(), imap: readIMAP(), turn: readTURN(), iroh: readIroh(),
+            shadowsocks: readShadowsocks(), tls: readTLS())
+    }
+
+    func section(_ name: String) -> Section {
+        let value = root[name]
+        if let value, value.table == nil { fail(name, nil, "must be a table") }
+        return Section(name: name, table: value?.table, reader: self)
+    }
+
+    /// Makes a configured path absolute against the configuration file's directory.
+    func absolute(_ path: String) -> String {
+        path.hasPrefix("/") ? path : URL(fileURLWithPath: directory).appendingPathComponent(path).standardizedFileURL.path
+    }
+
+    private func readSupervisor() -> SupervisorSection {
+        let s = section("supervisor")
+        let stateDir = absolute(s.string("state_dir", default: "/var/lib/chatmail"))
+        let runtimeDir = absolute(s.string("runtime_dir", default: "/run/chatmail"))
+        var result = SupervisorSection(
+            stateDir: stateDir, runtimeDir: runtimeDir,
+            controlSocket: absolute(s.string("control_socket", default: runtimeDir + "/control.sock")),
+            logLevel: s.choice("log_level", default: .info))
+        result.restartDelayMin = s.seconds("restart_delay_min", default: result.restartDelayMin)
+        result.restartDelayMax = s.seconds("restart_delay_max", default: result.restartDelayMax)
+        if result.restartDelayMax < result.restartDelayMin {
+            fail("supervisor", "restart_delay_max", "must not be below restart_delay_min")
+        }
+        result.stableAfter = s.seconds("stable_after", default: result.stableAfter)
+        result.crashLoopWindow = s.seconds("crash_loop_window", default: result.crashLoopWindow)
+        result.crashLoopLimit = s.int("crash_loop_limit", default: result.crashLoopLimit, range: 1...10_000)
+        result.readyTimeout = s.seconds("ready_timeout", default: result.readyTimeout)
+        s.finish()
+        return result
+    }
+
+    private func readIMAP() -> IMAPSection {
+        let s = section("imap")
+        let listen = s.address("listen", default: "0.0.0.0:143")
+        let tlsListen = s.address("tls_listen", default: "0.0.0.0:993")
+        let lmtp = absolute(s.string("lmtp_socket", default: "/run/chatmail/lmtp.sock"))
+        let child = s.child(stopTimeout: 20, listen: [listen, tlsListen])
+        s.finish()
+        return IMAPSection(child: child, listen: listen, tlsListen: tlsListen, lmtpSocket: lmtp)
+    }
+
+    private func readTURN() -> TURNSection {
+        let s = section("turn")
+        let listen = s.address("listen", default: "0.0.0.0:3478")
+        let tlsListen = s.address("tls_listen", default: "0.0.0.0:5349")
+        let child = s.child(stopTimeout: 5, listen: [listen, tlsListen])
+        var host = s.string("host", default: listen.isWildcard || listen.isIPv6 ? "" : listen.host)
+        if host.isEmpty {
+            if child.enabled { s.fail("host", "required: the DNS name or IPv4 address clients reach TURN at") }
+            host = "invalid"
+        } else if host.contains(":") || host.contains(where: \.isWhitespace) {
+            s.fail("host", "must be a DNS name or an IPv4 address (Delta Chat cannot use an IPv6 literal here)")
+        }
+        let port = UInt16(s.int("port", default: Int(listen.port), range: 1...65535))
+        let realm = s.string("realm", default: host)
+        let ttl = s.int("credential_ttl", default: 5 * 86400, range: 60...(365 * 86400))
+        let relayText = s.string("relay_ports", default: "49152-65535")
+        var relayPorts: ClosedRange<UInt16> = 49152...65535
+        let bounds = relayText.split(separator: "-").compactMap { UInt16($0.trimmingCharacters(in: .whitespaces)) }
+        if bounds.count == 2, bounds[0] >= 1024, bounds[0] <= bounds[1] {
+            relayPorts = bounds[0]...bounds[1]
+        } else {
+            s.fail("relay_ports", "must be \"LOW-HIGH\" with 1024 <= LOW <= HIGH <= 65535")
+        }
+        s.finish()
+        return TURNSection(
+            child: child, listen: listen, tlsListen: tlsListen, host: host, port: port, realm: realm,
+            credentialTTL: ttl, relayPorts: relayPorts)
+    }
+
+    private func readIroh() -> IrohSection {
+        let s = section("iroh")
+        let listen = s.address("listen", default: "0.0.0.0:3340")
+        let child = s.child(stopTimeout: 5, listen: [listen])
+        let derived = listen.isWildcard ? "" : "http://\(listen)"
+        let url = s.string("url", default: derived)
+        if url.isEmpty {
+            if child.enabled { s.fail("url", "required when listen is a wildcard address: the relay URL clients use") }
+        } else if !(url.hasPrefix("http://") || url.hasPrefix("https://")) || url.contains(where: \.isWhitespace) {
+            s.fail("url", "must be an http:// or https:// URL")
+        }
+        s.finish()
+        return IrohSection(child: child, listen: listen, url: url)
+    }
+
+    private func readShadowsocks() -> ShadowsocksSection {
+        let s = section("shadowsocks")
+        let listen = s.address("listen", default: "0.0.0.0:8388")
+        let child = s.child(stopTimeout: 5, listen: [listen])
+        s.finish()
+        return ShadowsocksSection(child: child, listen: listen)
+    }
+
+    private func readTLS() -> TLSSection {
+        let s = section("tls")
+        let certificate = s.optionalString("certificate").map(absolute)
+        let key = s.optionalString("key").map(absolute)
+        if (certificate == nil) != (key == nil) { s.fail(certificate == nil ? "certificate" : "key", "certificate and key go together") }
+        let result = TLSSection(
+            certificate: certificate, key: key, selfSigned: s.bool("self_signed", default: false),
+            names: s.stringList("names", default: []))
+        s.finish()
+        return result
+    }
+}

@@ -1,0 +1,136 @@
+/// The control channel's messages: one JSON object per line.
+///
+/// Requests carry an `id` and a `type`; the answer repeats the `id`. Pushes from the supervisor to
+/// a child (`turn-secrets`, `reload`) carry a `type` and no `id`.
+///
+///     {"id":1,"type":"restart","name":"turn","wait":true}
+///     {"id":1,"ok":true,"status":{"sidecars":[...]}}
+///     {"type":"turn-secrets","secrets":["current","previous"]}
+public enum ControlCommand: Sendable, Equatable {
+    /// A child introduces itself on its inherited channel.
+    case hello(name: String, pid: Int32)
+    /// A child listens and serves.
+    case ready
+    /// The IMAP child asks what to serve as TURN and iroh discovery.
+    case discovery
+    case status
+    case start(name: String, wait: Bool)
+    case stop(name: String, wait: Bool)
+    case restart(name: String, wait: Bool)
+    case enable(name: String)
+    case disable(name: String)
+    case reload
+    case rotateTURNSecret
+
+    var type: String {
+        switch self {
+        case .hello: "hello"
+        case .ready: "ready"
+        case .discovery: "discovery"
+        case .status: "status"
+        case .start: "start"
+        case .stop: "stop"
+        case .restart: "restart"
+        case .enable: "enable"
+        case .disable: "disable"
+        case .reload: "reload"
+        case .rotateTURNSecret: "rotate-turn-secret"
+        }
+    }
+}
+
+public struct ControlRequest: Sendable, Equatable {
+    public var id: Int
+    public var command: ControlCommand
+
+    public init(id: Int, command: ControlCommand) {
+        self.id = id
+        self.command = command
+    }
+}
+
+/// The answer to one request. `error` is set when `ok` is false.
+public struct ControlResponse: Sendable, Equatable, Codable {
+    public var id: Int
+    public var ok: Bool
+    public var error: String?
+    public var message: String?
+    public var status: SupervisorStatus?
+    public var discovery: Discovery?
+
+    public init(
+        id: Int, ok: Bool = true, error: String? = nil, message: String? = nil, status: SupervisorStatus? = nil,
+        discovery: Discovery? = nil
+    ) {
+        self.id = id
+        self.ok = ok
+        self.error = error
+        self.message = message
+        self.status = status
+        self.discovery = discovery
+    }
+
+    public static func failure(_ id: Int, _ error: String) -> ControlResponse {
+        ControlResponse(id: id, ok: false, error: error)
+    }
+}
+
+/// What the supervisor pushes to a child unasked.
+public enum ControlEvent: Sendable, Equatable {
+    /// The TURN secrets to accept, current first.
+    case turnSecrets([String])
+    /// The configuration was reloaded (re-read certificates and the like).
+    case reload
+}
+
+/// What the IMAP child serves through METADATA; a nil entry is left out.
+public struct Discovery: Sendable, Equatable, Codable {
+    /// `host:port:expiry:password` for `/shared/vendor/deltachat/turn`.
+    public var turn: String?
+    /// The URL for `/shared/vendor/deltachat/irohrelay`.
+    public var irohRelay: String?
+
+    public init(turn: String? = nil, irohRelay: String? = nil) {
+        self.turn = turn
+        self.irohRelay = irohRelay
+    }
+}
+
+public struct SupervisorStatus: Sendable, Equatable, Codable {
+    public var sidecars: [SidecarStatus]
+
+    public init(sidecars: [SidecarStatus]) { self.sidecars = sidecars }
+}
+
+public struct SidecarStatus: Sendable, Equatable, Codable {
+    public var name: String
+    /// disabled, stopped, not installed, starting, ready, stopping, backoff or config error.
+    public var state: String
+    public var enabled: Bool
+    public var pid: Int32?
+    /// Seconds since the current process was spawned.
+    public var uptime: Double?
+    public var restarts: Int
+    /// How the previous process ended, e.g. "exit 1" or "signal 9 (KILL)".
+    public var lastExit: String?
+    public var listen: [String]
+    public var crashLooping: Bool
+    /// A human note: the next start time in backoff, a readiness timeout, a spawn error.
+    public var message: String?
+
+    public init(
+        name: String, state: String, enabled: Bool, pid: Int32? = nil, uptime: Double? = nil, restarts: Int = 0,
+        lastExit: String? = nil, listen: [String] = [], crashLooping: Bool = false, message: String? = nil
+    ) {
+        self.name = name
+        self.state = state
+        self.enabled = enabled
+        self.pid = pid
+        self.uptime = uptime
+        self.restarts = restarts
+        self.lastExit = lastExit
+        self.listen = listen
+        self.crashLooping = crashLooping
+        self.message = message
+    }
+}

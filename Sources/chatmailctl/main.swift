@@ -1,0 +1,177 @@
+import ArgumentParser
+import ChatmailConfig
+import ChatmailControl
+import Foundation
+
+@main
+struct Chatmailctl: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "chatmailctl",
+        abstract: "Operate a running chatmail supervisor.",
+        subcommands: [
+            Status.self, Start.self, Stop.self, Restart.self, Enable.self, Disable.self, Reload.self, Turn.self,
+            CheckConfig.self,
+        ])
+}
+
+/// How to reach the supervisor: its control socket, named directly or through the configuration.
+struct Connection: ParsableArguments {
+    @Option(name: .long, help: "The supervisor's configuration file, which names the control socket.")
+    var config = "/etc/chatmail/supervisor.conf"
+
+    @Option(name: .long, help: "The control socket (overrides --config).")
+    var socket: String?
+
+    /// Sends one command and returns the answer; prints the failure and exits non-zero otherwise.
+    func send(_ command: ControlCommand, timeout: Duration = .seconds(10)) async throws -> ControlResponse {
+        let path: String
+        if let socket {
+            path = socket
+        } else {
+            do {
+                path = try Configuration.load(path: config).supervisor.controlSocket
+            } catch {
+                fail("cannot find the control socket: \(error)\n(use --config FILE or --socket PATH)")
+            }
+        }
+        let client: ControlClient
+        do {
+            client = try await ControlClient.connect(path: path)
+        } catch {
+            fail("the supervisor is not running (cannot connect to \(path): \(error))", code: 69)
+        }
+        defer { Task { await client.close() } }
+        let response: ControlResponse
+        do {
+            response = try await client.request(command, timeout: .nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000))
+        } catch {
+            fail("\(error)")
+        }
+        guard response.ok else { fail(response.error ?? "refused") }
+        return response
+    }
+
+    func run(_ command: ControlCommand, timeout: Duration = .seconds(10)) async throws {
+        let response = try await send(command, timeout: timeout)
+        if let message = response.message { print(message) }
+    }
+}
+
+func fail(_ message: String, code: Int32 = 1) -> Never {
+    FileHandle.standardError.write(Data("chatmailctl: \(message)\n".utf8))
+    exit(code)
+}
+
+/// How long `--wait` may take: a stop timeout plus a readiness timeout, with room to spare.
+let waitTimeout: Duration = .seconds(180)
+
+struct Status: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Show every child: state, pid, uptime, restarts, last exit.")
+    @OptionGroup var connection: Connection
+    @Flag(name: .long, help: "Print JSON: {\"sidecars\": [{\"name\": ..., \"state\": ..., ...}]}.") var json = false
+
+    func run() async throws {
+        guard let status = try await connection.send(.status).status else { fail("no status in the answer") }
+        if json {
+            let encoder = JSONEncoder()
+            encoder.keyEncodingStrategy = .convertToSnakeCase
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+            print(String(decoding: try encoder.encode(status), as: UTF8.self))
+            return
+        }
+        let rows = [["NAME", "STATE", "PID", "UPTIME", "RESTARTS", "LAST EXIT", "LISTEN"]]
+            + status.sidecars.map { s in
+                [
+                    s.name, s.state + (s.crashLooping ? " (crash loop)" : ""), s.pid.map(String.init) ?? "-",
+                    s.uptime.map(formatUptime) ?? "-", String(s.restarts), s.lastExit ?? "-",
+                    s.listen.joined(separator: " "),
+                ]
+            }
+        let widths = rows[0].indices.map { column in rows.map { $0[column].count }.max()! }
+        for row in rows {
+            print(zip(row, widths).map { $0.padding(toLength: $1, withPad: " ", startingAt: 0) }.joined(separator: "  "))
+        }
+        for s in status.sidecars { if let message = s.message { print("\(s.name): \(message)") } }
+    }
+
+    private func formatUptime(_ seconds: Double) -> String {
+        let s = Int(seconds)
+        if s < 60 { return "\(s)s" }
+        if s < 3600 { return "\(s / 60)m\(s % 60)s" }
+        if s < 86400 { return "\(s / 3600)h\(s % 3600 / 60)m" }
+        return "\(s / 86400)d\(s % 86400 / 3600)h"
+    }
+}
+
+struct Start: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Start a stopped child.")
+    @OptionGroup var connection: Connection
+    @Argument(help: "turn, iroh, shadowsocks or imap") var name: String
+    @Flag(help: "Return once it is ready.") var wait = false
+    func run() async throws { try await connection.run(.start(name: name, wait: wait), timeout: waitTimeout) }
+}
+
+struct Stop: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Stop a child until it is started again.")
+    @OptionGroup var connection: Connection
+    @Argument(help: "turn, iroh, shadowsocks or imap") var name: String
+    @Flag(help: "Return once it has exited.") var wait = false
+    func run() async throws { try await connection.run(.stop(name: name, wait: wait), timeout: waitTimeout) }
+}
+
+struct Restart: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Restart a child.")
+    @OptionGroup var connection: Connection
+    @Argument(help: "turn, iroh, shadowsocks or imap") var name: String
+    @Flag(help: "Return once the new process is ready.") var wait = false
+    func run() async throws { try await connection.run(.restart(name: name, wait: wait), timeout: waitTimeout) }
+}
+
+struct Enable: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Enable a sidecar (saved) and start it.")
+    @OptionGroup var connection: Connection
+    @Argument(help: "turn, iroh or shadowsocks") var name: String
+    func run() async throws { try await connection.run(.enable(name: name)) }
+}
+
+struct Disable: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Disable a sidecar (saved) and stop it.")
+    @OptionGroup var connection: Connection
+    @Argument(help: "turn, iroh or shadowsocks") var name: String
+    func run() async throws { try await connection.run(.disable(name: name)) }
+}
+
+struct Reload: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Re-read the configuration; restart only the children whose settings changed.")
+    @OptionGroup var connection: Connection
+    func run() async throws { try await connection.run(.reload) }
+}
+
+struct Turn: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "TURN operations.", subcommands: [RotateSecret.self])
+
+    struct RotateSecret: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "rotate-secret",
+            abstract: "Make a new TURN secret; the previous one stays accepted until its credentials expire.")
+        @OptionGroup var connection: Connection
+        func run() async throws { try await connection.run(.rotateTURNSecret) }
+    }
+}
+
+struct CheckConfig: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "check-config", abstract: "Check a configuration file without touching the supervisor.")
+    @Argument(help: "The file to check.") var file: String
+
+    func run() async throws {
+        do {
+            let configuration = try Configuration.load(path: file)
+            let enabled = configuration.children.filter(\.settings.enabled).map(\.name)
+            print("\(configuration.path): OK (enabled in the file: \(enabled.joined(separator: ", ")))")
+        } catch {
+            fail("\n\(error)")
+        }
+    }
+}
