@@ -20,6 +20,23 @@ extension Configuration {
         return try parse(text, path: absolute)
     }
 
+    /// The control socket the file at `path` names. Errors outside `[supervisor]` do not matter
+    /// here, so that `chatmailctl reload` can reach the supervisor and report them.
+    public static func controlSocket(path: String) throws(ConfigurationErrors) -> String {
+        do {
+            return try load(path: path).supervisor.controlSocket
+        } catch {
+            let absolute = URL(fileURLWithPath: path).standardizedFileURL.path
+            guard let data = FileManager.default.contents(atPath: absolute), let text = String(data: data, encoding: .utf8),
+                let root = try? TOMLTable(string: text)
+            else { throw error }
+            let reader = ConfigurationReader(root: root, locator: KeyLocator(text: text), file: absolute)
+            let supervisor = reader.readSupervisor()
+            guard reader.errors.isEmpty else { throw error }
+            return supervisor.controlSocket
+        }
+    }
+
     /// Validates `text` as if it were the file at `path` (which anchors relative paths).
     public static func parse(_ text: String, path: String) throws(ConfigurationErrors) -> Configuration {
         let root: TOMLTable
@@ -109,7 +126,7 @@ final class ConfigurationReader {
         path.hasPrefix("/") ? path : URL(fileURLWithPath: directory).appendingPathComponent(path).standardizedFileURL.path
     }
 
-    private func readSupervisor() -> SupervisorSection {
+    func readSupervisor() -> SupervisorSection {
         let s = section("supervisor")
         let stateDir = absolute(s.string("state_dir", default: "/var/lib/chatmail"))
         let runtimeDir = absolute(s.string("runtime_dir", default: "/run/chatmail"))

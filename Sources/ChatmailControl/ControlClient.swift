@@ -13,9 +13,9 @@ public final class ControlClient: Sendable {
     private let handler: NIOLoopBound<Handler>
     public let events: AsyncStream<ControlEvent>
 
-    private init(channel: any Channel, handler: Handler, events: AsyncStream<ControlEvent>) {
+    private init(channel: any Channel, handler: NIOLoopBound<Handler>, events: AsyncStream<ControlEvent>) {
         self.channel = channel
-        self.handler = NIOLoopBound(handler, eventLoop: channel.eventLoop)
+        self.handler = handler
         self.events = events
     }
 
@@ -44,7 +44,9 @@ public final class ControlClient: Sendable {
             }
         }
         let channel = try await open(bootstrap)
-        let handler = try await channel.pipeline.handler(type: Handler.self).get()
+        let handler = try await channel.eventLoop.submit {
+            NIOLoopBound(try channel.pipeline.syncOperations.handler(type: Handler.self), eventLoop: channel.eventLoop)
+        }.get()
         return ControlClient(channel: channel, handler: handler, events: events)
     }
 

@@ -133,4 +133,23 @@ public struct SidecarStatus: Sendable, Equatable, Codable {
         self.crashLooping = crashLooping
         self.message = message
     }
+
+    private enum CodingKeys: String, CodingKey {
+        case name, state, enabled, pid, uptime, restarts, lastExit, listen, crashLooping, message
+    }
+
+    /// Absent values are written as `null`, so every sidecar has every key.
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(name, forKey: .name)
+        try container.encode(state, forKey: .state)
+        try container.encode(enabled, forKey: .enabled)
+        try container.encode(pid, forKey: .pid)
+        try container.encode(uptime, forKey: .uptime)
+        try container.encode(restarts, forKey: .restarts)
+        try container.encode(lastExit, forKey: .lastExit)
+        try container.encode(listen, forKey: .listen)
+        try container.encode(crashLooping, forKey: .crashLooping)
+        try container.encode(message, forKey: .message)
+    }
 }

@@ -17,7 +17,8 @@ public actor Supervisor {
 
     /// Who sent a control request.
     enum Peer: Sendable {
-        case child(name: String, pid: Int32)
+        /// A child, on the channel it inherited.
+        case child(name: String, pid: Int32, channel: any Channel)
         case admin
     }
 
@@ -178,7 +179,7 @@ public actor Supervisor {
 
     private func perform(_ action: Machine.Action, on name: String) {
         switch action {
-        case .none: return
+        case .none: break
         case .spawn: spawn(name)
         case .terminate(let pid):
             logger.info("stopping \(name)", metadata: ["pid": "\(pid)"])
@@ -250,7 +251,8 @@ public actor Supervisor {
     private func attachControl(name: String, pid: Int32, descriptor: Int32) async {
         let bootstrap = ClientBootstrap(group: group).channelInitializer { channel in
             channel.eventLoop.makeCompletedFuture {
-                try ControlConnectionHandler.install(on: channel, peer: .child(name: name, pid: pid), supervisor: self)
+                try ControlConnectionHandler.install(
+                    on: channel, peer: .child(name: name, pid: pid, channel: channel), supervisor: self)
             }
         }
         do {
@@ -373,13 +375,13 @@ public actor Supervisor {
 
     private func answer(_ command: ControlCommand, from peer: Peer) async -> ControlResponse {
         switch (command, peer) {
-        case (.hello(let name, _), .child(let childName, let pid)):
+        case (.hello(let name, _), .child(let childName, let pid, let channel)):
             guard name == childName else { return .failure(0, "this channel belongs to \(childName), not \(name)") }
-            if name == "turn", let channel = children[name]?.control, children[name]?.machine.pid == pid {
+            if name == "turn", children[name]?.machine.pid == pid {
                 push(.turnSecrets(turnSecrets), to: channel)
             }
             return ControlResponse(id: 0)
-        case (.ready, .child(let name, let pid)):
+        case (.ready, .child(let name, let pid, _)):
             if children[name]!.machine.becameReady(pid: pid, now: clock.now) {
                 logger.info("\(name) is ready", metadata: ["pid": "\(pid)"])
                 settleWaiters()
@@ -422,7 +424,7 @@ public actor Supervisor {
             logger.info("TURN secret rotated")
             if let channel = children["turn"]?.control { push(.turnSecrets(turnSecrets), to: channel) }
             return ControlResponse(id: 0, message: "TURN secret rotated; credentials already issued stay valid until they expire")
-        case (_, .child(let name, _)):
+        case (_, .child(let name, _, _)):
             return .failure(0, "\(command) is not allowed on \(name)'s channel")
         case (.hello, .admin), (.ready, .admin):
             return .failure(0, "only children say hello and ready")

@@ -29,7 +29,7 @@ struct Connection: ParsableArguments {
             path = socket
         } else {
             do {
-                path = try Configuration.load(path: config).supervisor.controlSocket
+                path = try Configuration.controlSocket(path: config)
             } catch {
                 fail("cannot find the control socket: \(error)\n(use --config FILE or --socket PATH)")
             }
