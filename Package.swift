@@ -69,7 +69,13 @@ let package = Package(
 
         .testTarget(name: "ChatmailSupervisorCoreTests", dependencies: ["ChatmailSupervisorCore"]),
         .testTarget(name: "ChatmailConfigTests", dependencies: ["ChatmailConfig"]),
-        .testTarget(name: "ChatmailControlTests", dependencies: ["ChatmailControl", "ChatmailCrypto"]),
+        .testTarget(
+            name: "ChatmailControlTests",
+            dependencies: [
+                "ChatmailControl", "ChatmailCrypto",
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOTestUtils", package: "swift-nio"),
+            ]),
         .testTarget(
             name: "ChatmailSupervisorTests",
             dependencies: ["ChatmailSupervisor", "ChatmailControl", "ChatmailSystemd", "ChatmailConfig"]),

@@ -21,7 +21,7 @@ func readyMachine(pid: Int32 = 100, at t: Double = 0) -> Machine {
     var machine = Machine(enabled: true, policy: testPolicy)
     #expect(machine.boot(now: .at(t)) == .spawn)
     machine.spawned(pid: pid, now: .at(t))
-    #expect(machine.becameReady(pid: pid, now: .at(t)))
+    #expect(machine.becameReady(pid: pid, now: .at(t)) == true)
     return machine
 }
 
@@ -103,7 +103,7 @@ func readyMachine(pid: Int32 = 100, at t: Double = 0) -> Machine {
         #expect(machine.reload(changed: false, now: .at(1001)) == .spawn)
     }
 
-    @Test func exitCode78DuringStartIsAlsoFinal() {
+    @Test func exitCode78DuringStartIsAlsoFinal() throws {
         var machine = Machine(enabled: true, policy: testPolicy)
         _ = machine.boot(now: .at(0))
         machine.spawned(pid: 7, now: .at(0))
@@ -118,12 +118,12 @@ func readyMachine(pid: Int32 = 100, at t: Double = 0) -> Machine {
         machine.spawned(pid: 9, now: .at(0))
         #expect(machine.tick(now: .at(9.9)) == .none)
         #expect(machine.tick(now: .at(10)) == .terminate(pid: 9))
-        #expect(machine.note == "not ready within 10.0 s")
+        #expect(machine.note == "not ready within 10 s")
         #expect(machine.tick(now: .at(15)) == .kill(pid: 9), "SIGKILL after the stop timeout")
         #expect(machine.tick(now: .at(16)) == .none, "killed once")
         #expect(machine.exited(pid: 9, status: .signaled(9), now: .at(16), randomUnit: 0) == .none)
         #expect(machine.phase == .backoff(until: .at(17)))
-        #expect(machine.note?.hasPrefix("not ready within 10.0 s; next start in") == true)
+        #expect(machine.note?.hasPrefix("not ready within 10 s; next start in") == true)
     }
 
     @Test func operatorStopHoldsItDownUntilStarted() throws {
@@ -141,7 +141,7 @@ func readyMachine(pid: Int32 = 100, at t: Double = 0) -> Machine {
         #expect(try machine.restart(now: .at(1)) == .terminate(pid: 100))
         #expect(machine.exited(pid: 100, status: .signaled(15), now: .at(1.2), randomUnit: 0) == .spawn)
         machine.spawned(pid: 101, now: .at(1.2))
-        #expect(machine.becameReady(pid: 101, now: .at(1.3)))
+        #expect(machine.becameReady(pid: 101, now: .at(1.3)) == true)
         #expect(!machine.crashLooping(now: .at(1.3)))
         #expect(machine.restarts == 1)
     }
@@ -181,7 +181,7 @@ func readyMachine(pid: Int32 = 100, at t: Double = 0) -> Machine {
 
     @Test func staleEventsFromAnOldProcessAreIgnored() {
         var machine = readyMachine(pid: 5)
-        #expect(!machine.becameReady(pid: 4, now: .at(1)))
+        #expect(machine.becameReady(pid: 4, now: .at(1)) == false)
         #expect(machine.exited(pid: 4, status: .exited(1), now: .at(1), randomUnit: 0) == .none)
         #expect(machine.isReady)
     }

@@ -1,0 +1,161 @@
+import ChatmailConfig
+import Foundation
+import Testing
+
+@Suite struct ConfigurationTests {
+    let path = "/etc/chatmail/supervisor.conf"
+
+    func errors(_ text: String) -> [String] {
+        do {
+            _ = try Configuration.parse(text, path: path)
+            return []
+        } catch {
+            return error.errors.map(\.description)
+        }
+    }
+
+    @Test func emptyFileGivesProductionDefaults() throws {
+        let configuration = try Configuration.parse("[turn]\nhost = \"chat.example.org\"\n[iroh]\nurl = \"https://chat.example.org\"", path: path)
+        #expect(configuration.supervisor.stateDir == "/var/lib/chatmail")
+        #expect(configuration.supervisor.controlSocket == "/run/chatmail/control.sock")
+        #expect(configuration.imap.listen == ListenAddress(host: "0.0.0.0", port: 143))
+        #expect(configuration.imap.tlsListen.port == 993)
+        #expect(configuration.turn.listen.port == 3478 && configuration.turn.tlsListen.port == 5349)
+        #expect(configuration.turn.port == 3478)
+        #expect(configuration.turn.credentialTTL == 5 * 86400)
+        #expect(configuration.turn.relayPorts == 49152...65535)
+        #expect(configuration.iroh.listen.port == 3340)
+        #expect(configuration.shadowsocks.listen.port == 8388)
+        #expect(configuration.children.map(\.name) == ["turn", "iroh", "shadowsocks", "imap"])
+        #expect(configuration.children.allSatisfy { $0.settings.enabled && $0.settings.command == nil })
+        #expect(configuration.imap.child.stopTimeout == 20 && configuration.turn.child.stopTimeout == 5)
+    }
+
+    @Test func theRepositoryDevelopmentConfigIsValidAndLoopbackOnly() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+        let configuration = try Configuration.load(path: root.appendingPathComponent("supervisor.conf").path)
+        #expect(configuration.supervisor.stateDir == root.appendingPathComponent(".run/state").path)
+        for (_, settings) in configuration.children {
+            #expect(settings.listen.allSatisfy { $0.host == "127.0.0.1" })
+        }
+        #expect(configuration.imap.listen.port == 1143 && configuration.imap.tlsListen.port == 1993)
+        #expect(configuration.turn.listen.port == 3478 && configuration.iroh.listen.port == 3340)
+        #expect(configuration.shadowsocks.listen.port == 8388)
+    }
+
+    @Test func relativePathsAreAnchoredAtTheFile() throws {
+        let configuration = try Configuration.parse(
+            """
+            [supervisor]
+            state_dir = "./.run/state"
+            [imap]
+            command = ["bin/imap", "--verbose"]
+            [turn]
+            host = "1.2.3.4"
+            [iroh]
+            url = "http://x"
+            """, path: "/srv/chatmail/supervisor.conf")
+        #expect(configuration.supervisor.stateDir == "/srv/chatmail/.run/state")
+        #expect(configuration.imap.child.command == ["/srv/chatmail/bin/imap", "--verbose"])
+    }
+
+    @Test func unknownKeysAndSectionsAreErrorsWithTheirLines() {
+        let found = errors(
+            """
+            [supervisor]
+            log_level = "info"
+
+            [turn]
+            host = "turn.example.org"
+            credential_ttl = "long"
+            secert = "x"
+
+            [irohh]
+            enabled = true
+            """)
+        #expect(
+            Set(found) == [
+                "\(path):6: [turn] credential_ttl: expected an integer from 60 to 31536000",
+                "\(path):7: [turn] secert: unknown key",
+                "\(path):9: [irohh]: unknown section (known: supervisor, imap, turn, iroh, shadowsocks, tls)",
+                "\(path): [iroh] url: required when listen is a wildcard address: the relay URL clients use",
+            ])
+    }
+
+    @Test(arguments: [
+        ("[imap]\nlisten = \"localhost\"", "[imap] listen: expected \"host:port\""),
+        ("[imap]\nlisten = \"[::1]:0\"", "[imap] listen: expected \"host:port\""),
+        ("[imap]\nenabled = \"yes\"", "[imap] enabled: expected true or false, found string"),
+        ("[imap]\ncommand = []", "[imap] command: must not be empty"),
+        ("[imap]\ncommand = 5", "[imap] command: expected a program path or a list of strings"),
+        ("[turn]\nhost = \"2001:db8::1\"", "[turn] host: must be a DNS name or an IPv4 address"),
+        ("[turn]\nrelay_ports = \"60000-50000\"", "[turn] relay_ports: must be \"LOW-HIGH\""),
+        ("[supervisor]\nlog_level = \"loud\"", "[supervisor] log_level: expected one of trace, debug"),
+        ("[supervisor]\nready_timeout = -1", "[supervisor] ready_timeout: expected a positive number"),
+        ("[supervisor]\nrestart_delay_min = 10\nrestart_delay_max = 5", "restart_delay_max: must not be below"),
+        ("[tls]\ncertificate = \"a.pem\"", "[tls] key: certificate and key go together"),
+        ("[iroh]\nurl = \"ftp://x\"", "[iroh] url: must be an http:// or https:// URL"),
+        ("supervisor = 3", "[supervisor]: must be a table"),
+    ])
+    func badValuesAreNamed(text: String, expected: String) {
+        // The discovery settings an enabled TURN and iroh need, unless the case is about them.
+        var full = text
+        if !text.contains("[turn]") { full += "\n[turn]\nhost = \"t.example\"" }
+        if !text.contains("[iroh]") { full += "\n[iroh]\nurl = \"http://r.example\"" }
+        let found = errors(full)
+        #expect(found.contains { $0.contains(expected) }, "\(found)")
+    }
+
+    @Test func syntaxErrorsCarryTheirLine() {
+        #expect(errors("[turn]\nhost = \"x\"\nport = = 3\n").first?.hasPrefix("\(path):3: TOML syntax:") == true)
+    }
+
+    @Test func turnHostDefaultsToAConcreteListenAddress() throws {
+        let configuration = try Configuration.parse("[turn]\nlisten = \"192.0.2.7:3478\"\n[iroh]\nlisten = \"192.0.2.7:3340\"", path: path)
+        #expect(configuration.turn.host == "192.0.2.7")
+        #expect(configuration.iroh.url == "http://192.0.2.7:3340")
+    }
+
+    @Test func disabledSidecarsNeedNoDiscoverySettings() throws {
+        let configuration = try Configuration.parse("[turn]\nenabled = false\n[iroh]\nenabled = false", path: path)
+        #expect(!configuration.turn.child.enabled && !configuration.iroh.child.enabled)
+    }
+
+    @Test func childSettingsDifference() throws {
+        let base = "[turn]\nhost = \"t\"\n[iroh]\nurl = \"http://r\"\n"
+        let a = try Configuration.parse(base, path: path)
+        let b = try Configuration.parse(base + "[imap]\nstop_timeout = 3\n", path: path)
+        #expect(b.childSettingsDiffer(from: a, child: "imap"))
+        #expect(!b.childSettingsDiffer(from: a, child: "turn"))
+        let c = try Configuration.parse(
+            base.replacingOccurrences(of: "host = \"t\"", with: "host = \"u\"\nrealm = \"t\"\nenabled = false"), path: path)
+        #expect(!c.childSettingsDiffer(from: a, child: "turn"), "host is discovery only; enabled is applied apart")
+        let d = try Configuration.parse(base + "[shadowsocks]\nlisten = \"127.0.0.1:9\"\n", path: path)
+        #expect(d.childSettingsDiffer(from: a, child: "shadowsocks"))
+    }
+
+    @Test func controlSocketIsFoundDespiteErrorsElsewhere() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("cfg-\(UUID())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let file = directory.appendingPathComponent("s.conf").path
+        try "[supervisor]\nruntime_dir = \"run\"\n[turn]\nbogus = 1\n".write(toFile: file, atomically: true, encoding: .utf8)
+        #expect(throws: ConfigurationErrors.self) { try Configuration.load(path: file) }
+        #expect(try Configuration.controlSocket(path: file) == directory.path + "/run/control.sock")
+    }
+
+    @Test(arguments: [
+        ("127.0.0.1:3478", "127.0.0.1", 3478), ("[::1]:993", "::1", 993), ("chat.example.org:443", "chat.example.org", 443),
+    ])
+    func listenAddressesParse(text: String, host: String, port: UInt16) throws {
+        let address = try #require(ListenAddress(parsing: text))
+        #expect(address.host == host && address.port == port)
+        #expect(address.description == text)
+    }
+
+    @Test(arguments: ["", ":1", "::1:993", "host:", "host:70000", "[::1]993", "a b:1", "[1.2.3.4]:5"])
+    func badListenAddressesAreRejected(text: String) {
+        #expect(ListenAddress(parsing: text) == nil)
+    }
+}

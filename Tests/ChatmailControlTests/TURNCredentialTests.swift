@@ -1,0 +1,34 @@
+import Foundation
+import ChatmailControl
+import ChatmailCrypto
+import Testing
+
+/// Vectors from ../shared/notes/madmail-and-peers.md §1.2.
+@Suite struct TURNCredentialTests {
+    @Test func madmailVector() {
+        let credential = TURNCredential(secret: "test-secret", now: 1_758_564_468, ttl: 86400)
+        #expect(credential.username == "1758650868")
+        #expect(credential.password == "nkfvRIGUcx0N/jq/StNLPajpLZE=")
+        #expect(credential.discoveryValue(host: "example.com", port: 3478)
+            == "example.com:3478:1758650868:nkfvRIGUcx0N/jq/StNLPajpLZE=")
+    }
+
+    @Test func webrtcRsVector() {
+        #expect(TURNCredential(secret: "foobar", username: "1599491771").password == "Tpz/nKkyvX/vMSLKvL4sbtBt8Vs=")
+    }
+
+    /// RFC 2202 test cases 1 and 2 for HMAC-SHA1.
+    @Test func hmacSHA1RFC2202() {
+        let one = Crypto.hmacSHA1(key: [UInt8](repeating: 0x0b, count: 20), message: Array("Hi There".utf8))
+        #expect(one.map { String(format: "%02x", $0) }.joined() == "b617318655057264e28bc0b6fb378c8ef146be00")
+        let two = Crypto.hmacSHA1(key: Array("Jefe".utf8), message: Array("what do ya want for nothing?".utf8))
+        #expect(two.map { String(format: "%02x", $0) }.joined() == "effcdf6ae5eb2fa2d27416d5f184df9c259a7c79")
+    }
+
+    @Test func randomBytesDiffer() {
+        #expect(Crypto.randomBytes(32).count == 32)
+        #expect(Crypto.randomBytes(32) != Crypto.randomBytes(32))
+        #expect(Crypto.base64URL([0xfb, 0xff, 0xfe]) == "-__-")
+    }
+}
+
