@@ -101,9 +101,12 @@ public actor Supervisor {
             perform(children[name]!.machine.boot(now: now), on: name)
         }
         publishStatus()
+        // A heartbeat for the watchdog and waiter deadlines; child timers also wake `tick` on
+        // their own (see `perform`), so a restart does not wait for the heartbeat.
+        let heartbeat = min(.milliseconds(500), (watchdogInterval ?? .seconds(1)) / 4)
         while !finished {
             tick()
-            try? await Task.sleep(for: .milliseconds(50))
+            try? await Task.sleep(for: heartbeat)
         }
     }
 
@@ -121,6 +124,15 @@ public actor Supervisor {
             lastWatchdog = now
         }
         publishStatus()
+    }
+
+    /// Makes sure `tick` runs when `deadline` comes, however long the heartbeat sleeps.
+    private func wake(at deadline: ContinuousClock.Instant?) {
+        guard let deadline, deadline > clock.now else { return }
+        Task {
+            try? await Task.sleep(until: deadline, clock: clock)
+            tick()
+        }
     }
 
     /// Stops every child in reverse start order (IMAP first), each waited for, then ends `run()`.
@@ -188,6 +200,7 @@ public actor Supervisor {
             logger.warning("\(name) did not stop in time, killing it", metadata: ["pid": "\(pid)"])
             ChildProcess.signal(group: pid, SIGKILL)
         }
+        if action != .none { wake(at: children[name]!.machine.nextDeadline) }
         settleWaiters()
     }
 
@@ -224,6 +237,7 @@ public actor Supervisor {
             }
             children[name]!.machine.spawnFailed(
                 notFound: error.notFound, reason: error.description, now: now, randomUnit: .random(in: 0..<1))
+            wake(at: children[name]!.machine.nextDeadline)
             return
         }
         close(pair[1])
@@ -288,6 +302,7 @@ public actor Supervisor {
                 metadata: ["pid": "\(pid)", "status": "\(status)", "next": "\(child.machine.note ?? "")"])
         }
         perform(action, on: name)
+        wake(at: children[name]!.machine.nextDeadline)
         publishStatus()
     }
 

@@ -67,6 +67,17 @@ public struct SidecarStateMachine<Instant: InstantProtocol & Sendable>: Sendable
         return false
     }
 
+    /// When `tick` next has something to do for this child: a backoff ends, the readiness
+    /// deadline passes, or SIGKILL is due.
+    public var nextDeadline: Instant? {
+        switch phase {
+        case .backoff(let until): until
+        case .starting(_, let since): since.advanced(by: policy.readyTimeout)
+        case .stopping(_, _, let killAt, false, _): killAt
+        default: nil
+        }
+    }
+
     /// Restarts: every spawn after the first.
     public var restarts: Int { max(spawns - 1, 0) }
 

@@ -179,6 +179,24 @@ func readyMachine(pid: Int32 = 100, at t: Double = 0) -> Machine {
         #expect(machine.reload(changed: false, now: .at(101)) == .spawn)
     }
 
+    @Test func nextDeadlineNamesTheTimerThatIsRunning() throws {
+        var machine = Machine(enabled: true, policy: testPolicy)
+        #expect(machine.nextDeadline == nil)
+        _ = machine.boot(now: .at(0))
+        machine.spawned(pid: 1, now: .at(0))
+        #expect(machine.nextDeadline == .at(10), "the readiness deadline")
+        _ = machine.becameReady(pid: 1, now: .at(1))
+        #expect(machine.nextDeadline == nil)
+        _ = try machine.restart(now: .at(2))
+        #expect(machine.nextDeadline == .at(7), "SIGKILL is due")
+        _ = machine.tick(now: .at(7))
+        #expect(machine.nextDeadline == nil, "killed; nothing more to time")
+        _ = machine.exited(pid: 1, status: .signaled(9), now: .at(8), randomUnit: 0)
+        machine.spawned(pid: 2, now: .at(8))
+        _ = machine.exited(pid: 2, status: .exited(1), now: .at(9), randomUnit: 0)
+        #expect(machine.nextDeadline == .at(10), "the end of the backoff")
+    }
+
     @Test func staleEventsFromAnOldProcessAreIgnored() {
         var machine = readyMachine(pid: 5)
         #expect(machine.becameReady(pid: 4, now: .at(1)) == false)

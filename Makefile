@@ -1,0 +1,71 @@
+# chatmail-swift: `make run` and `make test` work on a fresh Debian 12 with Swift installed.
+
+SWIFT      ?= swift
+CONFIG     ?= supervisor.conf
+PREFIX     ?= /usr/local
+SUDO       := $(if $(filter 0,$(shell id -u)),,sudo)
+BUILD_DEPS := pkg-config libssl-dev libsqlite3-dev libsystemd-dev zlib1g-dev
+TEST_DEPS  := systemd util-linux
+PROGRAMS   := chatmail-supervisor chatmailctl chatmail-imap chatmail-turn chatmail-iroh chatmail-shadowsocks
+BIN         = $(shell $(SWIFT) build --show-bin-path)
+RELEASE_BIN = $(shell $(SWIFT) build -c release --show-bin-path)
+
+.PHONY: all build run test test-swift test-integration bench install deps test-deps clean
+
+all: build
+
+# Installs the Debian packages in $(1) that are not installed yet.
+define apt_install
+	@missing=$$(for p in $(1); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:" $$missing; \
+	  $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+endef
+
+deps:
+	$(call apt_install,$(BUILD_DEPS))
+
+test-deps: deps
+	$(call apt_install,$(TEST_DEPS))
+	@python3 -m pytest --version >/dev/null 2>&1 || python3 -m pip install -q pytest \
+	  || $(SUDO) apt-get install -y -qq python3-pytest >/dev/null
+
+build: deps
+	$(SWIFT) build
+
+# Runs the supervisor in the foreground with the development configuration (loopback, high
+# ports, state in ./.run/). Children that are not built yet show as "not installed".
+run: build
+	$(BIN)/chatmail-supervisor --config $(CONFIG)
+
+test: test-deps
+	$(SWIFT) build --build-tests
+	$(MAKE) --no-print-directory test-swift test-integration
+
+test-swift:
+	$(SWIFT) test --skip-build
+
+test-integration:
+	cd Tests/integration && CHATMAIL_BIN_DIR=$(BIN) python3 -m pytest -q -rs .
+
+bench: test-deps
+	$(SWIFT) build -c release
+	CHATMAIL_BIN_DIR=$(RELEASE_BIN) python3 bench/supervisor_bench.py
+
+install: deps
+	$(SWIFT) build -c release
+	$(SUDO) install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)/etc/chatmail $(DESTDIR)/etc/systemd/system \
+	  $(DESTDIR)/usr/lib/sysusers.d $(DESTDIR)/usr/lib/tmpfiles.d
+	for p in $(PROGRAMS); do [ ! -x $(RELEASE_BIN)/$$p ] || \
+	  $(SUDO) install -m 0755 $(RELEASE_BIN)/$$p $(DESTDIR)$(PREFIX)/bin/; done
+	$(SUDO) install -m 0644 packaging/chatmail.service $(DESTDIR)/etc/systemd/system/chatmail.service
+	$(SUDO) install -m 0644 packaging/chatmail.sysusers $(DESTDIR)/usr/lib/sysusers.d/chatmail.conf
+	$(SUDO) install -m 0644 packaging/chatmail.tmpfiles $(DESTDIR)/usr/lib/tmpfiles.d/chatmail.conf
+	[ -e $(DESTDIR)/etc/chatmail/supervisor.conf ] || \
+	  $(SUDO) install -m 0640 packaging/supervisor.conf $(DESTDIR)/etc/chatmail/supervisor.conf
+	@echo "installed; edit /etc/chatmail/supervisor.conf, then: systemd-sysusers; systemd-tmpfiles --create;" \
+	  "systemctl daemon-reload; systemctl enable --now chatmail"
+
+clean:
+	rm -rf .build .run
