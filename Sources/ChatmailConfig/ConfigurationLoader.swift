@@ -14,7 +14,8 @@ extension Configuration {
         guard let data = FileManager.default.contents(atPath: absolute), let text = String(data: data, encoding: .utf8)
         else {
             throw ConfigurationErrors(errors: [
-                .init(file: path, line: nil, key: nil, message: "cannot read the file (missing, unreadable or not UTF-8)")
+                .init(
+                    file: path, line: nil, key: nil, message: "cannot read the file (missing, unreadable or not UTF-8)")
             ])
         }
         return try parse(text, path: absolute)
@@ -27,7 +28,8 @@ extension Configuration {
             return try load(path: path).supervisor.controlSocket
         } catch {
             let absolute = URL(fileURLWithPath: path).standardizedFileURL.path
-            guard let data = FileManager.default.contents(atPath: absolute), let text = String(data: data, encoding: .utf8),
+            guard let data = FileManager.default.contents(atPath: absolute),
+                let text = String(data: data, encoding: .utf8),
                 let root = try? TOMLTable(string: text)
             else { throw error }
             let reader = ConfigurationReader(root: root, locator: KeyLocator(text: text), file: absolute)
@@ -39,6 +41,11 @@ extension Configuration {
 
     /// Validates `text` as if it were the file at `path` (which anchors relative paths).
     public static func parse(_ text: String, path: String) throws(ConfigurationErrors) -> Configuration {
+        if let line = malformedHeaderLine(text) {
+            throw ConfigurationErrors(errors: [
+                .init(file: path, line: line, key: nil, message: "TOML syntax: malformed table header")
+            ])
+        }
         let root: TOMLTable
         do {
             root = try TOMLTable(string: text)
@@ -47,13 +54,27 @@ extension Configuration {
                 .init(file: path, line: error.source.begin.line, key: nil, message: "TOML syntax: \(error.description)")
             ])
         } catch {
-            throw ConfigurationErrors(errors: [.init(file: path, line: nil, key: nil, message: "TOML syntax: \(error)")])
+            throw ConfigurationErrors(errors: [.init(file: path, line: nil, key: nil, message: "TOML syntax: \(error)")]
+            )
         }
         let reader = ConfigurationReader(root: root, locator: KeyLocator(text: text), file: path)
         let configuration = reader.read()
         if !reader.errors.isEmpty { throw ConfigurationErrors(errors: reader.errors) }
         return configuration
     }
+}
+
+/// The line of a table header whose name does not start with a key character, a quote or `]`.
+/// The TOML library asserts (aborts) on those instead of reporting them, so they are caught first.
+func malformedHeaderLine(_ text: String) -> Int? {
+    for (index, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        let line = raw.drop { $0 == " " || $0 == "\t" }
+        guard line.first == "[" else { continue }
+        let name = line.drop { $0 == "[" }.drop { $0 == " " || $0 == "\t" }
+        guard let first = name.first else { return index + 1 }
+        if !(first.isLetter || first.isNumber || "_-\"']".contains(first)) { return index + 1 }
+    }
+    return nil
 }
 
 /// Finds the line of a section header or key, which the TOML library does not report.
@@ -123,7 +144,8 @@ final class ConfigurationReader {
 
     /// Makes a configured path absolute against the configuration file's directory.
     func absolute(_ path: String) -> String {
-        path.hasPrefix("/") ? path : URL(fileURLWithPath: directory).appendingPathComponent(path).standardizedFileURL.path
+        path.hasPrefix("/")
+            ? path : URL(fileURLWithPath: directory).appendingPathComponent(path).standardizedFileURL.path
     }
 
     func readSupervisor() -> SupervisorSection {
@@ -213,7 +235,9 @@ final class ConfigurationReader {
         let s = section("tls")
         let certificate = s.optionalString("certificate").map(absolute)
         let key = s.optionalString("key").map(absolute)
-        if (certificate == nil) != (key == nil) { s.fail(certificate == nil ? "certificate" : "key", "certificate and key go together") }
+        if (certificate == nil) != (key == nil) {
+            s.fail(certificate == nil ? "certificate" : "key", "certificate and key go together")
+        }
         let result = TLSSection(
             certificate: certificate, key: key, selfSigned: s.bool("self_signed", default: false),
             names: s.stringList("names", default: []))

@@ -62,7 +62,8 @@ struct Section {
         return seconds
     }
 
-    func choice<T: RawRepresentable & CaseIterable>(_ key: String, default fallback: T) -> T where T.RawValue == String {
+    func choice<T: RawRepresentable & CaseIterable>(_ key: String, default fallback: T) -> T
+    where T.RawValue == String {
         guard let text = optionalString(key) else { return fallback }
         guard let choice = T(rawValue: text) else {
             fail(key, "expected one of \(T.allCases.map(\.rawValue).joined(separator: ", "))")

@@ -88,7 +88,8 @@ public final class ControlClient: Sendable {
                 self?.pending.removeValue(forKey: id)?.promise.fail(Failure(description: "no answer within \(timeout)"))
             }
             pending[id] = (promise, timer)
-            channel.writeLine(ControlCodec.encode(ControlRequest(id: id, command: command))).whenFailure { [weak self] error in
+            channel.writeLine(ControlCodec.encode(ControlRequest(id: id, command: command))).whenFailure {
+                [weak self] error in
                 self?.finish(id, .failure(error))
             }
         }

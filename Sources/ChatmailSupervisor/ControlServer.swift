@@ -41,7 +41,9 @@ final class ControlConnectionHandler: ChannelInboundHandler {
         } catch {
             // A malformed request ends the connection, with one line saying why.
             let answer = ControlCodec.encode(ControlResponse.failure(0, "bad request: \(error)"))
-            context.channel.writeLine(answer).whenComplete { [channel = context.channel] _ in channel.close(promise: nil) }
+            context.channel.writeLine(answer).whenComplete { [channel = context.channel] _ in
+                channel.close(promise: nil)
+            }
         }
     }
 

@@ -32,14 +32,16 @@ public final class StateStore: Sendable {
 
     /// A setting; nil when unset.
     public func setting(_ key: String) throws -> String? {
-        try pool.read { db in try String.fetchOne(db, sql: "SELECT value FROM settings WHERE key = ?", arguments: [key]) }
+        try pool.read { db in try String.fetchOne(db, sql: "SELECT value FROM settings WHERE key = ?", arguments: [key])
+        }
     }
 
     public func setSetting(_ key: String, _ value: String?) throws {
         try pool.write { db in
             if let value {
                 try db.execute(
-                    sql: "INSERT INTO settings(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                    sql:
+                        "INSERT INTO settings(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                     arguments: [key, value])
             } else {
                 try db.execute(sql: "DELETE FROM settings WHERE key = ?", arguments: [key])
@@ -77,7 +79,8 @@ public final class StateStore: Sendable {
     public func rotateTURNSecret() throws -> [String] {
         try pool.write { db in
             try Self.insertSecret(db)
-            try db.execute(sql: "DELETE FROM turn_secrets WHERE id NOT IN (SELECT id FROM turn_secrets ORDER BY id DESC LIMIT 2)")
+            try db.execute(
+                sql: "DELETE FROM turn_secrets WHERE id NOT IN (SELECT id FROM turn_secrets ORDER BY id DESC LIMIT 2)")
             return try Self.secrets(db)
         }
     }

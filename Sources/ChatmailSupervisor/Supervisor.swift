@@ -145,7 +145,8 @@ public actor Supervisor {
             let now = clock.now
             perform(children[name]!.machine.stop(now: now), on: name)
             if children[name]!.machine.pid != nil {
-                _ = await wait(for: name, goal: .down, timeout: children[name]!.machine.policy.stopTimeout + .seconds(5))
+                _ = await wait(
+                    for: name, goal: .down, timeout: children[name]!.machine.policy.stopTimeout + .seconds(5))
             }
         }
         finished = true
@@ -184,7 +185,9 @@ public actor Supervisor {
         }
         for child in children.values { child.control.map { push(.reload, to: $0) } }
         logger.info("configuration reloaded", metadata: ["restarted": "\(restarted)"])
-        return ControlResponse(id: 0, message: restarted.isEmpty ? "reloaded" : "reloaded; restarting \(restarted.joined(separator: ", "))")
+        return ControlResponse(
+            id: 0, message: restarted.isEmpty ? "reloaded" : "reloaded; restarting \(restarted.joined(separator: ", "))"
+        )
     }
 
     // MARK: Actions
@@ -209,6 +212,7 @@ public actor Supervisor {
     }
 
     private func spawn(_ name: String) {
+        guard !shuttingDown else { return logger.info("not starting \(name): shutting down") }
         let now = clock.now
         let argv = command(for: name) + ["--config", configuration.path]
         var pair: [Int32] = [-1, -1]
@@ -312,7 +316,9 @@ public actor Supervisor {
         await withCheckedContinuation { continuation in
             nextWaiterID += 1
             waiters.append(
-                Waiter(id: nextWaiterID, name: name, goal: goal, deadline: clock.now + timeout, continuation: continuation))
+                Waiter(
+                    id: nextWaiterID, name: name, goal: goal, deadline: clock.now + timeout, continuation: continuation)
+            )
             settleWaiters()
         }
     }
@@ -368,7 +374,9 @@ public actor Supervisor {
             let machine = children[name]!.machine
             return "\(name) \(machine.stateName)" + (machine.crashLooping(now: now) ? " (crash loop)" : "")
         }.joined(separator: ", ")
-        let allUp = children.values.allSatisfy { !$0.machine.wanted || $0.machine.isReady || $0.machine.isBroken(now: now) }
+        let allUp = children.values.allSatisfy {
+            !$0.machine.wanted || $0.machine.isReady || $0.machine.isBroken(now: now)
+        }
         if !readySent && allUp && !shuttingDown {
             readySent = true
             lastStatusLine = line
@@ -438,7 +446,8 @@ public actor Supervisor {
             }
             logger.info("TURN secret rotated")
             if let channel = children["turn"]?.control { push(.turnSecrets(turnSecrets), to: channel) }
-            return ControlResponse(id: 0, message: "TURN secret rotated; credentials already issued stay valid until they expire")
+            return ControlResponse(
+                id: 0, message: "TURN secret rotated; credentials already issued stay valid until they expire")
         case (_, .child(let name, _, _)):
             return .failure(0, "\(command) is not allowed on \(name)'s channel")
         case (.hello, .admin), (.ready, .admin):

@@ -43,7 +43,8 @@ struct Connection: ParsableArguments {
         defer { Task { await client.close() } }
         let response: ControlResponse
         do {
-            response = try await client.request(command, timeout: .nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000))
+            response = try await client.request(
+                command, timeout: .nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000))
         } catch {
             fail("\(error)")
         }
@@ -66,7 +67,8 @@ func fail(_ message: String, code: Int32 = 1) -> Never {
 let waitTimeout: Duration = .seconds(180)
 
 struct Status: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Show every child: state, pid, uptime, restarts, last exit.")
+    static let configuration = CommandConfiguration(
+        abstract: "Show every child: state, pid, uptime, restarts, last exit.")
     @OptionGroup var connection: Connection
     @Flag(name: .long, help: "Print JSON: {\"sidecars\": [{\"name\": ..., \"state\": ..., ...}]}.") var json = false
 
@@ -79,7 +81,8 @@ struct Status: AsyncParsableCommand {
             print(String(decoding: try encoder.encode(status), as: UTF8.self))
             return
         }
-        let rows = [["NAME", "STATE", "PID", "UPTIME", "RESTARTS", "LAST EXIT", "LISTEN"]]
+        let rows =
+            [["NAME", "STATE", "PID", "UPTIME", "RESTARTS", "LAST EXIT", "LISTEN"]]
             + status.sidecars.map { s in
                 [
                     s.name, s.state + (s.crashLooping ? " (crash loop)" : ""), s.pid.map(String.init) ?? "-",
@@ -89,7 +92,8 @@ struct Status: AsyncParsableCommand {
             }
         let widths = rows[0].indices.map { column in rows.map { $0[column].count }.max()! }
         for row in rows {
-            print(zip(row, widths).map { $0.padding(toLength: $1, withPad: " ", startingAt: 0) }.joined(separator: "  "))
+            print(
+                zip(row, widths).map { $0.padding(toLength: $1, withPad: " ", startingAt: 0) }.joined(separator: "  "))
         }
         for s in status.sidecars { if let message = s.message { print("\(s.name): \(message)") } }
     }

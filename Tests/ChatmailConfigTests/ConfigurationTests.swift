@@ -15,7 +15,8 @@ import Testing
     }
 
     @Test func emptyFileGivesProductionDefaults() throws {
-        let configuration = try Configuration.parse("[turn]\nhost = \"chat.example.org\"\n[iroh]\nurl = \"https://chat.example.org\"", path: path)
+        let configuration = try Configuration.parse(
+            "[turn]\nhost = \"chat.example.org\"\n[iroh]\nurl = \"https://chat.example.org\"", path: path)
         #expect(configuration.supervisor.stateDir == "/var/lib/chatmail")
         #expect(configuration.supervisor.controlSocket == "/run/chatmail/control.sock")
         #expect(configuration.imap.listen == ListenAddress(host: "0.0.0.0", port: 143))
@@ -107,12 +108,20 @@ import Testing
         #expect(found.contains { $0.contains(expected) }, "\(found)")
     }
 
+    /// The TOML library aborts on these instead of reporting an error; we must refuse them first.
+    @Test(arguments: ["[", "[ ", "[#", "[[", "[.", "[=", " [\t#"])
+    func malformedHeadersAreErrorsNotCrashes(header: String) {
+        let found = errors("[turn]\nhost = \"t\"\n\(header)\n[iroh]\nurl = \"http://r\"\n")
+        #expect(found == ["\(path):3: TOML syntax: malformed table header"])
+    }
+
     @Test func syntaxErrorsCarryTheirLine() {
         #expect(errors("[turn]\nhost = \"x\"\nport = = 3\n").first?.hasPrefix("\(path):3: TOML syntax:") == true)
     }
 
     @Test func turnHostDefaultsToAConcreteListenAddress() throws {
-        let configuration = try Configuration.parse("[turn]\nlisten = \"192.0.2.7:3478\"\n[iroh]\nlisten = \"192.0.2.7:3340\"", path: path)
+        let configuration = try Configuration.parse(
+            "[turn]\nlisten = \"192.0.2.7:3478\"\n[iroh]\nlisten = \"192.0.2.7:3340\"", path: path)
         #expect(configuration.turn.host == "192.0.2.7")
         #expect(configuration.iroh.url == "http://192.0.2.7:3340")
     }
@@ -129,7 +138,8 @@ import Testing
         #expect(b.childSettingsDiffer(from: a, child: "imap"))
         #expect(!b.childSettingsDiffer(from: a, child: "turn"))
         let c = try Configuration.parse(
-            base.replacingOccurrences(of: "host = \"t\"", with: "host = \"u\"\nrealm = \"t\"\nenabled = false"), path: path)
+            base.replacingOccurrences(of: "host = \"t\"", with: "host = \"u\"\nrealm = \"t\"\nenabled = false"),
+            path: path)
         #expect(!c.childSettingsDiffer(from: a, child: "turn"), "host is discovery only; enabled is applied apart")
         let d = try Configuration.parse(base + "[shadowsocks]\nlisten = \"127.0.0.1:9\"\n", path: path)
         #expect(d.childSettingsDiffer(from: a, child: "shadowsocks"))
@@ -140,13 +150,15 @@ import Testing
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let file = directory.appendingPathComponent("s.conf").path
-        try "[supervisor]\nruntime_dir = \"run\"\n[turn]\nbogus = 1\n".write(toFile: file, atomically: true, encoding: .utf8)
+        try "[supervisor]\nruntime_dir = \"run\"\n[turn]\nbogus = 1\n".write(
+            toFile: file, atomically: true, encoding: .utf8)
         #expect(throws: ConfigurationErrors.self) { try Configuration.load(path: file) }
         #expect(try Configuration.controlSocket(path: file) == directory.path + "/run/control.sock")
     }
 
     @Test(arguments: [
-        ("127.0.0.1:3478", "127.0.0.1", 3478), ("[::1]:993", "::1", 993), ("chat.example.org:443", "chat.example.org", 443),
+        ("127.0.0.1:3478", "127.0.0.1", 3478), ("[::1]:993", "::1", 993),
+        ("chat.example.org:443", "chat.example.org", 443),
     ])
     func listenAddressesParse(text: String, host: String, port: UInt16) throws {
         let address = try #require(ListenAddress(parsing: text))
@@ -157,5 +169,43 @@ import Testing
     @Test(arguments: ["", ":1", "::1:993", "host:", "host:70000", "[::1]993", "a b:1", "[1.2.3.4]:5"])
     func badListenAddressesAreRejected(text: String) {
         #expect(ListenAddress(parsing: text) == nil)
+    }
+}
+
+/// A seeded, bounded fuzz pass over the configuration parser: every mutation of the development
+/// configuration either parses or is refused with errors that point inside the file.
+@Suite struct ConfigurationFuzzTests {
+    @Test func mutatedConfigurationsParseOrPointInsideTheFile() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+        let text = try String(contentsOfFile: root.appendingPathComponent("supervisor.conf").path, encoding: .utf8)
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        var state: UInt64 = 7
+        func random(_ bound: Int) -> Int {
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return Int((state >> 33) % UInt64(bound))
+        }
+        let fragments = ["=", "\"", "[", "]", "[turn]", "x = 1", "enabled = 3", "listen = \"::\"", "\u{0}", "#", "'''"]
+        var refused = 0
+        for _ in 0..<1500 {
+            var mutated = lines
+            for _ in 0...random(3) {
+                let index = random(mutated.count)
+                switch random(3) {
+                case 0: mutated[index] += fragments[random(fragments.count)]
+                case 1: mutated.remove(at: index)
+                default: mutated.insert(fragments[random(fragments.count)], at: index)
+                }
+            }
+            do {
+                _ = try Configuration.parse(mutated.joined(separator: "\n"), path: "/x.conf")
+            } catch {
+                refused += 1
+                for problem in error.errors {
+                    #expect(problem.line.map { (1...mutated.count + 1).contains($0) } ?? true, "\(problem)")
+                }
+            }
+        }
+        #expect(refused > 100)
     }
 }

@@ -17,8 +17,11 @@ import Testing
     }
 
     @Test func requestWireFormatIsWhatSocatUsersType() throws {
-        #expect(String(decoding: ControlCodec.encode(ControlRequest(id: 1, command: .restart(name: "turn", wait: true))), as: UTF8.self)
-            == #"{"id":1,"name":"turn","type":"restart","wait":true}"#)
+        #expect(
+            String(
+                decoding: ControlCodec.encode(ControlRequest(id: 1, command: .restart(name: "turn", wait: true))),
+                as: UTF8.self)
+                == #"{"id":1,"name":"turn","type":"restart","wait":true}"#)
         let typed = try ControlCodec.decodeRequest(Array(#"{"type": "status", "id": 3}"#.utf8))
         #expect(typed == ControlRequest(id: 3, command: .status))
     }
@@ -26,7 +29,8 @@ import Testing
     @Test(arguments: [
         ("", "not a JSON object"), ("[1]", "not a JSON object"), (#"{"type":"status"}"#, "missing integer \"id\""),
         (#"{"id":1}"#, "missing \"type\""), (#"{"id":1,"type":"fly"}"#, "unknown request type \"fly\""),
-        (#"{"id":1,"type":"restart"}"#, "restart needs a \"name\""), (#"{"id":1,"type":"hello","name":"x"}"#, "hello needs a \"pid\""),
+        (#"{"id":1,"type":"restart"}"#, "restart needs a \"name\""),
+        (#"{"id":1,"type":"hello","name":"x"}"#, "hello needs a \"pid\""),
         (#"{"id":1,"type":"hello","name":"x","pid":99999999999}"#, "hello needs a \"pid\""),
     ])
     func badRequestsSayWhy(line: String, reason: String) {
@@ -39,10 +43,12 @@ import Testing
 
     @Test func responsesAndEventsRoundTrip() throws {
         let status = SupervisorStatus(sidecars: [
-            SidecarStatus(name: "turn", state: "ready", enabled: true, pid: 12, uptime: 3.5, restarts: 2,
-                          lastExit: "signal 9 (KILL)", listen: ["127.0.0.1:3478"], crashLooping: false, message: nil)
+            SidecarStatus(
+                name: "turn", state: "ready", enabled: true, pid: 12, uptime: 3.5, restarts: 2,
+                lastExit: "signal 9 (KILL)", listen: ["127.0.0.1:3478"], crashLooping: false, message: nil)
         ])
-        let response = ControlResponse(id: 9, status: status, discovery: Discovery(turn: "h:1:2:p", irohRelay: "http://r"))
+        let response = ControlResponse(
+            id: 9, status: status, discovery: Discovery(turn: "h:1:2:p", irohRelay: "http://r"))
         #expect(try ControlCodec.decodeInbound(ControlCodec.encode(response)) == .response(response))
         let text = String(decoding: ControlCodec.encode(response), as: UTF8.self)
         #expect(text.contains(#""last_exit":"signal 9 (KILL)""#) && text.contains(#""iroh_relay":"http://r""#))
@@ -50,6 +56,8 @@ import Testing
         for event in [ControlEvent.turnSecrets(["a", "b"]), .reload] {
             #expect(try ControlCodec.decodeInbound(ControlCodec.encode(event)) == .event(event))
         }
-        #expect(throws: ControlCodec.DecodingError.self) { try ControlCodec.decodeInbound(Array(#"{"type":"x"}"#.utf8)) }
+        #expect(throws: ControlCodec.DecodingError.self) {
+            try ControlCodec.decodeInbound(Array(#"{"type":"x"}"#.utf8))
+        }
     }
 }

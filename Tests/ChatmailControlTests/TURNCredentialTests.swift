@@ -1,6 +1,6 @@
-import Foundation
 import ChatmailControl
 import ChatmailCrypto
+import Foundation
 import Testing
 
 /// Vectors from ../shared/notes/madmail-and-peers.md §1.2.
@@ -9,8 +9,9 @@ import Testing
         let credential = TURNCredential(secret: "test-secret", now: 1_758_564_468, ttl: 86400)
         #expect(credential.username == "1758650868")
         #expect(credential.password == "nkfvRIGUcx0N/jq/StNLPajpLZE=")
-        #expect(credential.discoveryValue(host: "example.com", port: 3478)
-            == "example.com:3478:1758650868:nkfvRIGUcx0N/jq/StNLPajpLZE=")
+        #expect(
+            credential.discoveryValue(host: "example.com", port: 3478)
+                == "example.com:3478:1758650868:nkfvRIGUcx0N/jq/StNLPajpLZE=")
     }
 
     @Test func webrtcRsVector() {
@@ -31,4 +32,3 @@ import Testing
         #expect(Crypto.base64URL([0xfb, 0xff, 0xfe]) == "-__-")
     }
 }
-
