@@ -1,0 +1,111 @@
+/* Small C helpers for the TLS handler: macros Swift cannot import, and the ALPN and SNI
+ * callbacks, which are simplest in C. */
+#ifndef CHATMAIL_TLS_SHIM_H
+#define CHATMAIL_TLS_SHIM_H
+
+#include <string.h>
+#include <strings.h>
+#include <openssl/ssl.h>
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
+#include <openssl/pem.h>
+
+static inline long cm_ssl_ctx_set_min_proto(SSL_CTX *ctx, int version) {
+    return SSL_CTX_set_min_proto_version(ctx, version);
+}
+static inline long cm_ssl_ctx_set_max_proto(SSL_CTX *ctx, int version) {
+    return SSL_CTX_set_max_proto_version(ctx, version);
+}
+static inline long cm_ssl_ctx_set_mode(SSL_CTX *ctx, long mode) { return SSL_CTX_set_mode(ctx, mode); }
+/* No compression (CRIME), no renegotiation, the server's cipher order. */
+static inline void cm_ssl_ctx_set_policy_options(SSL_CTX *ctx) {
+    SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+}
+static inline long cm_ssl_set_tlsext_host_name(SSL *ssl, const char *name) {
+    return SSL_set_tlsext_host_name(ssl, name);
+}
+static inline long cm_bio_pending(BIO *bio) { return (long)BIO_ctrl_pending(bio); }
+
+/* ALPN: the server's protocols in wire format (length-prefixed), in order of preference. */
+typedef struct {
+    unsigned char *protocols;
+    unsigned int length;
+} cm_alpn_list;
+
+static int cm_alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen, const unsigned char *in,
+                          unsigned int inlen, void *arg) {
+    (void)ssl;
+    const cm_alpn_list *list = (const cm_alpn_list *)arg;
+    unsigned char *selected = NULL;
+    if (list == NULL || list->length == 0) return SSL_TLSEXT_ERR_NOACK;
+    if (SSL_select_next_proto(&selected, outlen, list->protocols, list->length, in, inlen) != OPENSSL_NPN_NEGOTIATED)
+        return SSL_TLSEXT_ERR_NOACK; /* no common protocol: go on without ALPN */
+    *out = selected;
+    return SSL_TLSEXT_ERR_OK;
+}
+
+static inline void cm_ssl_ctx_set_alpn_list(SSL_CTX *ctx, cm_alpn_list *list) {
+    SSL_CTX_set_alpn_select_cb(ctx, cm_alpn_select, list);
+}
+
+/* SNI: which context serves which name. Names are lower case; "*.example.org" matches one label. */
+typedef struct {
+    int count;
+    const char **names;
+    SSL_CTX **contexts;
+} cm_sni_table;
+
+static int cm_sni_select(SSL *ssl, int *alert, void *arg) {
+    (void)alert;
+    const cm_sni_table *table = (const cm_sni_table *)arg;
+    const char *name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+    if (name == NULL || table == NULL) return SSL_TLSEXT_ERR_OK; /* the default certificate */
+    const char *dot = strchr(name, '.');
+    for (int pass = 0; pass < 2; pass++) {
+        for (int i = 0; i < table->count; i++) {
+            const char *candidate = table->names[i];
+            int match = pass == 0 ? strcasecmp(candidate, name) == 0
+                                  : (candidate[0] == '*' && candidate[1] == '.' && dot != NULL &&
+                                     strcasecmp(candidate + 1, dot) == 0);
+            if (match) {
+                if (SSL_get_SSL_CTX(ssl) != table->contexts[i]) SSL_set_SSL_CTX(ssl, table->contexts[i]);
+                return SSL_TLSEXT_ERR_OK;
+            }
+        }
+    }
+    return SSL_TLSEXT_ERR_OK;
+}
+
+static inline void cm_ssl_ctx_set_sni_table(SSL_CTX *ctx, cm_sni_table *table) {
+    SSL_CTX_set_tlsext_servername_callback(ctx, cm_sni_select);
+    SSL_CTX_set_tlsext_servername_arg(ctx, table);
+}
+
+/* The DNS names of a certificate: its subjectAltName entries, else its common name.
+ * Calls `add(context, name)` for each. */
+static inline void cm_x509_names(X509 *cert, void *context, void (*add)(void *, const char *)) {
+    GENERAL_NAMES *names = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
+    int found = 0;
+    if (names != NULL) {
+        for (int i = 0; i < sk_GENERAL_NAME_num(names); i++) {
+            const GENERAL_NAME *entry = sk_GENERAL_NAME_value(names, i);
+            if (entry->type != GEN_DNS) continue;
+            const unsigned char *data = ASN1_STRING_get0_data(entry->d.dNSName);
+            int length = ASN1_STRING_length(entry->d.dNSName);
+            char buffer[256];
+            if (length <= 0 || length >= (int)sizeof(buffer)) continue;
+            memcpy(buffer, data, (size_t)length);
+            buffer[length] = 0;
+            add(context, buffer);
+            found = 1;
+        }
+        GENERAL_NAMES_free(names);
+    }
+    if (!found) {
+        char buffer[256];
+        if (X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, buffer, sizeof(buffer)) > 0)
+            add(context, buffer);
+    }
+}
+
+#endif
