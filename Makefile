@@ -5,7 +5,7 @@ CONFIG     ?= supervisor.conf
 PREFIX     ?= /usr/local
 SUDO       := $(if $(filter 0,$(shell id -u)),,sudo)
 BUILD_DEPS := pkg-config libssl-dev libsqlite3-dev libsystemd-dev zlib1g-dev
-TEST_DEPS  := systemd util-linux
+TEST_DEPS  := systemd util-linux openssl curl
 PROGRAMS   := chatmail-supervisor chatmailctl chatmail-imap chatmail-turn chatmail-iroh chatmail-shadowsocks
 BIN         = $(shell $(SWIFT) build --show-bin-path)
 RELEASE_BIN = $(shell $(SWIFT) build -c release --show-bin-path)
@@ -43,8 +43,11 @@ test: test-deps
 	$(SWIFT) build --build-tests
 	$(MAKE) --no-print-directory test-swift test-integration
 
+# The allocation tests count mallocs through a preloaded counter; they are skipped without it.
 test-swift:
 	$(SWIFT) test --skip-build
+	cc -O2 -shared -fPIC -o $(BIN)/libmalloccount.so Tests/MallocCounter/malloccount.c
+	LD_PRELOAD=$(BIN)/libmalloccount.so $(SWIFT) test --skip-build --filter AllocationTests
 
 test-integration:
 	cd Tests/integration && CHATMAIL_BIN_DIR=$(BIN) python3 -m pytest -q -rs .
@@ -52,6 +55,7 @@ test-integration:
 bench: test-deps
 	$(SWIFT) build -c release
 	CHATMAIL_BIN_DIR=$(RELEASE_BIN) python3 bench/supervisor_bench.py
+	CHATMAIL_BIN_DIR=$(RELEASE_BIN) python3 bench/tls_bench.py
 
 install: deps
 	$(SWIFT) build -c release

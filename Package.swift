@@ -35,6 +35,10 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
             swiftSettings: strict),
+        .target(
+            name: "ChatmailTLS",
+            dependencies: ["COpenSSL", "ChatmailConfig", .product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: strict),
         .target(name: "ChatmailSystemd", dependencies: ["CSystemd", "CChatmailShims"], swiftSettings: strict),
 
         // The supervisor: a pure core, the runtime around it, and the executable.
@@ -67,8 +71,20 @@ let package = Package(
             ],
             swiftSettings: strict),
 
+        // A TLS server over OpenSSLHandler for the integration tests (not installed).
+        .executableTarget(
+            name: "chatmail-tls-testserver",
+            dependencies: [
+                "ChatmailTLS", .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            path: "Tests/TLSTestServer"),
+        .testTarget(
+            name: "ChatmailTLSTests",
+            dependencies: ["ChatmailTLS", .product(name: "NIOEmbedded", package: "swift-nio")]),
         .testTarget(name: "ChatmailSupervisorCoreTests", dependencies: ["ChatmailSupervisorCore"]),
         .testTarget(name: "ChatmailConfigTests", dependencies: ["ChatmailConfig"]),
+        .testTarget(name: "ChatmailCryptoTests", dependencies: ["ChatmailCrypto"]),
         .testTarget(
             name: "ChatmailControlTests",
             dependencies: [

@@ -9,6 +9,10 @@
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 #include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/bn.h>
+#include <fcntl.h>
+#include <stdio.h>
 
 static inline long cm_ssl_ctx_set_min_proto(SSL_CTX *ctx, int version) {
     return SSL_CTX_set_min_proto_version(ctx, version);
@@ -106,6 +110,52 @@ static inline void cm_x509_names(X509 *cert, void *context, void (*add)(void *, 
         if (X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, buffer, sizeof(buffer)) > 0)
             add(context, buffer);
     }
+}
+
+/* A self-signed P-256 certificate for development: subject CN = `common_name`, subjectAltName
+ * = `san` (e.g. "DNS:localhost,IP:127.0.0.1"), valid `days` days, written as PEM to the two
+ * paths (the key with mode 0600). Returns 1, or 0 with the reason in the error queue. */
+static inline int cm_make_self_signed(const char *common_name, const char *san, int days, const char *cert_path,
+                                      const char *key_path) {
+    int ok = 0;
+    EVP_PKEY *key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+    X509 *cert = X509_new();
+    X509_EXTENSION *extension = NULL;
+    FILE *file = NULL;
+    if (key == NULL || cert == NULL) goto done;
+    X509_set_version(cert, 2);
+    ASN1_INTEGER *serial = X509_get_serialNumber(cert);
+    unsigned char random_serial[16];
+    if (RAND_bytes(random_serial, sizeof(random_serial)) != 1) goto done;
+    random_serial[0] &= 0x7f;
+    BIGNUM *number = BN_bin2bn(random_serial, sizeof(random_serial), NULL);
+    BN_to_ASN1_INTEGER(number, serial);
+    BN_free(number);
+    X509_gmtime_adj(X509_getm_notBefore(cert), -3600);
+    X509_gmtime_adj(X509_getm_notAfter(cert), (long)days * 86400);
+    X509_set_pubkey(cert, key);
+    X509_NAME *name = X509_get_subject_name(cert);
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)common_name, -1, -1, 0);
+    X509_set_issuer_name(cert, name);
+    X509V3_CTX v3;
+    X509V3_set_ctx_nodb(&v3);
+    X509V3_set_ctx(&v3, cert, cert, NULL, NULL, 0);
+    extension = X509V3_EXT_conf_nid(NULL, &v3, NID_subject_alt_name, san);
+    if (extension == NULL || X509_add_ext(cert, extension, -1) != 1) goto done;
+    if (X509_sign(cert, key, EVP_sha256()) == 0) goto done;
+    int fd = open(key_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (fd < 0 || (file = fdopen(fd, "w")) == NULL) goto done;
+    if (PEM_write_PrivateKey(file, key, NULL, NULL, 0, NULL, NULL) != 1) goto done;
+    fclose(file);
+    file = fopen(cert_path, "w");
+    if (file == NULL || PEM_write_X509(file, cert) != 1) goto done;
+    ok = 1;
+done:
+    if (file != NULL) fclose(file);
+    X509_EXTENSION_free(extension);
+    X509_free(cert);
+    EVP_PKEY_free(key);
+    return ok;
 }
 
 #endif

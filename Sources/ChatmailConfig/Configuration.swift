@@ -88,9 +88,10 @@ public struct ShadowsocksSection: Sendable, Equatable {
 }
 
 public struct TLSSection: Sendable, Equatable {
-    /// PEM certificate chain and key; nil when not configured.
-    public var certificate: String?
-    public var key: String?
+    /// PEM certificate chains and their keys, pairwise; the first pair is the default and the
+    /// others are chosen by SNI (by the names in each certificate). Empty when not configured.
+    public var certificates: [String]
+    public var keys: [String]
     /// Generate a self-signed certificate in state_dir when none is configured (development).
     public var selfSigned: Bool
     /// The names the certificate is for.

@@ -233,13 +233,13 @@ final class ConfigurationReader {
 
     private func readTLS() -> TLSSection {
         let s = section("tls")
-        let certificate = s.optionalString("certificate").map(absolute)
-        let key = s.optionalString("key").map(absolute)
-        if (certificate == nil) != (key == nil) {
-            s.fail(certificate == nil ? "certificate" : "key", "certificate and key go together")
+        let certificates = s.stringOrList("certificate").map(absolute)
+        let keys = s.stringOrList("key").map(absolute)
+        if certificates.count != keys.count {
+            s.fail(certificates.count < keys.count ? "certificate" : "key", "certificate and key go together, pairwise")
         }
         let result = TLSSection(
-            certificate: certificate, key: key, selfSigned: s.bool("self_signed", default: false),
+            certificates: certificates, keys: keys, selfSigned: s.bool("self_signed", default: false),
             names: s.stringList("names", default: []))
         s.finish()
         return result

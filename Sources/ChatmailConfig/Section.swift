@@ -91,6 +91,17 @@ struct Section {
         return strings
     }
 
+    /// A string or a list of strings; empty when absent.
+    func stringOrList(_ key: String) -> [String] {
+        guard let value = value(key) else { return [] }
+        if let single = value.string { return [single] }
+        guard let array = value.array, array.allSatisfy({ $0.string != nil }) else {
+            fail(key, "expected a string or a list of strings")
+            return []
+        }
+        return array.compactMap(\.string)
+    }
+
     /// `enabled`, `command` (a program path, or a list of the program and its arguments) and `stop_timeout`.
     func child(stopTimeout: Double, listen: [ListenAddress]) -> ChildSettings {
         let enabled = bool("enabled", default: true)

@@ -113,7 +113,9 @@ public final class OpenSSLHandler: ChannelDuplexHandler {
         var alpnPointer: UnsafePointer<UInt8>?
         var alpnLength: UInt32 = 0
         SSL_get0_alpn_selected(ssl, &alpnPointer, &alpnLength)
-        let alpn = alpnPointer.map { String(decoding: UnsafeBufferPointer(start: $0, count: Int(alpnLength)), as: UTF8.self) }
+        let alpn = alpnPointer.map {
+            String(decoding: UnsafeBufferPointer(start: $0, count: Int(alpnLength)), as: UTF8.self)
+        }
         let name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name).map { String(cString: $0) }
         return TLSHandshakeCompleted(alpn: alpn, serverName: name, version: String(cString: SSL_get_version(ssl)))
     }

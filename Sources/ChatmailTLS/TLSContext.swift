@@ -50,8 +50,7 @@ public final class TLSContext: @unchecked Sendable {
 
     /// A client context. It verifies the server against `trustedCertificates` (a PEM file) or
     /// the system's roots, unless `verify` is false (tests only).
-    public init(client verify: Bool = true, trustedCertificates: String? = nil, alpn: [String] = []) throws(TLSError)
-    {
+    public init(client verify: Bool = true, trustedCertificates: String? = nil, alpn: [String] = []) throws(TLSError) {
         isServer = false
         context = try Self.makeContext(server: false)
         if verify {

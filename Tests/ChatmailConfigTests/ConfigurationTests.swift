@@ -96,6 +96,8 @@ import Testing
         ("[supervisor]\nready_timeout = -1", "[supervisor] ready_timeout: expected a positive number"),
         ("[supervisor]\nrestart_delay_min = 10\nrestart_delay_max = 5", "restart_delay_max: must not be below"),
         ("[tls]\ncertificate = \"a.pem\"", "[tls] key: certificate and key go together"),
+        ("[tls]\ncertificate = [\"a.pem\", \"b.pem\"]\nkey = \"a.key\"", "[tls] key: certificate and key go together"),
+        ("[tls]\ncertificate = 3\nkey = 4", "[tls] certificate: expected a string or a list of strings"),
         ("[iroh]\nurl = \"ftp://x\"", "[iroh] url: must be an http:// or https:// URL"),
         ("supervisor = 3", "[supervisor]: must be a table"),
     ])
@@ -113,6 +115,15 @@ import Testing
     func malformedHeadersAreErrorsNotCrashes(header: String) {
         let found = errors("[turn]\nhost = \"t\"\n\(header)\n[iroh]\nurl = \"http://r\"\n")
         #expect(found == ["\(path):3: TOML syntax: malformed table header"])
+    }
+
+    @Test func tlsTakesOneOrSeveralCertificates() throws {
+        let base = "[turn]\nhost = \"t\"\n[iroh]\nurl = \"http://r\"\n"
+        let one = try Configuration.parse(base + "[tls]\ncertificate = \"c.pem\"\nkey = \"/k.pem\"", path: path)
+        #expect(one.tls.certificates == ["/etc/chatmail/c.pem"] && one.tls.keys == ["/k.pem"])
+        let two = try Configuration.parse(
+            base + "[tls]\ncertificate = [\"/a.pem\", \"/b.pem\"]\nkey = [\"/a.key\", \"/b.key\"]", path: path)
+        #expect(two.tls.certificates == ["/a.pem", "/b.pem"] && two.tls.keys == ["/a.key", "/b.key"])
     }
 
     @Test func syntaxErrorsCarryTheirLine() {
