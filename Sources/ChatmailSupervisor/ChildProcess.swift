@@ -26,8 +26,9 @@ enum ChildProcess {
         return pid
     }
 
-    /// Calls `onExit` once, on `queue`, when the process has exited and been reaped.
-    /// Returns nil (and reports nothing) when no pidfd could be opened.
+    /// Calls `onExit` once, on `queue`, when the process has exited and been reaped. Whatever it
+    /// left in its process group is killed first, while the unreaped leader still pins the group
+    /// id (so the signal cannot reach a newer process). Returns nil when no pidfd could be opened.
     static func watch(pid: Int32, queue: DispatchQueue, onExit: @escaping @Sendable (ExitStatus) -> Void)
         -> (any DispatchSourceRead)?
     {
@@ -37,6 +38,7 @@ enum ChildProcess {
         source.setEventHandler {
             var exited: Int32 = 0
             var status: Int32 = 0
+            kill(-pid, SIGKILL)
             guard cm_reap_pidfd(pidfd, &exited, &status) == 1 else { return }
             source.cancel()  // also releases this handler and its capture of the source
             onExit(exited != 0 ? .exited(status) : .signaled(status))

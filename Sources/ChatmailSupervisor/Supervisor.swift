@@ -214,13 +214,20 @@ public actor Supervisor {
     private func spawn(_ name: String) {
         guard !shuttingDown else { return logger.info("not starting \(name): shutting down") }
         let now = clock.now
+        func failed(notFound: Bool, _ reason: String) {
+            if !notFound {
+                logger.error("\(reason)")
+            } else if children[name]!.machine.phase != .notInstalled {
+                logger.warning("\(reason)")
+            }
+            children[name]!.machine.spawnFailed(
+                notFound: notFound, reason: reason, now: now, randomUnit: .random(in: 0..<1))
+            wake(at: children[name]!.machine.nextDeadline)
+        }
         let argv = command(for: name) + ["--config", configuration.path]
         var pair: [Int32] = [-1, -1]
         guard cm_socketpair(&pair) == 0 else {
-            children[name]!.machine.spawnFailed(
-                notFound: false, reason: "socketpair: \(String(cString: strerror(errno)))", now: now,
-                randomUnit: .random(in: 0..<1))
-            return
+            return failed(notFound: false, "cannot start \(name): socketpair: \(String(cString: strerror(errno)))")
         }
         // The child's end must not already be fd 3 (see cm_spawn).
         if pair[1] == 3 {
@@ -234,21 +241,16 @@ public actor Supervisor {
         } catch {
             close(pair[0])
             close(pair[1])
-            if error.notFound {
-                if children[name]!.machine.phase != .notInstalled { logger.warning("\(error)") }
-            } else {
-                logger.error("\(error)")
-            }
-            children[name]!.machine.spawnFailed(
-                notFound: error.notFound, reason: error.description, now: now, randomUnit: .random(in: 0..<1))
-            wake(at: children[name]!.machine.nextDeadline)
-            return
+            return failed(notFound: error.notFound, error.description)
         }
         close(pair[1])
         children[name]!.machine.spawned(pid: pid, now: now)
         logger.info("started \(name)", metadata: ["pid": "\(pid)", "command": "\(argv.joined(separator: " "))"])
         children[name]!.exitWatch = ChildProcess.watch(pid: pid, queue: exitQueue) { status in
             Task { await self.childExited(name: name, pid: pid, status: status) }
+        }
+        if children[name]!.exitWatch == nil {
+            logger.critical("cannot watch \(name) (pidfd_open: \(String(cString: strerror(errno)))); its exit will go unseen")
         }
         let parentEnd = pair[0]
         Task { await self.attachControl(name: name, pid: pid, descriptor: parentEnd) }
@@ -287,8 +289,6 @@ public actor Supervisor {
     }
 
     private func childExited(name: String, pid: Int32, status: ExitStatus) {
-        // The leader is gone; take down anything it left in its process group.
-        kill(-pid, SIGKILL)
         guard var child = children[name], child.machine.pid == pid else { return }
         child.exitWatch = nil
         if let control = child.control {
