@@ -250,7 +250,8 @@ public actor Supervisor {
             Task { await self.childExited(name: name, pid: pid, status: status) }
         }
         if children[name]!.exitWatch == nil {
-            logger.critical("cannot watch \(name) (pidfd_open: \(String(cString: strerror(errno)))); its exit will go unseen")
+            logger.critical(
+                "cannot watch \(name) (pidfd_open: \(String(cString: strerror(errno)))); its exit will go unseen")
         }
         let parentEnd = pair[0]
         Task { await self.attachControl(name: name, pid: pid, descriptor: parentEnd) }
