@@ -97,6 +97,7 @@ public final class OpenSSLHandler: ChannelDuplexHandler {
             state = .active
             writeCiphertext(context: context, promise: nil)
             context.fireUserInboundEventTriggered(handshakeCompleted())
+            guard state == .active else { return }  // the event's handler may have closed it
             encryptPendingWrites(context: context)
             readPlaintext(context: context)  // application data may have come with the Finished message
             return
