@@ -40,6 +40,7 @@ let package = Package(
             dependencies: ["COpenSSL", "ChatmailConfig", .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: strict),
         .target(name: "ChatmailSystemd", dependencies: ["CSystemd", "CChatmailShims"], swiftSettings: strict),
+        .target(name: "TURNCore", dependencies: ["ChatmailCrypto"], path: "sidecars/turn/TURNCore", swiftSettings: strict),
 
         // The supervisor: a pure core, the runtime around it, and the executable.
         .target(name: "ChatmailSupervisorCore", swiftSettings: strict),
@@ -85,6 +86,7 @@ let package = Package(
         .testTarget(name: "ChatmailSupervisorCoreTests", dependencies: ["ChatmailSupervisorCore"]),
         .testTarget(name: "ChatmailConfigTests", dependencies: ["ChatmailConfig"]),
         .testTarget(name: "ChatmailCryptoTests", dependencies: ["ChatmailCrypto"]),
+        .testTarget(name: "TURNCoreTests", dependencies: ["TURNCore"]),
         .testTarget(
             name: "ChatmailControlTests",
             dependencies: [

@@ -1,0 +1,3 @@
+import Testing
+import TURNCore
+@Test func placeholder() {}
