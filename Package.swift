@@ -97,6 +97,15 @@ let package = Package(
         .testTarget(
             name: "ChatmailSupervisorTests",
             dependencies: ["ChatmailSupervisor", "ChatmailControl", "ChatmailSystemd", "ChatmailConfig"]),
+
+        // shadowsocks sidecar
+        .target(
+            name: "ShadowsocksCore",
+            dependencies: ["ChatmailCrypto", .product(name: "NIOCore", package: "swift-nio")],
+            path: "sidecars/shadowsocks/ShadowsocksCore", swiftSettings: strict),
+        .testTarget(
+            name: "ShadowsocksCoreTests", dependencies: ["ShadowsocksCore", "ChatmailCrypto"],
+            swiftSettings: strict),
     ],
     swiftLanguageModes: [.v6]
 )
