@@ -26,7 +26,8 @@ struct PolicyTests {
     @Test("This server's names and addresses on allowed ports go to the configured upstream")
     func allowed() throws {
         #expect(Self.policy.names == ["chat.example.org"])
-        #expect(try Self.policy.decide(Self.name("chat.example.org", 993)).get() == .init(host: "127.0.0.1", port: 1993))
+        #expect(
+            try Self.policy.decide(Self.name("chat.example.org", 993)).get() == .init(host: "127.0.0.1", port: 1993))
         #expect(try Self.policy.decide(Self.name("CHAT.example.ORG.", 465)).get().port == 465)
         #expect(try Self.policy.decide(Self.ip("203.0.113.5", 443)).get().host == "::1")
         #expect(throws: Never.self) { try Self.policy.decide(Self.ip("::ffff:203.0.113.5", 993)).get() }
@@ -56,7 +57,10 @@ struct PolicyTests {
     @Test("IP literals: strict IPv4, IPv6 text forms, normalisation")
     func addresses() {
         #expect(IPAddress(parsing: "1.2.3.4")?.bytes == [1, 2, 3, 4])
-        for bad in ["1.2.3", "1.2.3.4.5", "01.2.3.4", "256.1.1.1", "1.2.3.4 ", "0x7f.0.0.1", "::1::", "1:2:3:4:5:6:7:8:9", "g::1", ""] {
+        for bad in [
+            "1.2.3", "1.2.3.4.5", "01.2.3.4", "256.1.1.1", "1.2.3.4 ", "0x7f.0.0.1", "::1::", "1:2:3:4:5:6:7:8:9",
+            "g::1", "",
+        ] {
             #expect(IPAddress(parsing: bad) == nil, "\(bad)")
         }
         #expect(IPAddress(parsing: "::1")?.bytes == [UInt8](repeating: 0, count: 15) + [1])

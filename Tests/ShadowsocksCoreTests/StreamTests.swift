@@ -37,7 +37,8 @@ struct StreamTests {
         padding: Int = 0, payload: [UInt8] = [0x16, 0x03, 0x01]
     ) throws -> ByteBuffer {
         var sealer = try ChunkSealer(method: credential.method, key: credential.masterKey, salt: salt)
-        let variable = target + [UInt8(padding >> 8), UInt8(padding & 0xFF)] + [UInt8](repeating: 0, count: padding)
+        let variable =
+            target + [UInt8(padding >> 8), UInt8(padding & 0xFF)] + [UInt8](repeating: 0, count: padding)
             + payload
         var fixed = ByteBuffer()
         fixed.writeInteger(type)
@@ -243,7 +244,8 @@ struct StreamTests {
         #expect(String(buffer: data) == "* OK")
     }
 
-    @Test("A flipped bit anywhere in a request makes it fail", arguments: [ShadowsocksMethod.aes256GCM, .blake3AES256GCM])
+    @Test(
+        "A flipped bit anywhere in a request makes it fail", arguments: [ShadowsocksMethod.aes256GCM, .blake3AES256GCM])
     func tampering(method: ShadowsocksMethod) throws {
         let credential = method.is2022 ? Self.credential2022(method) : Self.credential2017(method)
         let salt = run(3, count: method.saltLength)

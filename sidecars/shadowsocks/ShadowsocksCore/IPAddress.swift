@@ -69,7 +69,8 @@ public struct IPAddress: Sendable, Hashable, CustomStringConvertible {
                     out += v4
                     continue
                 }
-                guard (1...4).contains(piece.count), piece.allSatisfy(\.isHexDigit), let value = UInt16(piece, radix: 16)
+                guard (1...4).contains(piece.count), piece.allSatisfy(\.isHexDigit),
+                    let value = UInt16(piece, radix: 16)
                 else { return nil }
                 out += [UInt8(value >> 8), UInt8(value & 0xFF)]
             }
