@@ -50,6 +50,7 @@ let package = Package(
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strict),
+        .target(name: "ChatmailQR", swiftSettings: strict),
         .target(name: "TURNCore", dependencies: ["ChatmailCrypto"], path: "sidecars/turn/TURNCore", swiftSettings: strict),
 
         // The supervisor: a pure core, the runtime around it, and the executable.
@@ -97,6 +98,7 @@ let package = Package(
         .testTarget(name: "ChatmailConfigTests", dependencies: ["ChatmailConfig"]),
         .testTarget(name: "ChatmailCryptoTests", dependencies: ["ChatmailCrypto"]),
         .testTarget(name: "ChatmailSidecarTests", dependencies: ["ChatmailSidecar", "ChatmailControl"]),
+        .testTarget(name: "ChatmailQRTests", dependencies: ["ChatmailQR"]),
         .testTarget(name: "TURNCoreTests", dependencies: ["TURNCore"]),
         .testTarget(
             name: "ChatmailControlTests",
