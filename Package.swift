@@ -9,6 +9,7 @@ let package = Package(
     products: [
         .executable(name: "chatmail-supervisor", targets: ["chatmail-supervisor"]),
         .executable(name: "chatmailctl", targets: ["chatmailctl"]),
+        .executable(name: "chatmail-shadowsocks", targets: ["chatmail-shadowsocks"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
@@ -116,6 +117,20 @@ let package = Package(
             name: "ShadowsocksCore",
             dependencies: ["ChatmailCrypto", .product(name: "NIOCore", package: "swift-nio")],
             path: "sidecars/shadowsocks/ShadowsocksCore", swiftSettings: strict),
+        .target(
+            name: "ShadowsocksServer",
+            dependencies: [
+                "ShadowsocksCore", "ChatmailCrypto", "ChatmailConfig", "ChatmailSupervisor",
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "sidecars/shadowsocks/ShadowsocksServer", swiftSettings: strict),
+        .executableTarget(
+            name: "chatmail-shadowsocks",
+            dependencies: [
+                "ShadowsocksServer", "ChatmailSidecar",
+            ],
+            path: "sidecars/shadowsocks/chatmail-shadowsocks", swiftSettings: strict),
         .testTarget(
             name: "ShadowsocksCoreTests", dependencies: ["ShadowsocksCore", "ChatmailCrypto"],
             swiftSettings: strict),

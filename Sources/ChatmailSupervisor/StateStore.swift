@@ -49,6 +49,19 @@ public final class StateStore: Sendable {
         }
     }
 
+    /// The setting `key`, created with `make()` in the same transaction when it is unset (secrets made at
+    /// first use, such as the Shadowsocks key, which a sidecar or chatmailctl may create first).
+    public func setting(_ key: String, creatingWith make: @Sendable () -> String) throws -> String {
+        try pool.write { db in
+            if let value = try String.fetchOne(db, sql: "SELECT value FROM settings WHERE key = ?", arguments: [key]) {
+                return value
+            }
+            let value = make()
+            try db.execute(sql: "INSERT INTO settings(key, value) VALUES (?, ?)", arguments: [key, value])
+            return value
+        }
+    }
+
     /// A boolean toggle ("true"/"false", read leniently as madmail does); nil when unset or unreadable.
     public func toggle(_ key: String) throws -> Bool? {
         switch try setting(key)?.lowercased() {

@@ -1,0 +1,114 @@
+import Logging
+import NIOCore
+import ShadowsocksCore
+import Synchronization
+
+/// Everything a Shadowsocks server needs to run, independent of where it came from (configuration file,
+/// state database, tests).
+public struct ShadowsocksSettings: Sendable {
+    public var credential: ShadowsocksCredential
+    public var policy: DestinationPolicy
+    /// From accept: a connection must complete its request by then; a failed one is read silently until then.
+    public var handshakeTimeout: TimeAmount
+    public var idleTimeout: TimeAmount
+    public var connectTimeout: TimeAmount
+    public var maxHalfOpen: Int
+    public var maxConnections: Int
+    public var replayHistory: Int
+
+    public init(
+        credential: ShadowsocksCredential, policy: DestinationPolicy, handshakeTimeout: TimeAmount = .seconds(60),
+        idleTimeout: TimeAmount = .seconds(1800), connectTimeout: TimeAmount = .seconds(10), maxHalfOpen: Int = 1024,
+        maxConnections: Int = 8192, replayHistory: Int = 100_000
+    ) {
+        self.credential = credential
+        self.policy = policy
+        self.handshakeTimeout = handshakeTimeout
+        self.idleTimeout = idleTimeout
+        self.connectTimeout = connectTimeout
+        self.maxHalfOpen = maxHalfOpen
+        self.maxConnections = maxConnections
+        self.replayHistory = replayHistory
+    }
+}
+
+/// Counters of what happened, by outcome (no addresses, no secrets).
+public struct ShadowsocksCounters: Sendable, Equatable, CustomStringConvertible {
+    public var accepted = 0
+    /// Requests that did not authenticate or parse (probes, wrong keys).
+    public var failedHandshakes = 0
+    public var replays = 0
+    public var refusedPort = 0
+    public var refusedHost = 0
+    /// Connections closed at once because a cap was reached.
+    public var overCapacity = 0
+    public var upstreamFailures = 0
+    public var bytesFromClients = 0
+    public var bytesToClients = 0
+
+    public var description: String {
+        "accepted=\(accepted) failed_handshakes=\(failedHandshakes) replays=\(replays) refused_port=\(refusedPort) "
+            + "refused_host=\(refusedHost) over_capacity=\(overCapacity) upstream_failures=\(upstreamFailures) "
+            + "bytes_from_clients=\(bytesFromClients) bytes_to_clients=\(bytesToClients)"
+    }
+}
+
+/// State shared by all connections of one server, across event loops.
+final class ServerState: Sendable {
+    let settings: ShadowsocksSettings
+    let logger: Logger
+    private struct Shared {
+        var history: SaltHistory
+        var connections = 0
+        var halfOpen = 0
+        var counters = ShadowsocksCounters()
+    }
+    private let shared: Mutex<Shared>
+
+    init(settings: ShadowsocksSettings, logger: Logger) {
+        self.settings = settings
+        self.logger = logger
+        shared = Mutex(Shared(history: SaltHistory(capacity: settings.replayHistory)))
+    }
+
+    var counters: ShadowsocksCounters { shared.withLock { $0.counters } }
+
+    /// Admits a new connection as half-open; false if a cap is reached.
+    func admit() -> Bool {
+        shared.withLock { state in
+            guard state.connections < settings.maxConnections, state.halfOpen < settings.maxHalfOpen else {
+                state.counters.overCapacity += 1
+                return false
+            }
+            state.connections += 1
+            state.halfOpen += 1
+            return true
+        }
+    }
+
+    /// A half-open connection completed its handshake.
+    func established() { shared.withLock { $0.halfOpen -= 1 } }
+
+    /// A connection closed (`halfOpen`: it never completed its handshake).
+    func closed(halfOpen: Bool) {
+        shared.withLock { state in
+            state.connections -= 1
+            if halfOpen { state.halfOpen -= 1 }
+        }
+    }
+
+    /// Records an authenticated request's salt (and for SIP004 our response salt); false for a replay.
+    func remember(requestSalt: [UInt8], responseSalt: [UInt8]?) -> Bool {
+        shared.withLock { state in
+            guard !state.history.contains(requestSalt) else {
+                state.counters.replays += 1
+                return false
+            }
+            state.history.insert(requestSalt)
+            if let responseSalt { state.history.insert(responseSalt) }
+            return true
+        }
+    }
+
+    func count(_ update: (inout ShadowsocksCounters) -> Void) { shared.withLock { update(&$0.counters) } }
+}
