@@ -79,7 +79,7 @@ let package = Package(
         .executableTarget(
             name: "chatmailctl",
             dependencies: [
-                "ChatmailConfig", "ChatmailControl",
+                "ChatmailConfig", "ChatmailControl", "ChatmailQR", "ShadowsocksCore", "ShadowsocksServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict),

@@ -169,6 +169,8 @@ class Server:
         self.config = tmp / f"supervisor-{method}.conf"
         self.config.write_text(
             f"""
+[tls]
+names = ["{NAME}"]
 [supervisor]
 state_dir = "{tmp}/state"
 runtime_dir = "{tmp}"
@@ -539,3 +541,59 @@ def test_a_wrong_key_gets_no_reply(servers):
     client = ssclient.Client(server.address, "aes-256-gcm", "wrong", ssclient.address(NAME, 993), b"x")
     assert_silent_until_deadline(client.sock, started)
     client.close()
+
+
+def parse_sip002(link):
+    """Reads a SIP002 link as Delta Chat's shadowsocks crate does: a plain `method:password` userinfo is
+    percent-decoded in two parts; otherwise the percent-decoded userinfo is base64url (padding optional)."""
+    url = urllib.parse.urlsplit(link)
+    assert url.scheme == "ss"
+    userinfo, _, _ = url.netloc.rpartition("@")
+    if ":" in userinfo:
+        method, _, password = userinfo.partition(":")
+        method, password = urllib.parse.unquote(method), urllib.parse.unquote(password)
+        assert method.startswith("2022-"), "SIP004 links must be base64url"
+    else:
+        decoded = urllib.parse.unquote(userinfo)
+        assert "=" not in decoded and "+" not in decoded and "/" not in decoded, "not base64url without padding"
+        method, _, password = base64.urlsafe_b64decode(decoded + "=" * (-len(decoded) % 4)).decode().partition(":")
+    return method, password, url.hostname, url.port or 8388, urllib.parse.unquote(url.fragment)
+
+
+@pytest.mark.parametrize("method", ["aes-256-gcm", "2022-blake3-aes-256-gcm"])
+def test_chatmailctl_url_gives_a_working_link_with_a_stable_key(tmp_path, echo, checksum, method):
+    """No key configured: it is created once in the state database, the same for chatmailctl and the server
+    (also after a restart), and the printed link works with ss-local (SIP004) or the 2022 client."""
+    server = Server(tmp_path, method, None, echo.port, checksum.port)
+    try:
+        ctl = [str(bin_dir() / "chatmailctl"), "shadowsocks", "url", "--config", str(server.config)]
+        link = subprocess.run(ctl, check=True, capture_output=True, text=True, timeout=30).stdout.strip()
+        again = subprocess.run(ctl + ["--qr"], check=True, capture_output=True, text=True, timeout=30).stdout
+        assert again.splitlines()[0] == link
+        assert "█" in again and len(again.splitlines()) > 10
+        parsed_method, password, host, port, tag = parse_sip002(link)
+        assert (parsed_method, host, port, tag) == (method, NAME, server.port, NAME)
+        server.stop()
+        server = Server(tmp_path, method, None, echo.port, checksum.port)  # the same key after a restart
+        if method.startswith("2022-"):
+            client = ssclient.Client(server.address, method, password, ssclient.address(NAME, 993), b"via link")
+            assert client.recv_exactly(8) == b"via link"
+            client.close()
+        else:
+            if not shutil.which("ss-local"):
+                pytest.skip("ss-local (Debian shadowsocks-libev) is not installed")
+            local_port = free_port()
+            local = run_local(
+                ["ss-local", "-s", "127.0.0.1", "-p", str(server.port), "-l", str(local_port), "-b", "127.0.0.1",
+                 "-k", password, "-m", parsed_method],
+                local_port,
+            )
+            try:
+                sock = socks_connect(local_port, NAME, 465)
+                sent, received = download(sock, 1 << 20)
+                sock.close()
+                assert sent == received
+            finally:
+                stop(local)
+    finally:
+        server.stop()
