@@ -326,6 +326,28 @@ def run_local(command, port):
     return process
 
 
+def ss_local(server_port, key, method):
+    """ss-local (shadowsocks-libev) as a SOCKS5 front for a server; (process, SOCKS port)."""
+    if not shutil.which("ss-local"):
+        pytest.skip("ss-local (Debian shadowsocks-libev) is not installed")
+    port = free_port()
+    command = ["ss-local", "-s", "127.0.0.1", "-p", str(server_port), "-l", str(port), "-b", "127.0.0.1",
+               "-k", key, "-m", method, "-t", "60"]
+    return run_local(command, port), port
+
+
+def checked_transfer(socks_port, target_port, transfer, size):
+    """`transfer` (upload, download or a one-way-less echo) through a SOCKS proxy to NAME:target_port."""
+    sock = socks_connect(socks_port, NAME, target_port)
+    sent, received = transfer(sock, size)
+    sock.close()
+    assert sent == received, transfer.__name__
+
+
+def echo_both_ways(sock, size):
+    return echo_transfer(sock, size, half_close=False)
+
+
 def stop(process):
     process.terminate()
     try:
@@ -396,20 +418,10 @@ def test_python_client_round_trip(servers, method):
 
 @pytest.mark.parametrize("method", ["aes-256-gcm", "chacha20-ietf-poly1305", "aes-128-gcm"])
 def test_ss_local_64_mib_with_checksum(servers, method):
-    if not shutil.which("ss-local"):
-        pytest.skip("ss-local (Debian shadowsocks-libev) is not installed")
     server = servers(method)
-    port = free_port()
-    local = run_local(
-        ["ss-local", "-s", "127.0.0.1", "-p", str(server.port), "-l", str(port), "-b", "127.0.0.1",
-         "-k", server.key, "-m", method, "-t", "60"],
-        port,
-    )
+    local, port = ss_local(server.port, server.key, method)
     try:
-        sock = socks_connect(port, NAME, 993)
-        sent, received = echo_transfer(sock, 64 << 20, half_close=False)
-        sock.close()
-        assert sent == received
+        checked_transfer(port, 993, echo_both_ways, 64 << 20)
     finally:
         stop(local)
 
@@ -424,15 +436,9 @@ def test_pproxy_8_mib_each_way_with_checksum(servers, method):
     remote = f"ss://{method}:{server.key}@127.0.0.1:{server.port}"
     local = run_local([sys.executable, "-m", "pproxy", "-l", f"socks5://127.0.0.1:{port}", "-r", remote], port)
     try:
-        for transfer in (upload, download):
-            sock = socks_connect(port, NAME, 465)
-            sent, received = transfer(sock, 8 << 20)
-            sock.close()
-            assert sent == received, transfer.__name__
-        sock = socks_connect(port, NAME, 993)
-        sent, received = echo_transfer(sock, 8 << 20, half_close=False)
-        sock.close()
-        assert sent == received
+        checked_transfer(port, 465, upload, 8 << 20)
+        checked_transfer(port, 465, download, 8 << 20)
+        checked_transfer(port, 993, echo_both_ways, 8 << 20)
     finally:
         stop(local)
 
@@ -580,19 +586,9 @@ def test_chatmailctl_url_gives_a_working_link_with_a_stable_key(tmp_path, echo, 
             assert client.recv_exactly(8) == b"via link"
             client.close()
         else:
-            if not shutil.which("ss-local"):
-                pytest.skip("ss-local (Debian shadowsocks-libev) is not installed")
-            local_port = free_port()
-            local = run_local(
-                ["ss-local", "-s", "127.0.0.1", "-p", str(server.port), "-l", str(local_port), "-b", "127.0.0.1",
-                 "-k", password, "-m", parsed_method],
-                local_port,
-            )
+            local, local_port = ss_local(server.port, password, parsed_method)
             try:
-                sock = socks_connect(local_port, NAME, 465)
-                sent, received = download(sock, 1 << 20)
-                sock.close()
-                assert sent == received
+                checked_transfer(local_port, 465, download, 1 << 20)
             finally:
                 stop(local)
     finally:
