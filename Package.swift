@@ -132,6 +132,13 @@ let package = Package(
             ],
             path: "sidecars/shadowsocks/chatmail-shadowsocks", swiftSettings: strict),
         .testTarget(
+            name: "ShadowsocksServerTests",
+            dependencies: [
+                "ShadowsocksServer", "ShadowsocksCore", .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict),
+        .testTarget(
             name: "ShadowsocksCoreTests", dependencies: ["ShadowsocksCore", "ChatmailCrypto"],
             swiftSettings: strict),
     ],

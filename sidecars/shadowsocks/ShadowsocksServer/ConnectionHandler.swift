@@ -205,10 +205,11 @@ final class ConnectionHandler: ChannelDuplexHandler {
             .connectTimeout(server.settings.connectTimeout)
             .channelOption(.allowRemoteHalfClosure, value: true)
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
+            .channelOption(.recvAllocator, value: receiveAllocator)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(bound.value) }
             }
-            .connect(host: upstream.host, port: Int(upstream.port))
+            .connect(to: server.upstreamAddresses[upstream]!)
             .assumeIsolated()
             .whenComplete { [weak self] result in
                 guard let self else { return }

@@ -57,6 +57,9 @@ public struct ShadowsocksCounters: Sendable, Equatable, CustomStringConvertible 
 final class ServerState: Sendable {
     let settings: ShadowsocksSettings
     let logger: Logger
+    /// The upstreams as socket addresses, resolved once at start (connecting by name would resolve per
+    /// connection).
+    let upstreamAddresses: [DestinationPolicy.Upstream: SocketAddress]
     private struct Shared {
         var history: SaltHistory
         var connections = 0
@@ -65,9 +68,14 @@ final class ServerState: Sendable {
     }
     private let shared: Mutex<Shared>
 
-    init(settings: ShadowsocksSettings, logger: Logger) {
+    init(settings: ShadowsocksSettings, logger: Logger) throws {
         self.settings = settings
         self.logger = logger
+        var addresses: [DestinationPolicy.Upstream: SocketAddress] = [:]
+        for upstream in settings.policy.upstreams.values {
+            addresses[upstream] = try SocketAddress.makeAddressResolvingHost(upstream.host, port: Int(upstream.port))
+        }
+        upstreamAddresses = addresses
         shared = Mutex(Shared(history: SaltHistory(capacity: settings.replayHistory)))
     }
 
