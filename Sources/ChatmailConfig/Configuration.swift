@@ -113,6 +113,8 @@ public struct ShadowsocksSection: Sendable, Equatable {
     public var connectTimeout: Double
     /// Connections that have not completed a handshake (including failed ones being drained), at most.
     public var maxHalfOpen: Int
+    /// Half-open connections from one source address, at most.
+    public var maxHalfOpenPerSource: Int
     /// Connections in all, at most.
     public var maxConnections: Int
     /// Salts remembered per generation (two generations) against replays.

@@ -8,19 +8,21 @@ import Testing
 
 @Suite("Connection handler: failed handshakes and caps")
 struct ProbingTests {
-    static func state(maxHalfOpen: Int = 10) throws -> ServerState {
+    static func state(maxHalfOpen: Int = 10, perSource: Int = 10) throws -> ServerState {
         let credential = ShadowsocksCredential(method: .aes256GCM, keyText: "probe-test")!
         let policy = DestinationPolicy(
             names: ["chat.example.org"], addresses: [], upstreams: [993: .init(host: "127.0.0.1", port: 1)])
         return try ServerState(
             settings: ShadowsocksSettings(
-                credential: credential, policy: policy, handshakeTimeout: .seconds(60), maxHalfOpen: maxHalfOpen),
+                credential: credential, policy: policy, handshakeTimeout: .seconds(60), maxHalfOpen: maxHalfOpen,
+                maxHalfOpenPerSource: perSource),
             logger: Logger(label: "test"))
     }
 
-    static func connection(_ state: ServerState) throws -> EmbeddedChannel {
+    static func connection(_ state: ServerState, from source: String = "192.0.2.1") throws -> EmbeddedChannel {
         let channel = EmbeddedChannel(handler: ConnectionHandler(server: state))
-        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        // An embedded channel's remote address is where it "connects" to: the client's, here.
+        try channel.connect(to: SocketAddress(ipAddress: source, port: 40000)).wait()
         return channel
     }
 
@@ -71,5 +73,20 @@ struct ProbingTests {
         #expect(fourth.isActive)
         _ = try second.finish()
         _ = try fourth.finish()
+    }
+
+    @Test("One source cannot take more than max_half_open_per_source places")
+    func perSourceCap() throws {
+        let state = try Self.state(maxHalfOpen: 10, perSource: 2)
+        let a1 = try Self.connection(state, from: "192.0.2.1")
+        let a2 = try Self.connection(state, from: "192.0.2.1")
+        let a3 = try Self.connection(state, from: "192.0.2.1")
+        let b1 = try Self.connection(state, from: "2001:db8::1")
+        #expect(a1.isActive && a2.isActive && b1.isActive)
+        #expect(!a3.isActive)
+        _ = try a1.finish()
+        let a4 = try Self.connection(state, from: "192.0.2.1")
+        #expect(a4.isActive)
+        for channel in [a2, a4, b1] { _ = try channel.finish() }
     }
 }

@@ -593,3 +593,37 @@ def test_chatmailctl_url_gives_a_working_link_with_a_stable_key(tmp_path, echo, 
                 stop(local)
     finally:
         server.stop()
+
+
+def test_idle_connections_are_closed_and_caps_hold(tmp_path, echo, checksum):
+    """idle_timeout closes a quiet proxied connection; beyond max_half_open_per_source, a new connection is
+    closed at once while the half-open ones stay until their deadline. (The readiness check of `Server` holds
+    one half-open place until its deadline.)"""
+    server = Server(tmp_path, "aes-256-gcm", "idle-key", echo.port, checksum.port,
+                    extra="idle_timeout = 1\nmax_half_open_per_source = 3")
+    try:
+        client = server.client(payload=b"hi")
+        assert client.recv_exactly(2) == b"hi"
+        started = time.monotonic()
+        client.sock.settimeout(5)
+        assert client.recv() == b""
+        assert 0.8 <= time.monotonic() - started <= 3
+        client.close()
+
+        half_open = [socket.create_connection(server.address, timeout=5) for _ in range(2)]
+        for sock in half_open:
+            sock.sendall(b"\x00")
+        time.sleep(0.3)
+        extra = socket.create_connection(server.address, timeout=5)
+        try:
+            assert extra.recv(1) == b""
+        except ConnectionResetError:
+            pass  # closed at once either way
+        extra.close()
+        for sock in half_open:
+            sock.settimeout(0.2)
+            with pytest.raises(socket.timeout):
+                sock.recv(1)  # still open
+            sock.close()
+    finally:
+        server.stop()

@@ -37,6 +37,8 @@ final class ConnectionHandler: ChannelDuplexHandler {
     private var admitted = false
     /// A read the pipeline asked for while the upstream could not take more.
     private var readPending = false
+    /// The client's address bytes, for the per-source cap.
+    private var source: [UInt8] = []
     private var clientFinished = false
     private var upstreamFinished = false
     /// Both directions finished: all data written and the write side shut down.
@@ -54,7 +56,8 @@ final class ConnectionHandler: ChannelDuplexHandler {
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        guard server.admit() else {
+        source = Self.addressBytes(context.remoteAddress)
+        guard server.admit(source: source) else {
             state = .closed
             context.close(promise: nil)
             return
@@ -71,12 +74,20 @@ final class ConnectionHandler: ChannelDuplexHandler {
     func channelInactive(context: ChannelHandlerContext) {
         deadline?.cancel()
         if admitted {
-            server.closed(halfOpen: halfOpen)
+            server.closed(source: source, halfOpen: halfOpen)
             admitted = false
         }
         if case .established(_, _, let upstream) = state { upstream.close() }
         state = .closed
         self.context = nil
+    }
+
+    static func addressBytes(_ address: SocketAddress?) -> [UInt8] {
+        switch address {
+        case .v4(let v4): withUnsafeBytes(of: v4.address.sin_addr) { Array($0) }
+        case .v6(let v6): withUnsafeBytes(of: v6.address.sin6_addr) { Array($0) }
+        default: []
+        }
     }
 
     private func handshakeDeadlinePassed() {
@@ -232,7 +243,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
         deadline?.cancel()
         deadline = nil
         halfOpen = false
-        server.established()
+        server.established(source: source)
         state = .established(opener, sealer, upstream)
         let idle = server.settings.idleTimeout
         try? context.pipeline.syncOperations.addHandler(

@@ -13,13 +13,15 @@ public struct ShadowsocksSettings: Sendable {
     public var idleTimeout: TimeAmount
     public var connectTimeout: TimeAmount
     public var maxHalfOpen: Int
+    /// Half-open connections from one source address, at most (so one prober cannot fill `maxHalfOpen`).
+    public var maxHalfOpenPerSource: Int
     public var maxConnections: Int
     public var replayHistory: Int
 
     public init(
         credential: ShadowsocksCredential, policy: DestinationPolicy, handshakeTimeout: TimeAmount = .seconds(60),
         idleTimeout: TimeAmount = .seconds(1800), connectTimeout: TimeAmount = .seconds(10), maxHalfOpen: Int = 1024,
-        maxConnections: Int = 8192, replayHistory: Int = 100_000
+        maxHalfOpenPerSource: Int = 32, maxConnections: Int = 8192, replayHistory: Int = 100_000
     ) {
         self.credential = credential
         self.policy = policy
@@ -27,6 +29,7 @@ public struct ShadowsocksSettings: Sendable {
         self.idleTimeout = idleTimeout
         self.connectTimeout = connectTimeout
         self.maxHalfOpen = maxHalfOpen
+        self.maxHalfOpenPerSource = maxHalfOpenPerSource
         self.maxConnections = maxConnections
         self.replayHistory = replayHistory
     }
@@ -64,6 +67,7 @@ final class ServerState: Sendable {
         var history: SaltHistory
         var connections = 0
         var halfOpen = 0
+        var halfOpenBySource: [[UInt8]: Int] = [:]
         var counters = ShadowsocksCounters()
     }
     private let shared: Mutex<Shared>
@@ -81,28 +85,44 @@ final class ServerState: Sendable {
 
     var counters: ShadowsocksCounters { shared.withLock { $0.counters } }
 
-    /// Admits a new connection as half-open; false if a cap is reached.
-    func admit() -> Bool {
+    /// Admits a new connection from `source` (its address bytes) as half-open; false if a cap is reached.
+    func admit(source: [UInt8]) -> Bool {
         shared.withLock { state in
-            guard state.connections < settings.maxConnections, state.halfOpen < settings.maxHalfOpen else {
+            guard state.connections < settings.maxConnections, state.halfOpen < settings.maxHalfOpen,
+                state.halfOpenBySource[source, default: 0] < settings.maxHalfOpenPerSource
+            else {
                 state.counters.overCapacity += 1
                 return false
             }
             state.connections += 1
             state.halfOpen += 1
+            state.halfOpenBySource[source, default: 0] += 1
             return true
         }
     }
 
-    /// A half-open connection completed its handshake.
-    func established() { shared.withLock { $0.halfOpen -= 1 } }
+    /// A half-open connection from `source` completed its handshake.
+    func established(source: [UInt8]) {
+        shared.withLock { state in
+            state.halfOpen -= 1
+            Self.release(source, in: &state)
+        }
+    }
 
-    /// A connection closed (`halfOpen`: it never completed its handshake).
-    func closed(halfOpen: Bool) {
+    /// A connection from `source` closed (`halfOpen`: it never completed its handshake).
+    func closed(source: [UInt8], halfOpen: Bool) {
         shared.withLock { state in
             state.connections -= 1
-            if halfOpen { state.halfOpen -= 1 }
+            if halfOpen {
+                state.halfOpen -= 1
+                Self.release(source, in: &state)
+            }
         }
+    }
+
+    private static func release(_ source: [UInt8], in state: inout Shared) {
+        let remaining = state.halfOpenBySource[source, default: 1] - 1
+        state.halfOpenBySource[source] = remaining > 0 ? remaining : nil
     }
 
     /// Records an authenticated request's salt (and for SIP004 our response salt); false for a replay.

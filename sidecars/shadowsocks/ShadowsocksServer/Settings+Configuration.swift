@@ -49,7 +49,8 @@ extension ShadowsocksSettings {
         self.init(
             credential: credential, policy: policy, handshakeTimeout: amount(section.handshakeTimeout),
             idleTimeout: amount(section.idleTimeout), connectTimeout: amount(section.connectTimeout),
-            maxHalfOpen: section.maxHalfOpen, maxConnections: section.maxConnections,
+            maxHalfOpen: section.maxHalfOpen, maxHalfOpenPerSource: section.maxHalfOpenPerSource,
+            maxConnections: section.maxConnections,
             replayHistory: section.replayHistory)
     }
 }
