@@ -15,7 +15,12 @@ public struct SaltHistory: Sendable {
         init(_ salt: some Collection<UInt8>) {
             count = salt.count
             withUnsafeMutableBytes(of: &words) { raw in
-                for (index, byte) in salt.prefix(32).enumerated() { raw[index] = byte }
+                let copied = salt.withContiguousStorageIfAvailable { bytes in
+                    raw.copyMemory(from: UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(bytes).prefix(32)))
+                }
+                if copied == nil {
+                    for (index, byte) in salt.prefix(32).enumerated() { raw[index] = byte }
+                }
             }
         }
 
