@@ -1,0 +1,229 @@
+import IrohCore
+import Logging
+import NIOCore
+
+/// A relay frame from the transport below: a family-L stream frame, or one WebSocket message (either family).
+enum RelayInbound {
+    case legacyFrame(type: UInt8, payload: ByteBuffer)
+    case message(ByteBuffer)
+}
+
+/// Sent up the pipeline by `RateLimitHandler` the first time a client exceeds its byte rate.
+struct RateLimitedEvent {}
+
+/// One relay connection after the upgrade: runs its `RelaySession`, registers it with the hub once
+/// authenticated, forwards packets, answers and sends pings, and bounds what is queued towards the client.
+final class RelayConnectionHandler: ChannelInboundHandler {
+    typealias InboundIn = RelayInbound
+    typealias OutboundOut = ByteBuffer
+
+    /// The server's ping interval (plus 1–5 s of jitter), reset by every frame received.
+    static let pingInterval = TimeAmount.seconds(15)
+
+    let family: RelayFamily
+    private let hub: RelayHub
+    private let streamHeader: Bool
+    private var session: RelaySession
+    private var context: ChannelHandlerContext?
+    private var logger: Logger
+    /// Writes not yet on the wire.
+    private var queued = 0
+    private var hasUnflushedWrites = false
+    private var closing = false
+    private var pings: PingTracker
+    private var lastRead = NIODeadline.now()
+    private var pingTask: Scheduled<Void>?
+    private var pingTimeoutTask: Scheduled<Void>?
+    private var writeTimeoutTask: Scheduled<Void>?
+    private var rateLimitNoticeSent = false
+
+    init(family: RelayFamily, streamHeader: Bool, hub: RelayHub, logger: Logger) {
+        self.family = family
+        self.streamHeader = streamHeader
+        self.hub = hub
+        self.logger = logger
+        var challenge = [UInt8](repeating: 0, count: RelayProtocol.challengeLength)
+        var random = SystemRandomNumberGenerator()
+        for index in challenge.indices { challenge[index] = random.next() }
+        self.session = RelaySession(family: family, challenge: challenge)
+        if case .legacy = family {
+            pings = PingTracker(timeout: .fixed(5))
+        } else {
+            pings = PingTracker(timeout: .roundTrips)
+        }
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        if let greeting = session.greeting {
+            _ = deliver(greeting, isPacket: false)
+            flushIfNeeded()
+        }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        pingTask?.cancel()
+        pingTimeoutTask?.cancel()
+        writeTimeoutTask?.cancel()
+        if let key = session.key { hub.unregister(self, key: key) }
+        session = RelaySession(family: family, challenge: [])
+        self.context = nil
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !closing else { return }
+        lastRead = .now()
+        do {
+            let action: RelaySession.Action
+            switch unwrapInboundIn(data) {
+            case .legacyFrame(let type, let payload): action = try session.receive(legacyType: type, payload: payload)
+            case .message(let message): action = try session.receive(message: message)
+            }
+            try perform(action, context: context)
+        } catch {
+            refuse(error)
+        }
+    }
+
+    private func perform(_ action: RelaySession.Action, context: ChannelHandlerContext) throws(RelayError) {
+        switch action {
+        case .none:
+            break
+        case .authenticated(let key):
+            logger[metadataKey: "endpoint"] = "\(key)"
+            logger.debug("authenticated", metadata: ["family": "\(family)"])
+            if case .relay = family { _ = deliver(.confirmAuth, isPacket: false) }
+            hub.register(self, key: key)
+            if let deadline = try? context.pipeline.syncOperations.handler(type: HandshakeDeadlineHandler.self) {
+                deadline.cancel()
+            }
+            schedulePing(after: Self.pingInterval)
+        case .forward(let destination, let payload):
+            guard payload.byteCount <= hub.limits.maxPacketSize else { throw .frameTooLarge(payload.byteCount) }
+            hub.forward(payload, from: session.key!, to: destination, family: family)
+        case .pong(let data):
+            // Answered at once, ahead of whatever the read burst forwards.
+            _ = deliver(.pong(data), isPacket: false)
+            flushIfNeeded()
+        case .pongReceived(let data):
+            if pings.received(pong: data, now: Self.seconds(.now())) {
+                pingTimeoutTask?.cancel()
+                pingTimeoutTask = nil
+            }
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        hub.flushAll()
+        flushIfNeeded()
+        context.fireChannelReadComplete()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable {
+            writeTimeoutTask?.cancel()
+            writeTimeoutTask = nil
+        } else if writeTimeoutTask == nil {
+            let timeout = TimeAmount.nanoseconds(Int64(hub.limits.writeTimeout * 1e9))
+            writeTimeoutTask = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) { [self] in
+                hub.countLimitClosure()
+                close(reason: "write timeout: the client stopped reading")
+            }
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is RateLimitedEvent, !rateLimitNoticeSent, session.key != nil, family == .relay(.v2) {
+            rateLimitNoticeSent = true
+            _ = deliver(.status(.rateLimited), isPacket: false)
+            flushIfNeeded()
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        refuse(error as? RelayError ?? .malformedFrame("\(error)"))
+    }
+
+    /// Queues `message` for the client. A packet is dropped (false) when the queue is full.
+    func deliver(_ message: ServerMessage, isPacket: Bool) -> Bool {
+        guard let context, !closing else { return false }
+        if isPacket && queued >= hub.limits.queueSize { return false }
+        var buffer = context.channel.allocator.buffer(capacity: 64 + (isPacket ? 1300 : 0))
+        guard session.encode(message, streamHeader: streamHeader, into: &buffer) else { return true }
+        queued += 1
+        let promise = context.eventLoop.makePromise(of: Void.self)
+        promise.futureResult.assumeIsolated().whenComplete { [self] _ in queued -= 1 }
+        context.write(wrapOutboundOut(buffer), promise: promise)
+        if !hasUnflushedWrites {
+            hasUnflushedWrites = true
+            hub.needsFlush(self)
+        }
+        return true
+    }
+
+    func flushIfNeeded() {
+        guard hasUnflushedWrites, let context else { return }
+        hasUnflushedWrites = false
+        context.flush()
+    }
+
+    /// Closes the connection after what is already queued.
+    func close(reason: String) {
+        guard let context, !closing else { return }
+        logger.debug("closing", metadata: ["reason": "\(reason)"])
+        closing = true
+        flushIfNeeded()
+        context.close(promise: nil)
+    }
+
+    /// Closes the connection for a protocol error; a family-W client whose handshake failed is told why first.
+    private func refuse(_ error: RelayError) {
+        guard let context, !closing else { return }
+        hub.countProtocolError()
+        logger.info("closing relay connection", metadata: ["error": "\(error)"])
+        closing = true
+        hasUnflushedWrites = false
+        guard case .relay = family, session.key == nil, case .authenticationFailed = error else {
+            context.close(promise: nil)
+            return
+        }
+        var denial = context.channel.allocator.buffer(capacity: 32)
+        session.encode(.denyAuth(RelaySession.denial(for: error)), streamHeader: false, into: &denial)
+        context.writeAndFlush(wrapOutboundOut(denial)).assumeIsolated().whenComplete { _ in
+            context.close(promise: nil)
+        }
+    }
+
+    private func schedulePing(after delay: TimeAmount) {
+        guard let context else { return }
+        pingTask = context.eventLoop.assumeIsolated().scheduleTask(in: delay) { [self] in sendPing() }
+    }
+
+    private func sendPing() {
+        guard let context, !closing else { return }
+        let idle = NIODeadline.now() - lastRead
+        let interval = Self.pingInterval + .milliseconds(Int64.random(in: 1000...5000))
+        guard idle >= Self.pingInterval else {
+            schedulePing(after: interval - idle)
+            return
+        }
+        let data = UInt64.random(in: .min ... .max)
+        let deadline = pings.sent(data, now: Self.seconds(.now()))
+        _ = deliver(.ping(data), isPacket: false)
+        flushIfNeeded()
+        let timeout = TimeAmount.nanoseconds(Int64((deadline - Self.seconds(.now())) * 1e9))
+        pingTimeoutTask = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) { [self] in
+            if pings.expired(now: Self.seconds(.now()) + 0.001) {
+                hub.countLimitClosure()
+                close(reason: "no pong in time")
+            }
+        }
+        schedulePing(after: interval)
+    }
+
+    static func seconds(_ deadline: NIODeadline) -> Double {
+        Double(deadline.uptimeNanoseconds) / 1e9
+    }
+}
