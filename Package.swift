@@ -101,7 +101,7 @@ let package = Package(
             path: "sidecars/iroh/IrohServer", swiftSettings: strict),
         .executableTarget(
             name: "chatmail-iroh",
-            dependencies: ["IrohServer", "ChatmailConfig", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["IrohServer", "ChatmailSidecar"],
             path: "sidecars/iroh/chatmail-iroh", swiftSettings: strict),
         .testTarget(name: "IrohCoreTests", dependencies: ["IrohCore", "ChatmailCrypto"]),
         .testTarget(

@@ -78,7 +78,8 @@ final class HTTPRouter: ChannelInboundHandler, RemovableChannelHandler {
         if status != .noContent { headers.add(name: "Content-Length", value: "\(body.utf8.count)") }
         let keepAlive = head.isKeepAlive && status.code < 400
         headers.add(name: "Connection", value: keepAlive ? "keep-alive" : "close")
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: status, headers: headers))),
+        context.write(
+            wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: status, headers: headers))),
             promise: nil)
         if !body.isEmpty && head.method != .HEAD {
             context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: body)))), promise: nil)

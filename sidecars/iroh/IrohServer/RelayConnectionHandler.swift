@@ -143,7 +143,11 @@ final class RelayConnectionHandler: ChannelInboundHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        refuse(error as? RelayError ?? .malformedFrame("\(error)"))
+        if error is IOError {
+            close(reason: "\(error)")
+        } else {
+            refuse(error as? RelayError ?? .malformedFrame("\(error)"))
+        }
     }
 
     /// Queues `message` for the client. A packet is dropped (false) when the queue is full.

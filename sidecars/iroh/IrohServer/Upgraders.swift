@@ -17,7 +17,9 @@ final class LegacyStreamUpgrader: HTTPServerProtocolUpgrader, Sendable {
         self.hub = hub
     }
 
-    func buildUpgradeResponse(channel: any Channel, upgradeRequest: HTTPRequestHead, initialResponseHeaders: HTTPHeaders)
+    func buildUpgradeResponse(
+        channel: any Channel, upgradeRequest: HTTPRequestHead, initialResponseHeaders: HTTPHeaders
+    )
         -> EventLoopFuture<HTTPHeaders>
     {
         let decision = UpgradeDispatch(
@@ -50,14 +52,17 @@ extension RelayHub {
                 var headers = HTTPHeaders()
                 switch Self.dispatch(head) {
                 case .legacyWebSocket: break
-                case .relayWebSocket(let version): headers.add(name: "Sec-WebSocket-Protocol", value: version.subprotocol)
+                case .relayWebSocket(let version):
+                    headers.add(name: "Sec-WebSocket-Protocol", value: version.subprotocol)
                 default: return channel.eventLoop.makeSucceededFuture(nil)
                 }
                 return channel.eventLoop.makeSucceededFuture(headers)
             },
             upgradePipelineHandler: { [self] channel, head in
                 let family: RelayFamily
-                if case .relayWebSocket(let version) = Self.dispatch(head) { family = .relay(version) } else {
+                if case .relayWebSocket(let version) = Self.dispatch(head) {
+                    family = .relay(version)
+                } else {
                     family = .legacy
                 }
                 let connection = RelayConnectionHandler(
