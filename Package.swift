@@ -106,7 +106,11 @@ let package = Package(
         .testTarget(name: "IrohCoreTests", dependencies: ["IrohCore", "ChatmailCrypto"]),
         .testTarget(
             name: "IrohServerTests",
-            dependencies: ["IrohServer", "IrohCore", .product(name: "NIOEmbedded", package: "swift-nio")]),
+            dependencies: [
+                "IrohServer", "IrohCore", "ChatmailConfig", "ChatmailCrypto",
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOTestUtils", package: "swift-nio"),
+            ]),
 
         // A TLS server over OpenSSLHandler for the integration tests (not installed).
         .executableTarget(

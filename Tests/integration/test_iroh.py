@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import socket
+import ssl
 import struct
 import subprocess
 import sys
@@ -35,23 +36,27 @@ def free_port():
         return s.getsockname()[1]
 
 
-def write_config(path, port, **limits):
+def write_config(path, port, tls_port=None, **limits):
     lines = ["[supervisor]", f'state_dir = "{path.parent}/state"', f'runtime_dir = "{path.parent}/run"',
              'log_level = "debug"', "[turn]", "enabled = false", "[shadowsocks]", "enabled = false", "[imap]",
              "enabled = false", "[iroh]", f'listen = "127.0.0.1:{port}"']
     lines += [f"{key} = {value}" for key, value in limits.items()]
+    if tls_port:
+        lines += [f'tls_listen = "127.0.0.1:{tls_port}"', "[tls]", "self_signed = true", 'names = ["localhost"]']
     path.write_text("\n".join(lines) + "\n")
 
 
 class Relay:
     """chatmail-iroh run on its own with a config in a temporary directory."""
 
-    def __init__(self, tmp, **limits):
+    def __init__(self, tmp, tls=False, **limits):
         self.port = free_port()
+        self.tls_port = free_port() if tls else None
         self.url = f"http://127.0.0.1:{self.port}"
         self.config = tmp / "iroh.conf"
         self.log = tmp / "iroh.log"
-        write_config(self.config, self.port, **limits)
+        self.certificate = tmp / "state" / "tls" / "dev-cert.pem"
+        write_config(self.config, self.port, self.tls_port, **limits)
         self.proc = subprocess.Popen([str(bin_dir() / "chatmail-iroh"), "--config", str(self.config)],
                                      stdout=self.log.open("w"), stderr=subprocess.STDOUT)
         wait_until(self._answers, what="the relay to answer /ping")
@@ -229,6 +234,26 @@ def test_second_connection_with_the_same_key(relay):
     assert old.closed_within(3), "iroh 0.35 semantics: the newer connection replaces the older one"
     new.send(12, b"stillok!")
     assert new.recv() == (13, b"stillok!")
+
+
+def test_https_listener(tmp_path):
+    relay = Relay(tmp_path, tls=True)
+    try:
+        context = ssl.create_default_context(cafile=str(relay.certificate))
+        with urllib.request.urlopen(f"https://localhost:{relay.tls_port}/ping", context=context, timeout=5) as r:
+            assert r.status == 200
+        a = WebSocket(relay.tls_port, tls=context)
+        assert a.authenticate() == b"\x02"
+        b = LegacyStream(relay.tls_port, tls=context)
+        b.client_info()
+        c = WebSocket(relay.port)  # plain HTTP and HTTPS share the registries
+        assert c.authenticate() == b"\x02"
+        c.send(bytes([4]) + a.key.public + bytes([1]) + b"over tls")
+        assert a.recv() == bytes([6]) + c.key.public + bytes([1]) + b"over tls"
+        b.send(12, b"tlsping!")
+        assert b.recv() == (13, b"tlsping!")
+    finally:
+        relay.stop()
 
 
 # Bad clients.

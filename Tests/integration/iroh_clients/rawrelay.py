@@ -4,6 +4,7 @@
 import base64
 import os
 import socket
+import ssl
 import struct
 import time
 
@@ -33,8 +34,12 @@ class Closed(Exception):
 
 
 class Connection:
-    def __init__(self, port, request):
+    """An upgraded relay connection; over TLS when `tls` is an ssl.SSLContext."""
+
+    def __init__(self, port, request, tls=None):
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+        if tls:
+            self.sock = tls.wrap_socket(self.sock, server_hostname="localhost")
         self.sock.sendall(request.encode())
         self.buffer = b""
         while b"\r\n\r\n" not in self.buffer:
@@ -48,7 +53,7 @@ class Connection:
         self.sock.settimeout(timeout)
         try:
             data = self.sock.recv(65536)
-        except ConnectionResetError:
+        except (ConnectionResetError, ssl.SSLEOFError):
             data = b""
         if not data:
             raise Closed()
@@ -81,8 +86,9 @@ class Connection:
 class LegacyStream(Connection):
     """Family L over `Upgrade: iroh derp http` (what iroh 0.35 sends: no Connection header)."""
 
-    def __init__(self, port, key=None):
-        super().__init__(port, f"GET /relay HTTP/1.1\r\nupgrade: iroh derp http\r\nhost: 127.0.0.1:{port}\r\n\r\n")
+    def __init__(self, port, key=None, tls=None):
+        super().__init__(port, f"GET /relay HTTP/1.1\r\nupgrade: iroh derp http\r\nhost: 127.0.0.1:{port}\r\n\r\n",
+                         tls)
         self.key = key or Key()
 
     def send(self, frame_type, payload=b""):
@@ -100,12 +106,12 @@ class LegacyStream(Connection):
 class WebSocket(Connection):
     """A WebSocket client: family W when `protocols` is given, family L over messages otherwise."""
 
-    def __init__(self, port, protocols="iroh-relay-v2, iroh-relay-v1", key=None, version="13"):
+    def __init__(self, port, protocols="iroh-relay-v2, iroh-relay-v1", key=None, version="13", tls=None):
         nonce = base64.b64encode(os.urandom(16)).decode()
         extra = f"Sec-WebSocket-Protocol: {protocols}\r\n" if protocols else ""
         super().__init__(port, (
             f"GET /relay HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            f"Sec-WebSocket-Key: {nonce}\r\nSec-WebSocket-Version: {version}\r\n{extra}\r\n"))
+            f"Sec-WebSocket-Key: {nonce}\r\nSec-WebSocket-Version: {version}\r\n{extra}\r\n"), tls)
         self.key = key or Key()
 
     def send(self, payload, opcode=2, fin=True):

@@ -31,7 +31,7 @@ final class RelayConnectionHandler: ChannelInboundHandler {
     private var hasUnflushedWrites = false
     private var closing = false
     private var pings: PingTracker
-    private var lastRead = NIODeadline.now()
+    private var lastRead = NIODeadline.uptimeNanoseconds(0)
     private var pingTask: Scheduled<Void>?
     private var pingTimeoutTask: Scheduled<Void>?
     private var writeTimeoutTask: Scheduled<Void>?
@@ -55,6 +55,7 @@ final class RelayConnectionHandler: ChannelInboundHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        lastRead = context.eventLoop.now
         if let greeting = session.greeting {
             _ = deliver(greeting, isPacket: false)
             flushIfNeeded()
@@ -72,7 +73,7 @@ final class RelayConnectionHandler: ChannelInboundHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !closing else { return }
-        lastRead = .now()
+        lastRead = context.eventLoop.now
         do {
             let action: RelaySession.Action
             switch unwrapInboundIn(data) {
@@ -106,7 +107,7 @@ final class RelayConnectionHandler: ChannelInboundHandler {
             _ = deliver(.pong(data), isPacket: false)
             flushIfNeeded()
         case .pongReceived(let data):
-            if pings.received(pong: data, now: Self.seconds(.now())) {
+            if pings.received(pong: data, now: Self.seconds(context.eventLoop.now)) {
                 pingTimeoutTask?.cancel()
                 pingTimeoutTask = nil
             }
@@ -207,19 +208,20 @@ final class RelayConnectionHandler: ChannelInboundHandler {
 
     private func sendPing() {
         guard let context, !closing else { return }
-        let idle = NIODeadline.now() - lastRead
+        let now = context.eventLoop.now
+        let idle = now - lastRead
         let interval = Self.pingInterval + .milliseconds(Int64.random(in: 1000...5000))
         guard idle >= Self.pingInterval else {
             schedulePing(after: interval - idle)
             return
         }
         let data = UInt64.random(in: .min ... .max)
-        let deadline = pings.sent(data, now: Self.seconds(.now()))
+        let deadline = pings.sent(data, now: Self.seconds(now))
         _ = deliver(.ping(data), isPacket: false)
         flushIfNeeded()
-        let timeout = TimeAmount.nanoseconds(Int64((deadline - Self.seconds(.now())) * 1e9))
+        let timeout = TimeAmount.nanoseconds(Int64((deadline - Self.seconds(now)) * 1e9))
         pingTimeoutTask = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) { [self] in
-            if pings.expired(now: Self.seconds(.now()) + 0.001) {
+            if pings.expired(now: Self.seconds(context.eventLoop.now) + 0.001) {
                 hub.countLimitClosure()
                 close(reason: "no pong in time")
             }

@@ -111,12 +111,12 @@ final class RateLimitHandler: ChannelDuplexHandler {
     private var notified = false
 
     init(rate: Int, burst: Int) {
-        bucket = TokenBucket(rate: rate, burst: burst, now: RelayConnectionHandler.seconds(.now()))
+        bucket = TokenBucket(rate: rate, burst: burst, now: 0)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let bytes = unwrapInboundIn(data).readableBytes
-        let delay = bucket.consume(bytes, now: RelayConnectionHandler.seconds(.now()))
+        let delay = bucket.consume(bytes, now: RelayConnectionHandler.seconds(context.eventLoop.now))
         context.fireChannelRead(data)
         if delay > 0 && !notified {
             notified = true
@@ -126,7 +126,7 @@ final class RateLimitHandler: ChannelDuplexHandler {
 
     func read(context: ChannelHandlerContext) {
         guard resume == nil else { return }
-        let delay = bucket.delay(now: RelayConnectionHandler.seconds(.now()))
+        let delay = bucket.delay(now: RelayConnectionHandler.seconds(context.eventLoop.now))
         guard delay > 0 else { return context.read() }
         resume = context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(Int64(delay * 1e9))) { [self] in
             resume = nil
