@@ -50,6 +50,7 @@ class Relay:
     """chatmail-iroh run on its own with a config in a temporary directory."""
 
     def __init__(self, tmp, tls=False, **limits):
+        tmp.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.tls_port = free_port() if tls else None
         self.url = f"http://127.0.0.1:{self.port}"
