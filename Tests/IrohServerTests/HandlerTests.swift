@@ -96,6 +96,19 @@ import Testing
         }
     }
 
+    @Test func fastUnmaskingAgreesWithNIO() {
+        var random = SystemRandomNumberGenerator()
+        for length in [0, 1, 3, 7, 8, 9, 15, 16, 17, 100, 1237] {
+            let payload = (0..<length).map { _ in UInt8.random(in: 0...255, using: &random) }
+            let key = WebSocketMaskingKey.random(using: &random)
+            var masked = ByteBuffer(bytes: payload)
+            masked.webSocketMask(key)
+            let frame = WebSocketFrame(fin: true, opcode: .binary, maskKey: key, data: masked)
+            #expect(WebSocketMessageHandler.unmasked(frame) == ByteBuffer(bytes: payload), "length \(length)")
+            #expect(WebSocketMessageHandler.unmasked(frame) == frame.unmaskedData)
+        }
+    }
+
     @Test func legacyStreamDecoderHandlesAnySplit() throws {
         var stream = ByteBuffer(bytes: [12, 0, 0, 0, 8, 1, 2, 3, 4, 5, 6, 7, 8, 6, 0, 0, 0, 0])
         let channel = EmbeddedChannel(handler: ByteToMessageHandler(LegacyStreamDecoder(maxFrameSize: 64)))

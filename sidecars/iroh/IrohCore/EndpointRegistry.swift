@@ -22,17 +22,22 @@ public struct EndpointRegistry<Connection: Hashable & Sendable>: Sendable {
         case gone(EndpointKey, to: Connection)
     }
 
-    private struct Entry {
+    @usableFromInline
+    struct Entry: Sendable {
+        @usableFromInline
         var active: Connection
+        @usableFromInline
         var inactive: [Connection] = []
     }
 
     /// At most this many recorded destinations per source, for the gone notices; more are not recorded.
-    public static var maxRecordedDestinations: Int { 4096 }
+    public static var maxRecordedDestinations: Int { 512 }
 
     public let policy: DuplicatePolicy
-    private var entries: [EndpointKey: Entry] = [:]
-    private var sentTo: [EndpointKey: Set<EndpointKey>] = [:]
+    @usableFromInline
+    var entries: [EndpointKey: Entry] = [:]
+    @usableFromInline
+    var sentTo: [EndpointKey: Set<EndpointKey>] = [:]
 
     public init(policy: DuplicatePolicy) {
         self.policy = policy
@@ -42,6 +47,7 @@ public struct EndpointRegistry<Connection: Hashable & Sendable>: Sendable {
     public var count: Int { entries.count }
 
     /// The connection that receives packets for `key`.
+    @inlinable
     public func destination(for key: EndpointKey) -> Connection? {
         entries[key]?.active
     }
@@ -84,6 +90,7 @@ public struct EndpointRegistry<Connection: Hashable & Sendable>: Sendable {
     }
 
     /// Records that `source` sent to `destination`, so that `destination` hears when `source` goes.
+    @inlinable
     public mutating func recordSent(from source: EndpointKey, to destination: EndpointKey) {
         if sentTo[source]?.contains(destination) == true { return }
         guard (sentTo[source]?.count ?? 0) < Self.maxRecordedDestinations else { return }

@@ -28,6 +28,9 @@ final class RelayConnectionHandler: ChannelInboundHandler {
     private var logger: Logger
     /// Writes not yet on the wire.
     private var queued = 0
+    /// The newest write, not yet passed on, and how many writes since the last one with a promise.
+    private var held: ByteBuffer?
+    private var unmarked = 0
     private var hasUnflushedWrites = false
     private var closing = false
     private var pings: PingTracker
@@ -152,15 +155,18 @@ final class RelayConnectionHandler: ChannelInboundHandler {
     }
 
     /// Queues `message` for the client. A packet is dropped (false) when the queue is full.
+    ///
+    /// The newest write is held back until the next one or the flush, so that only the last write before a flush
+    /// carries a promise: its completion means every earlier write is on the wire too (NIO writes in order).
     func deliver(_ message: ServerMessage, isPacket: Bool) -> Bool {
         guard let context, !closing else { return false }
         if isPacket && queued >= hub.limits.queueSize { return false }
         var buffer = context.channel.allocator.buffer(capacity: 64 + (isPacket ? 1300 : 0))
         guard session.encode(message, streamHeader: streamHeader, into: &buffer) else { return true }
         queued += 1
-        let promise = context.eventLoop.makePromise(of: Void.self)
-        promise.futureResult.assumeIsolated().whenComplete { [self] _ in queued -= 1 }
-        context.write(wrapOutboundOut(buffer), promise: promise)
+        unmarked += 1
+        if let previous = held { context.write(wrapOutboundOut(previous), promise: nil) }
+        held = buffer
         if !hasUnflushedWrites {
             hasUnflushedWrites = true
             hub.needsFlush(self)
@@ -171,6 +177,14 @@ final class RelayConnectionHandler: ChannelInboundHandler {
     func flushIfNeeded() {
         guard hasUnflushedWrites, let context else { return }
         hasUnflushedWrites = false
+        if let last = held {
+            held = nil
+            let count = unmarked
+            unmarked = 0
+            let promise = context.eventLoop.makePromise(of: Void.self)
+            promise.futureResult.assumeIsolated().whenComplete { [self] _ in queued -= count }
+            context.write(wrapOutboundOut(last), promise: promise)
+        }
         context.flush()
     }
 

@@ -44,9 +44,9 @@ final class WebSocketMessageHandler: ChannelDuplexHandler {
         case .binary:
             guard partial == nil, !skippingText else { return fail(context, .unexpectedContinuation) }
             if frame.fin {
-                context.fireChannelRead(wrapInboundOut(.message(frame.unmaskedData)))
+                context.fireChannelRead(wrapInboundOut(.message(Self.unmasked(frame))))
             } else {
-                partial = frame.unmaskedData
+                partial = Self.unmasked(frame)
             }
         case .continuation:
             if skippingText {
@@ -54,7 +54,7 @@ final class WebSocketMessageHandler: ChannelDuplexHandler {
                 return
             }
             guard var message = partial else { return fail(context, .unexpectedContinuation) }
-            var data = frame.unmaskedData
+            var data = Self.unmasked(frame)
             guard message.readableBytes + data.readableBytes <= maxMessageSize else {
                 return fail(context, .tooLarge)
             }
@@ -68,7 +68,7 @@ final class WebSocketMessageHandler: ChannelDuplexHandler {
         case .text:
             skippingText = !frame.fin
         case .ping:
-            let pong = WebSocketFrame(fin: true, opcode: .pong, data: frame.unmaskedData)
+            let pong = WebSocketFrame(fin: true, opcode: .pong, data: Self.unmasked(frame))
             context.writeAndFlush(wrapOutboundOut(pong), promise: nil)
         case .pong:
             break
@@ -78,7 +78,7 @@ final class WebSocketMessageHandler: ChannelDuplexHandler {
                 return
             }
             closeSent = true
-            var status = frame.unmaskedData
+            var status = Self.unmasked(frame)
             let code = status.readSlice(length: min(2, status.readableBytes)) ?? ByteBuffer()
             let reply = WebSocketFrame(fin: true, opcode: .connectionClose, data: code)
             context.writeAndFlush(wrapOutboundOut(reply)).assumeIsolated().whenComplete { _ in
@@ -92,6 +92,28 @@ final class WebSocketMessageHandler: ChannelDuplexHandler {
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         let frame = WebSocketFrame(fin: true, opcode: .binary, data: unwrapOutboundIn(data))
         context.write(wrapOutboundOut(frame), promise: promise)
+    }
+
+    /// The frame's payload without its mask. NIO's `unmaskedData` XORs byte by byte, which was the relay's main
+    /// cost for family W; this XORs eight bytes at a time.
+    static func unmasked(_ frame: WebSocketFrame) -> ByteBuffer {
+        var data = frame.data
+        guard let key = frame.maskKey else { return data }
+        let mask = Array(key)
+        let pattern = (mask + mask).withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }
+        data.withUnsafeMutableReadableBytes { bytes in
+            var index = 0
+            while index + 8 <= bytes.count {
+                let word = bytes.loadUnaligned(fromByteOffset: index, as: UInt64.self) ^ pattern
+                bytes.storeBytes(of: word, toByteOffset: index, as: UInt64.self)
+                index += 8
+            }
+            while index < bytes.count {
+                bytes[index] ^= mask[index % 4]
+                index += 1
+            }
+        }
+        return data
     }
 
     private func fail(_ context: ChannelHandlerContext, _ error: MessageError) {
