@@ -377,3 +377,29 @@ def test_connection_limit_and_rate_limit(tmp_path):
         assert b.recv() == bytes([10]) + b"notkickd"
     finally:
         relay.stop()
+
+
+def test_supervised_relay_reports_ready_once_listening(supervisor_factory):
+    sup = supervisor_factory(modes={"iroh": str(bin_dir() / "chatmail-iroh"), "turn": None, "shadowsocks": None})
+    sup.start()
+    status = sup.wait_state("iroh", "ready", timeout=20)
+    with urllib.request.urlopen("http://127.0.0.1:23340/ping", timeout=5) as response:
+        assert response.status == 200, "ready means listening"
+    sup.ctl("reload")
+    time.sleep(0.5)
+    assert sup.status()["iroh"]["state"] == "ready" and sup.status()["iroh"]["pid"] == status["pid"]
+    sup.ctl("stop", "iroh", "--wait")
+    assert sup.status()["iroh"]["state"] == "stopped"
+    assert sup.status()["iroh"]["last_exit"] == "exit 0", "SIGTERM is a clean stop"
+    with pytest.raises(OSError):
+        urllib.request.urlopen("http://127.0.0.1:23340/ping", timeout=2)
+
+
+def test_https_without_a_certificate_is_a_configuration_error(tmp_path):
+    config = tmp_path / "iroh.conf"
+    write_config(config, free_port())
+    config.write_text(config.read_text() + f'tls_listen = "127.0.0.1:{free_port()}"\n')
+    run = subprocess.run([str(bin_dir() / "chatmail-iroh"), "--config", str(config)], capture_output=True,
+                         text=True, timeout=20)
+    assert run.returncode == 78, run.stderr
+    assert "certificate" in run.stderr
