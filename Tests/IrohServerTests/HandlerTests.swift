@@ -15,10 +15,12 @@ import Testing
     static let seed = [UInt8](repeating: 0x2a, count: 32)
 
     /// A family-W connection on `channel`, authenticated with the vectors' key.
-    func authenticatedRelayChannel(version: RelayProtocol.Version = .v2) throws -> (EmbeddedChannel, RelayHub) {
+    func authenticatedRelayChannel(version: RelayProtocol.Version = .v2, limits: IrohLimits = IrohLimits()) throws
+        -> (EmbeddedChannel, RelayHub)
+    {
         let channel = EmbeddedChannel()
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
-        let hub = RelayHub(eventLoop: channel.embeddedEventLoop, limits: IrohLimits(), logger: Logger(label: "test"))
+        let hub = RelayHub(eventLoop: channel.embeddedEventLoop, limits: limits, logger: Logger(label: "test"))
         let handler = RelayConnectionHandler(
             family: .relay(version), streamHeader: false, hub: hub, logger: hub.logger)
         try channel.pipeline.syncOperations.addHandler(handler)
@@ -61,6 +63,37 @@ import Testing
         try channel.writeInbound(RelayInbound.message(ByteBuffer(bytes: [10] + ping.readBytes(length: 8)!)))
         channel.embeddedEventLoop.advanceTime(by: .seconds(6))
         #expect(channel.isActive)
+    }
+
+    @Test func pongsGoAheadOfQueuedPacketsAndTheQueueIsBounded() throws {
+        var limits = IrohLimits()
+        limits.queueSize = 3
+        let (channel, _) = try authenticatedRelayChannel(limits: limits)
+        let handler = try channel.pipeline.syncOperations.handler(type: RelayConnectionHandler.self)
+        let source = EndpointKey([UInt8](repeating: 7, count: 32))!
+        func packet(_ byte: UInt8) -> ServerMessage {
+            .packet(source: source, .datagrams(.init(ecn: 0, segmentSize: nil, contents: ByteBuffer(bytes: [byte]))))
+        }
+        channel.isWritable = false
+        #expect([1, 2, 3, 4].map { handler.deliver(packet($0)) } == [true, true, true, false])
+        try channel.writeInbound(RelayInbound.message(ByteBuffer(bytes: [9, 1, 2, 3, 4, 5, 6, 7, 8])))
+        #expect(try channel.readOutbound(as: ByteBuffer.self) == nil, "nothing is written while unwritable")
+        channel.isWritable = true
+        channel.pipeline.fireChannelWritabilityChanged()
+        var types: [UInt8] = []
+        while let frame = try channel.readOutbound(as: ByteBuffer.self) { types.append(frame.getInteger(at: 0)!) }
+        #expect(types == [10, 6, 6, 6], "the pong first, then the three packets the queue held")
+    }
+
+    @Test func aClientThatStopsReadingHitsTheWriteTimeout() throws {
+        let (channel, hub) = try authenticatedRelayChannel()
+        channel.isWritable = false
+        channel.pipeline.fireChannelWritabilityChanged()
+        channel.embeddedEventLoop.advanceTime(by: .milliseconds(1900))
+        #expect(channel.isActive)
+        channel.embeddedEventLoop.advanceTime(by: .milliseconds(200))
+        #expect(!channel.isActive)
+        #expect(hub.counters.limitClosures == 1)
     }
 
     @Test func closingUnregisters() throws {

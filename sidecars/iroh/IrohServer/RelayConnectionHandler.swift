@@ -26,11 +26,11 @@ final class RelayConnectionHandler: ChannelInboundHandler {
     private var session: RelaySession
     private var context: ChannelHandlerContext?
     private var logger: Logger
-    /// Writes not yet on the wire.
-    private var queued = 0
-    /// The newest write, not yet passed on, and how many writes since the last one with a promise.
-    private var held: ByteBuffer?
-    private var unmarked = 0
+    /// Encoded frames waiting for the channel to be writable, by priority (notes §3.5): pings, pongs and the
+    /// handshake first, then forwarded packets, then notices (EndpointGone, Status). The last two are bounded.
+    private var urgent = CircularBuffer<ByteBuffer>(initialCapacity: 4)
+    private var packets = CircularBuffer<ByteBuffer>(initialCapacity: 16)
+    private var notices = CircularBuffer<ByteBuffer>(initialCapacity: 4)
     private var hasUnflushedWrites = false
     private var closing = false
     private var pings: PingTracker
@@ -60,7 +60,7 @@ final class RelayConnectionHandler: ChannelInboundHandler {
         self.context = context
         lastRead = context.eventLoop.now
         if let greeting = session.greeting {
-            _ = deliver(greeting, isPacket: false)
+            _ = deliver(greeting)
             flushIfNeeded()
         }
     }
@@ -96,7 +96,7 @@ final class RelayConnectionHandler: ChannelInboundHandler {
         case .authenticated(let key):
             logger[metadataKey: "endpoint"] = "\(key)"
             logger.debug("authenticated", metadata: ["family": "\(family)"])
-            if case .relay = family { _ = deliver(.confirmAuth, isPacket: false) }
+            if case .relay = family { _ = deliver(.confirmAuth) }
             hub.register(self, key: key)
             if let deadline = try? context.pipeline.syncOperations.handler(type: HandshakeDeadlineHandler.self) {
                 deadline.cancel()
@@ -107,7 +107,7 @@ final class RelayConnectionHandler: ChannelInboundHandler {
             hub.forward(payload, from: session.key!, to: destination, family: family)
         case .pong(let data):
             // Answered at once, ahead of whatever the read burst forwards.
-            _ = deliver(.pong(data), isPacket: false)
+            _ = deliver(.pong(data))
             flushIfNeeded()
         case .pongReceived(let data):
             if pings.received(pong: data, now: Self.seconds(context.eventLoop.now)) {
@@ -127,6 +127,8 @@ final class RelayConnectionHandler: ChannelInboundHandler {
         if context.channel.isWritable {
             writeTimeoutTask?.cancel()
             writeTimeoutTask = nil
+            hasUnflushedWrites = true
+            flushIfNeeded()
         } else if writeTimeoutTask == nil {
             let timeout = TimeAmount.nanoseconds(Int64(hub.limits.writeTimeout * 1e9))
             writeTimeoutTask = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) { [self] in
@@ -140,7 +142,7 @@ final class RelayConnectionHandler: ChannelInboundHandler {
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if event is RateLimitedEvent, !rateLimitNoticeSent, session.key != nil, family == .relay(.v2) {
             rateLimitNoticeSent = true
-            _ = deliver(.status(.rateLimited), isPacket: false)
+            _ = deliver(.status(.rateLimited))
             flushIfNeeded()
         }
         context.fireUserInboundEventTriggered(event)
@@ -154,19 +156,22 @@ final class RelayConnectionHandler: ChannelInboundHandler {
         }
     }
 
-    /// Queues `message` for the client. A packet is dropped (false) when the queue is full.
-    ///
-    /// The newest write is held back until the next one or the flush, so that only the last write before a flush
-    /// carries a promise: its completion means every earlier write is on the wire too (NIO writes in order).
-    func deliver(_ message: ServerMessage, isPacket: Bool) -> Bool {
+    /// Queues `message` for the client; false when it was dropped because its queue is full.
+    func deliver(_ message: ServerMessage) -> Bool {
         guard let context, !closing else { return false }
-        if isPacket && queued >= hub.limits.queueSize { return false }
-        var buffer = context.channel.allocator.buffer(capacity: 64 + (isPacket ? 1300 : 0))
+        let limit = hub.limits.queueSize
+        switch message {
+        case .packet: if packets.count >= limit { return false }
+        case .gone, .status: if notices.count >= limit { return false }
+        case .challenge, .confirmAuth, .denyAuth, .ping, .pong: break
+        }
+        var buffer = context.channel.allocator.buffer(capacity: 64)
         guard session.encode(message, streamHeader: streamHeader, into: &buffer) else { return true }
-        queued += 1
-        unmarked += 1
-        if let previous = held { context.write(wrapOutboundOut(previous), promise: nil) }
-        held = buffer
+        switch message {
+        case .packet: packets.append(buffer)
+        case .gone, .status: notices.append(buffer)
+        case .challenge, .confirmAuth, .denyAuth, .ping, .pong: urgent.append(buffer)
+        }
         if !hasUnflushedWrites {
             hasUnflushedWrites = true
             hub.needsFlush(self)
@@ -174,18 +179,18 @@ final class RelayConnectionHandler: ChannelInboundHandler {
         return true
     }
 
+    /// Writes what is queued, by priority, while the channel is writable; then flushes.
     func flushIfNeeded() {
         guard hasUnflushedWrites, let context else { return }
         hasUnflushedWrites = false
-        if let last = held {
-            held = nil
-            let count = unmarked
-            unmarked = 0
-            let promise = context.eventLoop.makePromise(of: Void.self)
-            promise.futureResult.assumeIsolated().whenComplete { [self] _ in queued -= count }
-            context.write(wrapOutboundOut(last), promise: promise)
+        var wrote = false
+        while context.channel.isWritable,
+            let next = urgent.popFirst() ?? packets.popFirst() ?? notices.popFirst()
+        {
+            context.write(wrapOutboundOut(next), promise: nil)
+            wrote = true
         }
-        context.flush()
+        if wrote { context.flush() }
     }
 
     /// Closes the connection after what is already queued.
@@ -231,7 +236,7 @@ final class RelayConnectionHandler: ChannelInboundHandler {
         }
         let data = UInt64.random(in: .min ... .max)
         let deadline = pings.sent(data, now: Self.seconds(now))
-        _ = deliver(.ping(data), isPacket: false)
+        _ = deliver(.ping(data))
         flushIfNeeded()
         let timeout = TimeAmount.nanoseconds(Int64((deadline - Self.seconds(now)) * 1e9))
         pingTimeoutTask = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) { [self] in

@@ -114,7 +114,7 @@ final class RelayHub: @unchecked Sendable {
             counters.packetsDroppedNoDestination += 1
             return
         }
-        guard target.connection.deliver(.packet(source: source, payload), isPacket: true) else {
+        guard target.connection.deliver(.packet(source: source, payload)) else {
             counters.packetsDroppedQueueFull += 1
             return
         }
@@ -149,11 +149,11 @@ final class RelayHub: @unchecked Sendable {
                 reference.connection.close(reason: "replaced by a newer connection with the same key")
             case .demoted(let reference):
                 counters.duplicateKeys += 1
-                _ = reference.connection.deliver(.status(.sameEndpointIdConnected), isPacket: false)
+                _ = reference.connection.deliver(.status(.sameEndpointIdConnected))
             case .promoted(let reference):
-                _ = reference.connection.deliver(.status(.healthy), isPacket: false)
+                _ = reference.connection.deliver(.status(.healthy))
             case .gone(let key, let reference):
-                _ = reference.connection.deliver(.gone(key), isPacket: false)
+                _ = reference.connection.deliver(.gone(key))
             }
         }
         flushAll()
