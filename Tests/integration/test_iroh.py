@@ -93,7 +93,7 @@ def relay(tmp_path):
 
 # Real clients, relay-only.
 
-def real_client_run(tmp_path, version, client, size):
+def real_client_run(tmp_path, version, client, size, idle=0):
     if os.geteuid() != 0:
         pytest.skip("needs root for a network namespace with UDP dropped (CI runs as root)")
     if not shutil.which("nft") or not shutil.which("unshare"):
@@ -105,8 +105,8 @@ def real_client_run(tmp_path, version, client, size):
     write_config(config, 3340, rate_limit=0)
     run = subprocess.run(
         ["unshare", "-n", sys.executable, str(CLIENTS / "udp_blocked_run.py"), str(bin_dir() / "chatmail-iroh"),
-         str(config), "3340", str(python), str(CLIENTS / client), str(size)],
-        capture_output=True, text=True, timeout=150)
+         str(config), "3340", str(python), str(CLIENTS / client), str(size), str(idle)],
+        capture_output=True, text=True, timeout=150 + idle)
     lines = [line for line in run.stdout.splitlines() if line.startswith("{")]
     assert lines, f"no result; stderr:\n{run.stderr[-3000:]}"
     result = json.loads(lines[-1])
@@ -133,6 +133,16 @@ def test_iroh035_nodes_exchange_data_through_the_relay(tmp_path):
     assert counters["legacy_packets_forwarded"] > 20 and counters["bytes_forwarded"] > 200_000, counters
     assert counters["relay_packets_forwarded"] == 0
     assert counters["protocol_errors"] == 0
+
+
+@pytest.mark.parametrize("version, client", [("1.2.0", "iroh1_echo.py"), ("0.35.0", "iroh035_echo.py")])
+def test_real_clients_stay_connected_across_pings(tmp_path, version, client):
+    """Idle past the 15 s ping interval (plus jitter): the relay's pings are answered, the clients' pings are
+    answered, and the connections are still good for data afterwards."""
+    result = real_client_run(tmp_path, version, client, 20_000, idle=22)
+    counters = result["health"]["counters"]
+    assert result["client"]["ok"], result
+    assert counters["limit_closures"] == 0 and counters["protocol_errors"] == 0, counters
 
 
 # HTTP endpoints and the upgrade dispatch.

@@ -1,9 +1,9 @@
 """Two iroh 0.35 nodes (PyPI `iroh==0.35.0`, Delta Chat's generation) exchange data through the relay at RELAY_URL.
 
-Usage: iroh035_echo.py RELAY_URL SIZE. The 0.35 bindings have no relay-mode option, but dialing a NodeAddr that
+Usage: iroh035_echo.py RELAY_URL SIZE [IDLE]. The 0.35 bindings have no relay-mode option, but dialing a NodeAddr that
 names RELAY_URL makes a node open a (non-home) relay connection there with the `iroh derp http` upgrade. Node 1
 attaches itself with a dummy dial to node 2; node 2 dials node 1 and sends SIZE random bytes, which node 1
-echoes. Prints one JSON line: {"ok": bool, "conn_type": "RELAY" | ..., ...}. Exits with os._exit, because the
+echoes; with IDLE, node 2 first sits connected to the relay for IDLE seconds (its dial waits there). Prints one JSON line: {"ok": bool, "conn_type": "RELAY" | ..., ...}. Exits with os._exit, because the
 wheel aborts at interpreter exit.
 """
 
@@ -41,7 +41,7 @@ class Creator:
         return Echo(self.size)
 
 
-async def main(relay_url, size):
+async def main(relay_url, size, idle):
     started = time.monotonic()
     # Callbacks from the node's threads (the protocol handler) run on this loop.
     iroh.iroh_ffi.uniffi_set_event_loop(asyncio.get_running_loop())
@@ -59,7 +59,7 @@ async def main(relay_url, size):
             pass
 
     attaching = asyncio.ensure_future(attach())
-    await asyncio.sleep(0.5)
+    await asyncio.sleep(0.5 + idle)
     conn = await asyncio.wait_for(node2.node().endpoint().connect(iroh.NodeAddr(id1, relay_url, []), ALPN), 30)
     payload = os.urandom(size)
     bi = await conn.open_bi()
@@ -78,7 +78,8 @@ async def main(relay_url, size):
 
 if __name__ == "__main__":
     try:
-        asyncio.run(asyncio.wait_for(main(sys.argv[1], int(sys.argv[2])), 60))
+        idle = float(sys.argv[3]) if len(sys.argv) > 3 else 0
+        asyncio.run(asyncio.wait_for(main(sys.argv[1], int(sys.argv[2]), idle), 60 + idle))
     except BaseException as error:
         print(json.dumps({"ok": False, "error": repr(error)}), flush=True)
     os._exit(0)

@@ -1,7 +1,8 @@
 """Two iroh 1.x endpoints (PyPI `iroh`) exchange data through the relay at RELAY_URL.
 
-Usage: iroh1_echo.py RELAY_URL SIZE. The server endpoint echoes one bidirectional stream; the client sends SIZE
-random bytes and checks the echo. Prints one JSON line: {"ok": bool, "relay_selected": bool, ...}.
+Usage: iroh1_echo.py RELAY_URL SIZE [IDLE]. The server endpoint echoes one bidirectional stream; the client sends
+SIZE random bytes and checks the echo, after both endpoints sat connected to the relay for IDLE seconds (so that
+the relay's and the clients' pings have run). Prints one JSON line: {"ok": bool, "relay_selected": bool, ...}.
 """
 
 import asyncio
@@ -24,7 +25,7 @@ def options(relay_url, alpns=None):
     return iroh.EndpointOptions(**kwargs)
 
 
-async def main(relay_url, size):
+async def main(relay_url, size, idle):
     started = time.monotonic()
     server = await iroh.Endpoint.bind(options(relay_url, [ALPN]))
     client = await iroh.Endpoint.bind(options(relay_url))
@@ -41,6 +42,7 @@ async def main(relay_url, size):
         await bi.send().finish()
         await asyncio.sleep(1)
 
+    await asyncio.sleep(idle)
     serving = asyncio.ensure_future(serve())
     conn = await asyncio.wait_for(client.connect(iroh.EndpointAddr(server.id(), relay_url, []), ALPN), 20)
     payload = os.urandom(size)
@@ -61,5 +63,5 @@ async def main(relay_url, size):
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], int(sys.argv[2])))
+    asyncio.run(main(sys.argv[1], int(sys.argv[2]), float(sys.argv[3]) if len(sys.argv) > 3 else 0))
     os._exit(0)

@@ -2,7 +2,7 @@
 cannot take a direct path), starts the relay, runs one real-client script against it, and prints one JSON line
 {"udp_blocked": bool, "client": {...}, "health": {...}}.
 
-Usage: udp_blocked_run.py RELAY_BIN CONFIG PORT PYTHON CLIENT_SCRIPT SIZE
+Usage: udp_blocked_run.py RELAY_BIN CONFIG PORT PYTHON CLIENT_SCRIPT SIZE [IDLE]
 """
 
 import json
@@ -26,7 +26,7 @@ def udp_blocked():
         return True
 
 
-def main(relay_bin, config, port, python, client, size):
+def main(relay_bin, config, port, python, client, size, idle="0"):
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
     for rule in (["add", "table", "inet", "f"],
                  ["add", "chain", "inet", "f", "in", "{ type filter hook input priority 0; policy accept; }"],
@@ -44,7 +44,8 @@ def main(relay_bin, config, port, python, client, size):
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.05)
-        run = subprocess.run([python, client, url, str(size)], capture_output=True, text=True, timeout=90)
+        run = subprocess.run([python, client, url, str(size), idle], capture_output=True, text=True,
+                             timeout=90 + float(idle))
         sys.stderr.write(run.stderr[-4000:])
         lines = [line for line in run.stdout.splitlines() if line.startswith("{")]
         result = json.loads(lines[-1]) if lines else {"ok": False, "error": "no output", "stdout": run.stdout[-2000:]}
@@ -56,4 +57,4 @@ def main(relay_bin, config, port, python, client, size):
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:6], int(sys.argv[6]))
+    main(*sys.argv[1:6], int(sys.argv[6]), *sys.argv[7:8])
