@@ -413,3 +413,39 @@ def test_https_without_a_certificate_is_a_configuration_error(tmp_path):
                          text=True, timeout=20)
     assert run.returncode == 78, run.stderr
     assert "certificate" in run.stderr
+
+
+def test_garbage_never_crashes_the_relay(relay):
+    """Seeded random bytes as HTTP requests, as family-L frames after ClientInfo, and as WebSocket payloads after
+    authentication: every connection ends in a refusal or a close, and the relay keeps serving."""
+    import random
+    rng = random.Random(0x1AA)
+    for round_ in range(60):
+        junk = bytes(rng.getrandbits(8) for _ in range(rng.randrange(1, 400)))
+        kind = round_ % 3
+        try:
+            if kind == 0:
+                with socket.create_connection(("127.0.0.1", relay.port), timeout=3) as sock:
+                    sock.sendall(b"GET /relay HTTP/1.1\r\n" + junk + b"\r\n\r\n")
+                    sock.recv(100)
+            elif kind == 1:
+                legacy = LegacyStream(relay.port)
+                legacy.client_info()
+                legacy.sock.sendall(junk)
+                legacy.closed_within(0.2)
+                legacy.close()
+            else:
+                w = WebSocket(relay.port)
+                w.authenticate()
+                w.send(junk)
+                w.closed_within(0.2)
+                w.close()
+        except (OSError, Closed):
+            pass
+    assert relay.proc.poll() is None
+    assert relay.get("/ping")[0] == 200
+    a, b = WebSocket(relay.port), WebSocket(relay.port)
+    a.authenticate()
+    b.authenticate()
+    a.send(bytes([4]) + b.key.public + bytes([0]) + b"still relaying")
+    assert b.recv() == bytes([6]) + a.key.public + bytes([0]) + b"still relaying"
