@@ -70,7 +70,7 @@ final class RelayConnectionHandler: ChannelInboundHandler {
         pingTimeoutTask?.cancel()
         writeTimeoutTask?.cancel()
         if let key = session.key { hub.unregister(self, key: key) }
-        session = RelaySession(family: family, challenge: [])
+        session = RelaySession(family: family, challenge: [])  // forgets the key: unregistered exactly once
         self.context = nil
     }
 
@@ -100,6 +100,7 @@ final class RelayConnectionHandler: ChannelInboundHandler {
             hub.register(self, key: key)
             if let deadline = try? context.pipeline.syncOperations.handler(type: HandshakeDeadlineHandler.self) {
                 deadline.cancel()
+                context.pipeline.syncOperations.removeHandler(deadline, promise: nil)
             }
             schedulePing(after: Self.pingInterval)
         case .forward(let destination, let payload):

@@ -163,7 +163,7 @@ final class RateLimitHandler: ChannelDuplexHandler {
 
 /// Closes a connection that has not finished the relay handshake (HTTP request, upgrade, authentication) by the
 /// deadline; the relay connection handler cancels it once authenticated.
-final class HandshakeDeadlineHandler: ChannelInboundHandler {
+final class HandshakeDeadlineHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
 
