@@ -232,6 +232,12 @@ def test_second_connection_with_the_same_key(relay):
     sender.authenticate()
     sender.send(bytes([4]) + key.public + bytes([0]) + b"to the newest")
     assert second.recv() == bytes([6]) + sender.key.public + bytes([0]) + b"to the newest"
+    third = WebSocket(relay.port, key=key)
+    third.authenticate()
+    assert second.recv() == bytes([11]) + b"Another endpoint connected with the same endpoint id. No more messages " \
+        b"will be received."  # v1 has Health instead of Status
+    third.close()
+    time.sleep(0.2)
     second.close()
     assert first.recv() == bytes([13, 0])  # promoted back: Status(Healthy)
     sender.send(bytes([4]) + key.public + bytes([0]) + b"again")
