@@ -71,4 +71,55 @@ import Testing
         }
         #expect(accepted > 100)
     }
+
+    static func plausible(_ name: String) -> String {
+        switch name.lowercased() {
+        case "upgrade": "websocket"
+        case "sec-websocket-version": "13"
+        case "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ=="
+        case "sec-websocket-protocol": "iroh-relay-v2, iroh-relay-v1"
+        default: "123az__."
+        }
+    }
+
+    @Test func upgradeDispatchAndCaptivePortal() {
+        var random = SeededGenerator(seed: 0x1c0)
+        let names = [
+            "Upgrade", "upgrade", "Sec-WebSocket-Version", "Sec-WebSocket-Key", "Sec-WebSocket-Protocol",
+            "X-Iroh-Challenge", "X-Tailscale-Challenge", "Connection",
+        ]
+        let values = [
+            "websocket", "iroh derp http", "13", "8", "iroh-relay-v1", "iroh-relay-v2", "iroh-relay-v2, x",
+            "", " , ", "key==", "upgrade", "123az__.", "\u{0}\u{ff}é",
+        ]
+        var decisions: [String: Int] = [:]
+        for _ in 0..<Self.iterations {
+            // Each name with probability 3/4, mostly with a plausible value, else any; sometimes with noise.
+            let headers = names.filter { _ in random.next() % 4 != 0 }.map { name in
+                let noise = String(
+                    (0..<Int(random.next() % 5)).map { _ in Character(UnicodeScalar(UInt8(random.next() % 128))) })
+                let plausible = random.next() % 3 != 0
+                let value = plausible ? Self.plausible(name) : values[Int(random.next() % UInt64(values.count))]
+                return (name: name, value: value + (random.next() % 6 == 0 ? noise : ""))
+            }
+            let uri = ["/relay", "/derp", "/relay?x", "/", "//relay", ""][Int(random.next() % 6)]
+            let decision = UpgradeDispatch(method: random.next() % 8 == 0 ? "POST" : "GET", uri: uri, headers: headers)
+            switch decision {
+            case .relayWebSocket(let version):
+                #expect(headers.contains { $0.value.contains(version.subprotocol) })
+                decisions["relay", default: 0] += 1
+            case .legacyStream:
+                #expect(headers.contains { $0.value.lowercased().contains("iroh derp http") })
+                decisions["stream", default: 0] += 1
+            case .legacyWebSocket: decisions["websocket", default: 0] += 1
+            case .reject(let status, _, _):
+                #expect([400, 404, 405].contains(status))
+                decisions["reject", default: 0] += 1
+            }
+            for (name, value) in CaptivePortal.responseHeaders(for: headers) {
+                #expect(name.hasPrefix("X-") && value.hasPrefix("response ") && !value.contains("\r"))
+            }
+        }
+        #expect(decisions.count == 4, "every kind of decision was reached: \(decisions)")
+    }
 }
