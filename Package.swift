@@ -9,6 +9,7 @@ let package = Package(
     products: [
         .executable(name: "chatmail-supervisor", targets: ["chatmail-supervisor"]),
         .executable(name: "chatmailctl", targets: ["chatmailctl"]),
+        .executable(name: "chatmail-iroh", targets: ["chatmail-iroh"]),
         .executable(name: "chatmail-shadowsocks", targets: ["chatmail-shadowsocks"]),
     ],
     dependencies: [
@@ -83,6 +84,34 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict),
+
+        // iroh sidecar
+        .target(
+            name: "IrohCore", dependencies: ["ChatmailCrypto", .product(name: "NIOCore", package: "swift-nio")],
+            path: "sidecars/iroh/IrohCore", swiftSettings: strict),
+        .target(
+            name: "IrohServer",
+            dependencies: [
+                "IrohCore", "ChatmailConfig", "ChatmailTLS",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "sidecars/iroh/IrohServer", swiftSettings: strict),
+        .executableTarget(
+            name: "chatmail-iroh",
+            dependencies: ["IrohServer", "ChatmailSidecar"],
+            path: "sidecars/iroh/chatmail-iroh", swiftSettings: strict),
+        .testTarget(name: "IrohCoreTests", dependencies: ["IrohCore", "ChatmailCrypto"]),
+        .testTarget(
+            name: "IrohServerTests",
+            dependencies: [
+                "IrohServer", "IrohCore", "ChatmailConfig", "ChatmailCrypto",
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOTestUtils", package: "swift-nio"),
+            ]),
 
         // A TLS server over OpenSSLHandler for the integration tests (not installed).
         .executableTarget(

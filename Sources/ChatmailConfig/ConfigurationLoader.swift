@@ -216,7 +216,8 @@ final class ConfigurationReader {
     private func readIroh() -> IrohSection {
         let s = section("iroh")
         let listen = s.address("listen", default: "0.0.0.0:3340")
-        let child = s.child(stopTimeout: 5, listen: [listen])
+        let tlsListen = s.optionalString("tls_listen").map { _ in s.address("tls_listen", default: "0.0.0.0:443") }
+        let child = s.child(stopTimeout: 5, listen: [listen] + (tlsListen.map { [$0] } ?? []))
         let derived = listen.isWildcard ? "" : "http://\(listen)"
         let url = s.string("url", default: derived)
         if url.isEmpty {
@@ -224,8 +225,17 @@ final class ConfigurationReader {
         } else if !(url.hasPrefix("http://") || url.hasPrefix("https://")) || url.contains(where: \.isWhitespace) {
             s.fail("url", "must be an http:// or https:// URL")
         }
+        var limits = IrohLimits()
+        limits.rate = s.int("rate_limit", default: limits.rate, range: 0...(1 << 40))
+        limits.burst = s.int("rate_burst", default: limits.burst, range: 1...(1 << 40))
+        limits.maxFrameSize = s.int("max_frame_size", default: limits.maxFrameSize, range: 1024...(1 << 20))
+        limits.maxPacketSize = s.int("max_packet_size", default: limits.maxPacketSize, range: 1280...(1 << 16))
+        limits.handshakeTimeout = s.seconds("handshake_timeout", default: limits.handshakeTimeout)
+        limits.maxConnections = s.int("max_connections", default: limits.maxConnections, range: 1...10_000_000)
+        limits.queueSize = s.int("queue_size", default: limits.queueSize, range: 1...65536)
+        limits.writeTimeout = s.seconds("write_timeout", default: limits.writeTimeout)
         s.finish()
-        return IrohSection(child: child, listen: listen, url: url)
+        return IrohSection(child: child, listen: listen, tlsListen: tlsListen, url: url, limits: limits)
     }
 
     /// Defaults: the TLS ports of this bundle's services (IMAP 993, SMTP 465, HTTPS 443, and the iroh relay's
@@ -256,9 +266,17 @@ final class ConfigurationReader {
             993: local(imap.tlsListen), 465: ListenAddress(host: "127.0.0.1", port: 465),
             443: ListenAddress(host: "127.0.0.1", port: 443),
         ]
-        if iroh.child.enabled {
-            let port = URLComponents(string: iroh.url)?.port.flatMap { UInt16(exactly: $0) } ?? iroh.listen.port
-            defaults[port] = local(iroh.listen)
+        // The relay's public port (from its URL) goes to its HTTPS listener for https:// URLs (or stays with
+        // the TLS proxy in front of it), to its HTTP listener for http:// URLs.
+        if iroh.child.enabled, let url = URLComponents(string: iroh.url) {
+            let https = url.scheme == "https"
+            let port = url.port.flatMap { UInt16(exactly: $0) } ?? (https ? 443 : 80)
+            if https {
+                if let tlsListen = iroh.tlsListen { defaults[port] = local(tlsListen) }
+                if defaults[port] == nil { defaults[port] = ListenAddress(host: "127.0.0.1", port: port) }
+            } else {
+                defaults[port] = local(iroh.listen)
+            }
         }
         var upstreams: [UInt16: ListenAddress] = [:]
         let ports = s.intList("allowed_ports", default: defaults.keys.sorted().map(Int.init), range: 1...65535)
