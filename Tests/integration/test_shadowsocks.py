@@ -507,6 +507,25 @@ def test_a_replayed_first_flight_is_refused(servers, method):
     first.close()
 
 
+def test_a_reflected_response_is_refused(servers):
+    """SIP004 streams look alike both ways: a response whose data starts with a valid address would pass as a
+    request if the server did not remember its own salts."""
+    server = servers("aes-256-gcm")
+    payload = ssclient.address(NAME, 993) + b"reflected"
+    client = server.client(payload=payload)
+    raw = b""
+    while len(raw) < 32 + 18 + len(payload) + 16:
+        data = client.sock.recv(4096)
+        assert data, "no echo"
+        raw += data
+    client.close()
+    reflected = socket.create_connection(server.address, timeout=10)
+    started = time.monotonic()
+    reflected.sendall(raw)
+    assert_silent_until_deadline(reflected, started)
+    reflected.close()
+
+
 def test_2022_timestamps_outside_30_seconds_are_refused(servers):
     server = servers("2022-blake3-aes-256-gcm")
     ok = server.client(payload=b"a", timestamp=int(time.time()) - 20)
