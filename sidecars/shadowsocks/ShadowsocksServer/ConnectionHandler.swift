@@ -21,7 +21,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
         case handshaking(ServerHandshake)
         /// Reading and dropping until the deadline.
         case draining
-        /// Connecting to `upstream`; `pending` holds what the client sent meanwhile (decrypted).
+        /// Connecting to the upstream; `pending` holds what the client sends meanwhile, decrypted.
         case connecting(ChunkOpener, ChunkSealer)
         case established(ChunkOpener, ChunkSealer, UpstreamHandler)
         case closed
@@ -39,6 +39,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
     private var readPending = false
     /// The client's address bytes, for the per-source cap.
     private var source: [UInt8] = []
+    /// The client / the upstream sent its FIN.
     private var clientFinished = false
     private var upstreamFinished = false
     /// Both directions finished: all data written and the write side shut down.
@@ -80,6 +81,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
         if case .established(_, _, let upstream) = state { upstream.close() }
         state = .closed
         self.context = nil
+        context.fireChannelInactive()
     }
 
     static func addressBytes(_ address: SocketAddress?) -> [UInt8] {
