@@ -3,7 +3,8 @@ import Foundation
 import GRDB
 
 /// The supervisor's state database (SQLite in WAL mode): runtime toggles under madmail-compatible
-/// `settings` keys, and the TURN secrets. The supervisor is its only writer.
+/// `settings` keys, and the TURN secrets. The supervisor writes it; a sidecar or chatmailctl may
+/// add a setting made at first use (`setting(_:creatingWith:)`), waiting out the other's lock.
 public final class StateStore: Sendable {
     private let pool: DatabasePool
     public let path: String
@@ -13,7 +14,9 @@ public final class StateStore: Sendable {
         try FileManager.default.createDirectory(
             atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o750])
         path = directory + "/state.db"
-        pool = try DatabasePool(path: path)
+        var configuration = GRDB.Configuration()
+        configuration.busyMode = .timeout(10)  // another process (chatmailctl, a sidecar) may hold the write lock
+        pool = try DatabasePool(path: path, configuration: configuration)
         chmod(path, 0o600)
         var migrator = DatabaseMigrator()
         migrator.registerMigration("v1") { db in
