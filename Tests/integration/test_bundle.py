@@ -1,0 +1,123 @@
+"""The whole bundle as `make run` starts it: the repository's supervisor.conf (its state moved to a
+temporary directory), the real supervisor and all four real sidecars. Each sidecar answers a real
+request, IMAP serves the others through METADATA, and a stop leaves no process behind."""
+
+import imaplib
+import os
+import re
+import signal
+import socket
+import struct
+import subprocess
+import time
+import urllib.request
+
+import pytest
+
+from conftest import ROOT, alive, bin_dir, wait_until
+
+CHILDREN = ["turn", "iroh", "shadowsocks", "imap"]
+
+
+def port_free(port):
+    for family, kind in ((socket.AF_INET, socket.SOCK_STREAM), (socket.AF_INET, socket.SOCK_DGRAM)):
+        with socket.socket(family, kind) as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                return False
+    return True
+
+
+@pytest.fixture
+def bundle(tmp_path):
+    text = (ROOT / "supervisor.conf").read_text()
+    ports = sorted({int(p) for p in re.findall(r'"127\.0\.0\.1:(\d+)"', text)})
+    busy = [p for p in ports if not port_free(p)]
+    if busy:
+        pytest.fail(f"the development ports {busy} are in use (is `make run` running?)")
+    text = text.replace('".run/', f'"{tmp_path}/').replace('runtime_dir = ".run"', f'runtime_dir = "{tmp_path}"')
+    config = tmp_path / "supervisor.conf"
+    config.write_text(text)
+    log = open(tmp_path / "supervisor.log", "w")
+    env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC")}
+    proc = subprocess.Popen([str(bin_dir() / "chatmail-supervisor"), "--config", str(config)], stdout=log,
+                            stderr=subprocess.STDOUT, env=env, start_new_session=True)
+
+    def ctl(*args):
+        result = subprocess.run([str(bin_dir() / "chatmailctl"), *args, "--config", str(config)],
+                                capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    def states():
+        import json
+        return {s["name"]: s for s in json.loads(ctl("status", "--json"))["sidecars"]}
+
+    wait_until(lambda: (tmp_path / "control.sock").exists() or proc.poll() is not None, what="the control socket")
+    assert proc.poll() is None, (tmp_path / "supervisor.log").read_text()
+    proc.ctl, proc.states, proc.tmp = ctl, states, tmp_path
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        log.close()
+
+
+def stun_binding(port):
+    """A STUN Binding request over UDP; the XOR-MAPPED-ADDRESS port in the success response."""
+    transaction = os.urandom(12)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(5)
+        sock.bind(("127.0.0.1", 0))
+        sock.sendto(struct.pack("!HHI", 0x0001, 0, 0x2112A442) + transaction, ("127.0.0.1", port))
+        data, _ = sock.recvfrom(2048)
+        mine = sock.getsockname()[1]
+    kind, length, cookie = struct.unpack("!HHI", data[:8])
+    assert kind == 0x0101 and cookie == 0x2112A442 and data[8:20] == transaction
+    offset = 20
+    while offset < 20 + length:
+        attribute, size = struct.unpack("!HH", data[offset:offset + 4])
+        if attribute == 0x0020:
+            return struct.unpack("!H", data[offset + 6:offset + 8])[0] ^ 0x2112, mine
+        offset += 4 + (size + 3) // 4 * 4
+    pytest.fail("no XOR-MAPPED-ADDRESS")
+
+
+def test_the_development_bundle_runs_and_discovers(bundle):
+    status = wait_until(lambda: (s := bundle.states()) and all(s[n]["state"] == "ready" for n in CHILDREN) and s,
+                        timeout=60, what="all four sidecars ready")
+    pids = {name: status[name]["pid"] for name in CHILDREN}
+
+    mapped, mine = stun_binding(3478)
+    assert mapped == mine, "TURN answers STUN with the client's address"
+    with urllib.request.urlopen("http://127.0.0.1:3340/ping", timeout=5) as response:
+        assert response.status == 200
+    with socket.create_connection(("127.0.0.1", 8388), timeout=5):
+        pass
+
+    imap = imaplib.IMAP4("127.0.0.1", 1143)
+    imap.login("bundle123@localhost", "a-long-enough-password-1")  # created on first login
+    tag = imap._new_tag().decode()
+    imap.send(f'{tag} GETMETADATA "" (/shared/vendor/deltachat/turn /shared/vendor/deltachat/irohrelay)\r\n'
+              .encode())
+    reply = b""
+    while not re.search(rf"^{tag} ".encode(), reply, re.M):
+        reply += imap.readline()
+    imap.logout()
+    assert f"{tag} OK".encode() in reply
+    assert b'/shared/vendor/deltachat/irohrelay "http://127.0.0.1:3340"' in reply
+    turn = re.search(rb'/shared/vendor/deltachat/turn "([^"]+)"', reply)
+    assert turn and turn.group(1).startswith(b"127.0.0.1:3478:"), reply
+
+    bundle.send_signal(signal.SIGTERM)
+    assert bundle.wait(30) == 0
+    wait_until(lambda: not any(alive(pid) for pid in pids.values()), timeout=10, what="every child gone")
+    for port in (1143, 1993, 3340, 8388):
+        with pytest.raises(OSError):
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
