@@ -86,7 +86,7 @@ let package = Package(
         .testTarget(name: "ChatmailSupervisorCoreTests", dependencies: ["ChatmailSupervisorCore"]),
         .testTarget(name: "ChatmailConfigTests", dependencies: ["ChatmailConfig"]),
         .testTarget(name: "ChatmailCryptoTests", dependencies: ["ChatmailCrypto"]),
-        .testTarget(name: "TURNCoreTests", dependencies: ["TURNCore"]),
+        .testTarget(name: "TURNCoreTests", dependencies: ["TURNCore", "ChatmailControl"]),
         .testTarget(
             name: "ChatmailControlTests",
             dependencies: [
