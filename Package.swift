@@ -9,6 +9,7 @@ let package = Package(
     products: [
         .executable(name: "chatmail-supervisor", targets: ["chatmail-supervisor"]),
         .executable(name: "chatmailctl", targets: ["chatmailctl"]),
+        .executable(name: "chatmail-turn", targets: ["chatmail-turn"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
@@ -40,7 +41,17 @@ let package = Package(
             dependencies: ["COpenSSL", "ChatmailConfig", .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: strict),
         .target(name: "ChatmailSystemd", dependencies: ["CSystemd", "CChatmailShims"], swiftSettings: strict),
-        .target(name: "TURNCore", dependencies: ["ChatmailCrypto"], path: "sidecars/turn/TURNCore", swiftSettings: strict),
+        .target(
+            name: "ChatmailSidecar",
+            dependencies: [
+                "ChatmailConfig", "ChatmailControl", "ChatmailTLS",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict),
+        .target(name: "ChatmailQR", swiftSettings: strict),
 
         // The supervisor: a pure core, the runtime around it, and the executable.
         .target(name: "ChatmailSupervisorCore", swiftSettings: strict),
@@ -86,7 +97,8 @@ let package = Package(
         .testTarget(name: "ChatmailSupervisorCoreTests", dependencies: ["ChatmailSupervisorCore"]),
         .testTarget(name: "ChatmailConfigTests", dependencies: ["ChatmailConfig"]),
         .testTarget(name: "ChatmailCryptoTests", dependencies: ["ChatmailCrypto"]),
-        .testTarget(name: "TURNCoreTests", dependencies: ["TURNCore", "ChatmailControl"]),
+        .testTarget(name: "ChatmailSidecarTests", dependencies: ["ChatmailSidecar", "ChatmailControl"]),
+        .testTarget(name: "ChatmailQRTests", dependencies: ["ChatmailQR"]),
         .testTarget(
             name: "ChatmailControlTests",
             dependencies: [
@@ -97,6 +109,28 @@ let package = Package(
         .testTarget(
             name: "ChatmailSupervisorTests",
             dependencies: ["ChatmailSupervisor", "ChatmailControl", "ChatmailSystemd", "ChatmailConfig"]),
+        // turn sidecar
+        .target(name: "TURNCore", dependencies: ["ChatmailCrypto"], path: "sidecars/turn/TURNCore", swiftSettings: strict),
+        .target(
+            name: "TURNServer",
+            dependencies: [
+                "TURNCore", "ChatmailConfig", "ChatmailTLS",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "sidecars/turn/TURNServer", swiftSettings: strict),
+        .executableTarget(
+            name: "chatmail-turn",
+            dependencies: [
+                "TURNServer", "ChatmailSidecar", "ChatmailConfig", "ChatmailControl", "ChatmailTLS",
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            path: "sidecars/turn/chatmail-turn", swiftSettings: strict),
+        .testTarget(name: "TURNCoreTests", dependencies: ["TURNCore", "ChatmailControl"]),
+        .testTarget(
+            name: "TURNServerTests",
+            dependencies: ["TURNServer", "TURNCore", "ChatmailConfig", "ChatmailTLS"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -136,6 +136,16 @@ struct EngineTests {
         #expect(again.errorCode?.code == 437)
     }
 
+    @Test("requests with FINGERPRINT after MESSAGE-INTEGRITY get answers with both")
+    func fingerprinted() throws {
+        let harness = EngineHarness()
+        try harness.challenge()
+        let answer = try harness.request(.allocate, [.requestedTransport(17)], fingerprint: true)
+        #expect(answer.errorCode == nil)
+        #expect(answer.fingerprint != nil)
+        #expect(STUNMessage.verifyFingerprint(try answer.encoded()))
+    }
+
     @Test("retransmitted Allocate (same transaction ID) gets the same success")
     func retransmission() throws {
         let harness = EngineHarness()

@@ -89,6 +89,14 @@ struct PolicyTests {
         #expect(policy.decide(STUNAddress("10.8.1.1:5000")!) == .deny(.specialPurpose(IPRange("10.0.0.0/8")!)))
         #expect(policy.decide(STUNAddress("203.0.113.9:3478")!) == .deny(.ownAddress))
         #expect(policy.decide(STUNAddress("[::ffff:203.0.113.9]:3478")!) == .deny(.ownAddress))
+        #expect(policy.decide(STUNAddress("203.0.113.9:5000")!) == .deny(.ownAddress))
+        // An operator may allow our own host (loopback tests), but never our service ports on it.
+        var loopback = PeerPolicy(
+            allowed: [IPRange("127.0.0.1")!], ownAddresses: [STUNAddress("127.0.0.1:0")!], servicePorts: [3478, 5349])
+        #expect(loopback.decide(STUNAddress("127.0.0.1:5000")!) == .allow)
+        #expect(loopback.decide(STUNAddress("127.0.0.1:3478")!) == .deny(.ownAddress))
+        loopback.allowed = []
+        #expect(loopback.decide(STUNAddress("127.0.0.1:5000")!) == .deny(.ownAddress))
         // Our own relayed addresses are always reachable, even on loopback.
         #expect(policy.decide(STUNAddress("203.0.113.9:50000")!, isOwnRelayedAddress: true) == .allow)
         #expect(policy.decide(STUNAddress("127.0.0.1:50000")!, isOwnRelayedAddress: true) == .allow)

@@ -69,6 +69,11 @@ struct StateTests {
         #expect(state.channels.isEmpty)
         try state.bindChannel(0x4FFF, to: STUNAddress("192.0.2.201:6000")!, now: 1400)
         #expect(state.peer(onChannel: 0x4FFF, now: 1400) == STUNAddress("192.0.2.201:6000"))
+        // RFC 5766's numbers above 0x4FFF (coturn's client uses them) are found too.
+        try state.bindChannel(0x7ABC, to: STUNAddress("192.0.2.202:6000")!, now: 1400)
+        #expect(state.peer(onChannel: 0x7ABC, now: 1400) == STUNAddress("192.0.2.202:6000"))
+        #expect(state.peer(onChannel: 0x7ABD, now: 1400) == nil)
+        #expect(state.peer(onChannel: 0x4FFF, now: 1400) == STUNAddress("192.0.2.201:6000"))
     }
 
     @Test("bandwidth cap per second and direction")
@@ -157,11 +162,12 @@ struct StateTests {
         #expect(TURNStreamFraming.frameLength(first4: 0x0001_0006) == nil)
         #expect(TURNStreamFraming.frameLength(first4: 0x4000_0005) == 12)
         #expect(TURNStreamFraming.frameLength(first4: 0x4FFF_0000) == 4)
-        #expect(TURNStreamFraming.frameLength(first4: 0x5000_0004) == nil)
+        #expect(TURNStreamFraming.frameLength(first4: 0x7FFE_0004) == 8)
+        #expect(TURNStreamFraming.frameLength(first4: 0x7FFF_0004) == nil)
         #expect(TURNStreamFraming.frameLength(first4: 0x8000_0004) == nil)
         #expect(ChannelData(parsing: [0x40, 0x01, 0x00, 0x02, 9, 9, 0, 0])?.payload == 4..<6)
         #expect(ChannelData(parsing: [0x40, 0x01, 0x00, 0x05, 9, 9, 0, 0]) == nil)
-        #expect(ChannelData(parsing: [0x50, 0x01, 0x00, 0x00]) == nil)
+        #expect(ChannelData(parsing: [0x7F, 0xFF, 0x00, 0x00]) == nil)
     }
 }
 

@@ -89,7 +89,8 @@ public struct Allocation<Relay>: Sendable where Relay: Sendable {
     public var expiry: Int64
     public private(set) var permissions: [Permission] = []
     public private(set) var channels: [Channel] = []
-    /// Indexed by `number - 0x4000`: the index into `channels`, or -1. Makes the ChannelData lookup O(1).
+    /// Indexed by `number - 0x4000` for the RFC 8656 numbers (below 0x5000): the index into `channels`, or -1.
+    /// Makes the ChannelData lookup O(1); the old RFC 5766 numbers above are found by a scan.
     private var channelIndex: [Int16]
     let limits: AllocationLimits
     /// Bandwidth accounting: the current one-second window and what was relayed in it, per direction.
@@ -174,10 +175,16 @@ public struct Allocation<Relay>: Sendable where Relay: Sendable {
     @inline(__always)
     public func peer(onChannel number: UInt16, now: Int64) -> STUNAddress? {
         let slot = Int(number) &- 0x4000
-        guard slot >= 0, slot < channelIndex.count else { return nil }
-        let index = Int(channelIndex[slot])
-        guard index >= 0 else { return nil }
-        let channel = channels[index]
+        let channel: Channel
+        if slot >= 0, slot < channelIndex.count {
+            let index = Int(channelIndex[slot])
+            guard index >= 0 else { return nil }
+            channel = channels[index]
+        } else if number >= 0x5000, let found = channels.first(where: { $0.number == number }) {
+            channel = found
+        } else {
+            return nil
+        }
         return channel.expiry > now ? channel.peer : nil
     }
 
@@ -189,9 +196,12 @@ public struct Allocation<Relay>: Sendable where Relay: Sendable {
     }
 
     private mutating func rebuildChannelIndex() {
-        let highest = channels.map { Int($0.number) - 0x4000 }.max() ?? -1
+        let indexed = channels.filter { $0.number < 0x5000 }
+        let highest = indexed.map { Int($0.number) - 0x4000 }.max() ?? -1
         channelIndex = [Int16](repeating: -1, count: highest + 1)
-        for (index, channel) in channels.enumerated() { channelIndex[Int(channel.number) - 0x4000] = Int16(index) }
+        for (index, channel) in channels.enumerated() where channel.number < 0x5000 {
+            channelIndex[Int(channel.number) - 0x4000] = Int16(index)
+        }
     }
 
     // MARK: Bandwidth

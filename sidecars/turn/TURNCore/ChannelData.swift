@@ -1,9 +1,10 @@
-/// A ChannelData message (RFC 8656 §12.4): a 2-byte channel number (0x4000...0x4FFF), a 2-byte length and the
+/// A ChannelData message (RFC 8656 §12.4): a 2-byte channel number (0x4000...0x7FFE), a 2-byte length and the
 /// application data. Over UDP the length may be shorter than the datagram (padding is allowed and ignored);
 /// over TCP and TLS every message is padded to a multiple of 4.
 public struct ChannelData: Hashable, Sendable {
-    /// The numbers a client may bind (RFC 8656 §12); 0x5000...0x7FFF are reserved.
-    public static let validNumbers: ClosedRange<UInt16> = 0x4000...0x4FFF
+    /// The numbers a client may bind. RFC 8656 §12 narrowed them to 0x4000...0x4FFF, but RFC 5766 allowed up to
+    /// 0x7FFE and deployed clients (coturn's own) still pick from the whole old range.
+    public static let validNumbers: ClosedRange<UInt16> = 0x4000...0x7FFE
     public static let headerLength = 4
 
     public var channel: UInt16

@@ -98,13 +98,20 @@ public struct PeerPolicy: Sendable {
     public var allowed: [IPRange]
     /// Peers denied in addition to the defaults (the operator's `denied_peers`).
     public var denied: [IPRange]
-    /// This server's own addresses (listeners, relay, external): unreachable as peers.
+    /// This server's own addresses (listeners, relay, external): unreachable as peers unless the operator allows
+    /// them explicitly, and their `servicePorts` never.
     public var ownAddresses: [STUNAddress]
+    /// Our listening ports (STUN/TURN, TLS), never reachable on our own addresses.
+    public var servicePorts: Set<UInt16>
 
-    public init(allowed: [IPRange] = [], denied: [IPRange] = [], ownAddresses: [STUNAddress] = []) {
+    public init(
+        allowed: [IPRange] = [], denied: [IPRange] = [], ownAddresses: [STUNAddress] = [],
+        servicePorts: Set<UInt16> = []
+    ) {
         self.allowed = allowed
         self.denied = denied
         self.ownAddresses = ownAddresses
+        self.servicePorts = servicePorts
     }
 
     /// The decision for `peer`. `isOwnRelayedAddress` says whether it is the relayed address of one of our
@@ -115,7 +122,8 @@ public struct PeerPolicy: Sendable {
         let forms = PeerPolicy.forms(of: peer)
         if forms.contains(where: { form in denied.contains { $0.contains(form) } }) { return .deny(.operatorDenied) }
         if forms.contains(where: { form in ownAddresses.contains { PeerPolicy.sameHost($0, form) } }) {
-            return .deny(.ownAddress)
+            let explicitlyAllowed = forms.allSatisfy { form in allowed.contains { $0.contains(form) } }
+            if servicePorts.contains(peer.port) || !explicitlyAllowed { return .deny(.ownAddress) }
         }
         for form in forms {
             let list = form.family == .ipv4 ? PeerPolicy.deniedIPv4 : PeerPolicy.deniedIPv6
