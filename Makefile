@@ -6,7 +6,7 @@ PREFIX     ?= /usr/local
 SUDO       := $(if $(filter 0,$(shell id -u)),,sudo)
 BUILD_DEPS := pkg-config libssl-dev libsqlite3-dev libsystemd-dev zlib1g-dev
 TEST_DEPS  := systemd util-linux openssl curl b3sum zbar-tools
-PIP_DEPS   := pytest qrcode
+PIP_DEPS   := pytest qrcode aioice
 PROGRAMS   := chatmail-supervisor chatmailctl chatmail-imap chatmail-turn chatmail-iroh chatmail-shadowsocks
 BIN         = $(shell $(SWIFT) build --show-bin-path)
 RELEASE_BIN = $(shell $(SWIFT) build -c release --show-bin-path)
@@ -29,6 +29,13 @@ deps:
 
 test-deps: deps
 	$(call apt_install,$(TEST_DEPS))
+	@# coturn's client tools are the TURN tests' peers; its package also starts a turnserver on 3478,
+	@# which the tests never use: stop it when this installs the package.
+	@if ! dpkg-query -W -f='$${Status}' coturn 2>/dev/null | grep -q 'ok installed'; then \
+	  echo "installing: coturn"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq coturn >/dev/null; \
+	  if [ -d /run/systemd/system ]; then $(SUDO) systemctl disable --now coturn >/dev/null 2>&1 || true; fi; \
+	fi
 	@python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore $(PIP_DEPS) \
 	  || python3 -m pip install -q --break-system-packages $(PIP_DEPS)
 

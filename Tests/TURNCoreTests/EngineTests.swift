@@ -22,7 +22,7 @@ final class TestShared: TURNSharedState {
 
 /// A client speaking to a `TURNEngine` directly, with the REST credentials of `secret`.
 final class EngineHarness {
-    var engine: TURNEngine<String>
+    var engine: TURNEngine
     let shared = TestShared()
     var tuple = FiveTuple(
         client: STUNAddress("198.51.100.7:40000")!, server: STUNAddress("203.0.113.1:3478")!, transport: .udp)
@@ -47,7 +47,7 @@ final class EngineHarness {
             password: RESTAuthenticator.password(secret: secret, username: username))
     }
 
-    func send(_ bytes: [UInt8]) -> TURNAction<String> {
+    func send(_ bytes: [UInt8]) -> TURNAction {
         bytes.withUnsafeBytes { engine.handle($0, from: tuple, now: now, wallClock: wall) }
     }
 
@@ -64,7 +64,7 @@ final class EngineHarness {
         return try answer(send(bytes))
     }
 
-    func answer(_ action: TURNAction<String>) throws -> STUNMessage {
+    func answer(_ action: TURNAction) throws -> STUNMessage {
         switch action {
         case .reply(let bytes, _):
             return try STUNMessage(parsing: bytes)
@@ -74,7 +74,7 @@ final class EngineHarness {
                 (
                     address: family == .ipv4
                         ? STUNAddress("203.0.113.1:\(50000 + relayCounter)")!
-                        : STUNAddress("[2001:db8::1]:\(50000 + relayCounter)")!, relay: "relay\(relayCounter)"
+                        : STUNAddress("[2001:db8::1]:\(50000 + relayCounter)")!, relay: RelayID(UInt32(relayCounter))
                 )
             }
             return try STUNMessage(parsing: engine.completeAllocation(pending, relays: relays, now: now))
@@ -241,7 +241,7 @@ struct EngineTests {
         guard case .forward(let to, let relay, let payload) = harness.send(sendBytes) else {
             throw HarnessError.unexpected("no forward")
         }
-        #expect(to == peer && relay == "relay1" && Array(sendBytes[payload]) == [1, 2, 3])
+        #expect(to == peer && relay == RelayID(1) && Array(sendBytes[payload]) == [1, 2, 3])
         // Without a permission: dropped.
         let other = STUNMessage(
             type: .sendIndication, transactionID: .random(),
@@ -314,14 +314,14 @@ struct EngineTests {
             case .reply(let bytes, let closing) = harness.send(try message.encoded(integrity: .sha1(key: harness.key)))
         else { throw HarnessError.unexpected("") }
         #expect(try STUNMessage(parsing: bytes).lifetime == 0)
-        #expect(closing == ["relay1"])
+        #expect(closing == [RelayID(1)])
         #expect(harness.engine.allocations.isEmpty)
         #expect(harness.shared.state.withLock { $0.quotas.current } == 0)
         #expect(try harness.request(.refresh, []).errorCode?.code == 437)
 
         _ = try harness.allocate()
         #expect(harness.engine.sweep(now: harness.now + 599).isEmpty)
-        #expect(harness.engine.sweep(now: harness.now + 600) == ["relay2"])
+        #expect(harness.engine.sweep(now: harness.now + 600) == [RelayID(2)])
         #expect(!harness.shared.isRelayedAddress(STUNAddress("203.0.113.1:50002")!))
     }
 

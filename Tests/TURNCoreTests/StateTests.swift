@@ -8,9 +8,10 @@ struct StateTests {
         client: STUNAddress("198.51.100.7:40000")!, server: STUNAddress("203.0.113.1:3478")!, transport: .udp)
     let peer = STUNAddress("192.0.2.200:6000")!.withPort(6000)
 
-    func allocation(limits: AllocationLimits = AllocationLimits()) -> Allocation<Int> {
+    func allocation(limits: AllocationLimits = AllocationLimits()) -> Allocation {
         Allocation(
-            fiveTuple: tuple, username: "u", key: [], relays: [(STUNAddress("203.0.113.1:50000")!, 1)], lifetime: 600,
+            fiveTuple: tuple, username: "u", key: [], relays: [(STUNAddress("203.0.113.1:50000")!, RelayID(1))],
+            lifetime: 600,
             now: 0, limits: limits)
     }
 
@@ -52,17 +53,17 @@ struct StateTests {
         #expect(state.hasPermission(peer, now: 10))
         #expect(state.peer(onChannel: 0x4001, now: 10) == nil)
         #expect(state.peer(onChannel: 0x3FFF, now: 10) == nil)
-        #expect(throws: Allocation<Int>.ChannelBindFailure.conflict) {
+        #expect(throws: Allocation.ChannelBindFailure.conflict) {
             try state.bindChannel(0x4000, to: STUNAddress("192.0.2.201:6000")!, now: 10)
         }
-        #expect(throws: Allocation<Int>.ChannelBindFailure.conflict) {
+        #expect(throws: Allocation.ChannelBindFailure.conflict) {
             try state.bindChannel(0x4001, to: peer, now: 10)
         }
         try state.bindChannel(0x4000, to: peer, now: 500)  // refresh
         #expect(state.peer(onChannel: 0x4000, now: 1099) == peer)
         #expect(state.peer(onChannel: 0x4000, now: 1100) == nil)
         // Quarantined for 300 s after expiry, free afterwards.
-        #expect(throws: Allocation<Int>.ChannelBindFailure.conflict) {
+        #expect(throws: Allocation.ChannelBindFailure.conflict) {
             try state.bindChannel(0x4000, to: STUNAddress("192.0.2.201:6000")!, now: 1200)
         }
         state.sweep(now: 1400)

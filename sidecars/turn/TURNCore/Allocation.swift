@@ -58,10 +58,17 @@ public struct PeerHost: Hashable, Sendable {
     }
 }
 
+/// Names a relayed socket of the I/O layer (an index into its table), opaque here. A plain number keeps the core
+/// free of generics, so its per-packet paths compile to concrete code in every build configuration.
+public struct RelayID: Hashable, Sendable, CustomStringConvertible {
+    public var rawValue: UInt32
+    public init(_ rawValue: UInt32) { self.rawValue = rawValue }
+    public var description: String { "relay#\(rawValue)" }
+}
+
 /// One allocation's state: its owner, lifetime, permissions and channels. Time is injected (seconds on a
 /// monotonic clock); nothing here expires by itself: lookups compare expiries and `sweep` drops the dead.
-/// `Relay` is whatever the I/O layer keeps per relayed address (a channel), opaque here.
-public struct Allocation<Relay>: Sendable where Relay: Sendable {
+public struct Allocation: Sendable {
     public struct Permission: Sendable {
         public var host: PeerHost
         public var expiry: Int64
@@ -85,7 +92,7 @@ public struct Allocation<Relay>: Sendable where Relay: Sendable {
     /// The long-term key the Allocate was authenticated with; later requests must use the same.
     public let key: [UInt8]
     /// One relayed address per family (two for a dual-stack allocation).
-    public var relays: [(address: STUNAddress, relay: Relay)]
+    public var relays: [(address: STUNAddress, relay: RelayID)]
     public var expiry: Int64
     public private(set) var permissions: [Permission] = []
     public private(set) var channels: [Channel] = []
@@ -99,7 +106,7 @@ public struct Allocation<Relay>: Sendable where Relay: Sendable {
     private var bytesIn = 0
 
     public init(
-        fiveTuple: FiveTuple, username: String, key: [UInt8], relays: [(address: STUNAddress, relay: Relay)],
+        fiveTuple: FiveTuple, username: String, key: [UInt8], relays: [(address: STUNAddress, relay: RelayID)],
         lifetime: Int64, now: Int64, limits: AllocationLimits
     ) {
         self.fiveTuple = fiveTuple
@@ -114,15 +121,28 @@ public struct Allocation<Relay>: Sendable where Relay: Sendable {
     public func isExpired(now: Int64) -> Bool { now >= expiry }
 
     /// The relay of the family of `peer`, if the allocation has one.
-    public func relay(for peer: STUNAddress) -> (address: STUNAddress, relay: Relay)? {
-        relays.first { $0.address.family == peer.family }
+    @inline(__always)
+    public func relay(for peer: STUNAddress) -> (address: STUNAddress, relay: RelayID)? {
+        // Index loops: the per-packet paths must not allocate, and iterators and closures over generic collections
+        // do in unoptimised builds.
+        var index = 0
+        while index < relays.count {
+            if relays[index].address.family == peer.family { return relays[index] }
+            index += 1
+        }
+        return nil
     }
 
     // MARK: Permissions
 
+    @inline(__always)
     public func hasPermission(_ peer: STUNAddress, now: Int64) -> Bool {
         let host = PeerHost(peer)
-        for permission in permissions where permission.host == host { return permission.expiry > now }
+        var index = 0
+        while index < permissions.count {
+            if permissions[index].host == host { return permissions[index].expiry > now }
+            index += 1
+        }
         return false
     }
 
@@ -191,7 +211,11 @@ public struct Allocation<Relay>: Sendable where Relay: Sendable {
     /// The live channel bound to `peer`, for sending its data to the client as ChannelData.
     @inline(__always)
     public func channel(for peer: STUNAddress, now: Int64) -> UInt16? {
-        for channel in channels where channel.peer == peer { return channel.expiry > now ? channel.number : nil }
+        var index = 0
+        while index < channels.count {
+            if channels[index].peer == peer { return channels[index].expiry > now ? channels[index].number : nil }
+            index += 1
+        }
         return nil
     }
 

@@ -56,15 +56,15 @@ struct ReplyStyle: Sendable {
 }
 
 /// What the I/O layer does with a message from a client.
-public enum TURNAction<Relay: Sendable>: Sendable {
+public enum TURNAction: Sendable {
     /// Nothing (indications that lead nowhere, responses, rate-limited errors, garbage).
     case drop
     /// Send these bytes to the client; then close these relays (a deleted allocation).
-    case reply([UInt8], closing: [Relay])
+    case reply([UInt8], closing: [RelayID])
     /// Open relayed sockets for this Allocate.
     case allocate(PendingAllocation)
     /// A Send indication: send the bytes of `payload` (a range of the message) from `relay` to `peer`.
-    case forward(peer: STUNAddress, relay: Relay, payload: Range<Int>)
+    case forward(peer: STUNAddress, relay: RelayID, payload: Range<Int>)
 }
 
 /// How data from a peer goes to the client.
@@ -76,13 +76,17 @@ public enum ClientDelivery: Hashable, Sendable {
 /// The TURN server of one event loop as a pure state machine (RFC 8489, RFC 8656): authentication with stateless
 /// nonces and REST credentials, the allocation table, permissions and channels, retransmission cache, quotas,
 /// peer policy. No sockets and no clock: the caller passes the time and performs the returned actions.
-public struct TURNEngine<Relay: Sendable>: Sendable {
+public struct TURNEngine: Sendable {
     public var settings: TURNEngineSettings
     public var authenticator: RESTAuthenticator
     public var policy: PeerPolicy
     public let nonces: NonceAuthority
     public let shared: any TURNSharedState
-    public private(set) var allocations: [FiveTuple: Allocation<Relay>] = [:]
+    /// The allocations, in slots found through `slotByFiveTuple`: the data paths mutate them in place through the
+    /// array, which (unlike a dictionary's subscript) does not allocate even in unoptimised builds.
+    private var slots: [Allocation?] = []
+    private var freeSlots: [Int] = []
+    private var slotByFiveTuple: [FiveTuple: Int] = [:]
     var cache = TransactionCache()
     var errorLimiter = ErrorRateLimiter()
 
@@ -97,13 +101,38 @@ public struct TURNEngine<Relay: Sendable>: Sendable {
         self.shared = shared
     }
 
+    /// Every live allocation by 5-tuple (for inspection; the engine itself goes through the slots).
+    public var allocations: [FiveTuple: Allocation] {
+        slotByFiveTuple.mapValues { slots[$0]! }
+    }
+
+    public var allocationCount: Int { slotByFiveTuple.count }
+
+    @inline(__always)
+    public func allocation(_ fiveTuple: FiveTuple) -> Allocation? {
+        guard let slot = slotByFiveTuple[fiveTuple] else { return nil }
+        return slots[slot]
+    }
+
+    private mutating func insert(_ allocation: Allocation) {
+        let slot: Int
+        if let free = freeSlots.popLast() {
+            slot = free
+            slots[slot] = allocation
+        } else {
+            slot = slots.count
+            slots.append(allocation)
+        }
+        slotByFiveTuple[allocation.fiveTuple] = slot
+    }
+
     // MARK: Requests and indications
 
     /// Handles one STUN message from a client. `now` is monotonic seconds (lifetimes, nonces), `wallClock` Unix
     /// seconds (credential expiry).
     public mutating func handle(
         _ bytes: UnsafeRawBufferPointer, from fiveTuple: FiveTuple, now: Int64, wallClock: Int64
-    ) -> TURNAction<Relay> {
+    ) -> TURNAction {
         guard let header = try? STUNHeader(parsing: bytes) else { return .drop }
         switch header.type.messageClass {
         case .indication:
@@ -151,11 +180,11 @@ public struct TURNEngine<Relay: Sendable>: Sendable {
         style.key = key
         style.sha1 = hasSHA1
         style.sha256Length = sha256?.count
-        if let existing = allocations[fiveTuple], existing.username != username {
+        if let existing = allocation(fiveTuple), existing.username != username {
             return errorReply(header, .wrongCredentials, to: fiveTuple, style: style, now: now)
         }
 
-        let action: TURNAction<Relay>
+        let action: TURNAction
         switch header.type.method {
         case .allocate: action = allocate(request, username: username, key: key, fiveTuple, style, now)
         case .refresh: action = refresh(request, fiveTuple, style, now)
@@ -170,11 +199,11 @@ public struct TURNEngine<Relay: Sendable>: Sendable {
     private mutating func allocate(
         _ request: STUNMessage, username: String, key: [UInt8], _ fiveTuple: FiveTuple, _ style: ReplyStyle,
         _ now: Int64
-    ) -> TURNAction<Relay> {
-        func fail(_ code: STUNErrorCode) -> TURNAction<Relay> {
+    ) -> TURNAction {
+        func fail(_ code: STUNErrorCode) -> TURNAction {
             .reply(response(to: request, error: code, style: style), closing: [])
         }
-        guard allocations[fiveTuple] == nil else { return fail(.allocationMismatch) }
+        guard allocation(fiveTuple) == nil else { return fail(.allocationMismatch) }
         guard let transport = request.requestedTransport else { return fail(.badRequest) }
         guard transport == 17 else { return fail(.unsupportedTransportProtocol) }
         if request.reservationToken != nil {
@@ -211,12 +240,12 @@ public struct TURNEngine<Relay: Sendable>: Sendable {
     /// Installs the allocation once its relayed sockets are bound; `relays` are in `pending.families` order,
     /// each with the address to advertise. Returns the success response.
     public mutating func completeAllocation(
-        _ pending: PendingAllocation, relays: [(address: STUNAddress, relay: Relay)], now: Int64
+        _ pending: PendingAllocation, relays: [(address: STUNAddress, relay: RelayID)], now: Int64
     ) -> [UInt8] {
         let allocation = Allocation(
             fiveTuple: pending.fiveTuple, username: pending.username, key: pending.key, relays: relays,
             lifetime: pending.lifetime, now: now, limits: settings.limits)
-        allocations[pending.fiveTuple] = allocation
+        insert(allocation)
         for relay in relays { shared.relayOpened(relay.address) }
         var attributes = relays.map { STUNAttribute.xorRelayedAddress($0.address) }
         if let family = pending.addressError {
@@ -243,8 +272,9 @@ public struct TURNEngine<Relay: Sendable>: Sendable {
 
     private mutating func refresh(
         _ request: STUNMessage, _ fiveTuple: FiveTuple, _ style: ReplyStyle, _ now: Int64
-    ) -> TURNAction<Relay> {
-        guard var allocation = allocations[fiveTuple], !allocation.isExpired(now: now) else {
+    ) -> TURNAction {
+        guard let slot = slotByFiveTuple[fiveTuple], let allocation = slots[slot], !allocation.isExpired(now: now)
+        else {
             return .reply(response(to: request, error: .allocationMismatch, style: style), closing: [])
         }
         if let family = request.requestedAddressFamily,
@@ -257,18 +287,18 @@ public struct TURNEngine<Relay: Sendable>: Sendable {
             let relays = remove(fiveTuple)
             return .reply(response(to: request, attributes: [.lifetime(0)], style: style), closing: relays)
         }
-        allocation.expiry = now + lifetime
-        allocations[fiveTuple] = allocation
+        slots[slot]!.expiry = now + lifetime
         return .reply(response(to: request, attributes: [.lifetime(UInt32(lifetime))], style: style), closing: [])
     }
 
     private mutating func createPermission(
         _ request: STUNMessage, _ fiveTuple: FiveTuple, _ style: ReplyStyle, _ now: Int64
-    ) -> TURNAction<Relay> {
-        func fail(_ code: STUNErrorCode) -> TURNAction<Relay> {
+    ) -> TURNAction {
+        func fail(_ code: STUNErrorCode) -> TURNAction {
             .reply(response(to: request, error: code, style: style), closing: [])
         }
-        guard let allocation = allocations[fiveTuple], !allocation.isExpired(now: now) else {
+        guard let slot = slotByFiveTuple[fiveTuple], let allocation = slots[slot], !allocation.isExpired(now: now)
+        else {
             return fail(.allocationMismatch)
         }
         let peers = request.xorPeerAddresses
@@ -278,17 +308,18 @@ public struct TURNEngine<Relay: Sendable>: Sendable {
             guard isPermitted(peer) else { return fail(.forbidden) }
         }
         guard allocation.canInstallPermissions(peers, now: now) else { return fail(.insufficientCapacity) }
-        for peer in peers { allocations[fiveTuple]?.installPermission(peer, now: now) }
+        for peer in peers { slots[slot]!.installPermission(peer, now: now) }
         return .reply(response(to: request, attributes: [], style: style), closing: [])
     }
 
     private mutating func channelBind(
         _ request: STUNMessage, _ fiveTuple: FiveTuple, _ style: ReplyStyle, _ now: Int64
-    ) -> TURNAction<Relay> {
-        func fail(_ code: STUNErrorCode) -> TURNAction<Relay> {
+    ) -> TURNAction {
+        func fail(_ code: STUNErrorCode) -> TURNAction {
             .reply(response(to: request, error: code, style: style), closing: [])
         }
-        guard let allocation = allocations[fiveTuple], !allocation.isExpired(now: now) else {
+        guard let slot = slotByFiveTuple[fiveTuple], let allocation = slots[slot], !allocation.isExpired(now: now)
+        else {
             return fail(.allocationMismatch)
         }
         guard let number = request.channelNumber, ChannelData.validNumbers.contains(number),
@@ -297,7 +328,7 @@ public struct TURNEngine<Relay: Sendable>: Sendable {
         guard allocation.relay(for: peer) != nil else { return fail(.peerAddressFamilyMismatch) }
         guard isPermitted(peer) else { return fail(.forbidden) }
         do {
-            try allocations[fiveTuple]?.bindChannel(number, to: peer, now: now)
+            try slots[slot]!.bindChannel(number, to: peer, now: now)
         } catch .conflict {
             return fail(.badRequest)
         } catch {
@@ -313,7 +344,7 @@ public struct TURNEngine<Relay: Sendable>: Sendable {
     /// A Send indication (RFC 8656 §11.1): parsed without decoding anything but XOR-PEER-ADDRESS and DATA.
     private mutating func sendIndication(
         _ bytes: UnsafeRawBufferPointer, from fiveTuple: FiveTuple, now: Int64
-    ) -> TURNAction<Relay> {
+    ) -> TURNAction {
         var peerRange: Range<Int>?
         var dataRange: Range<Int>?
         guard
@@ -335,11 +366,11 @@ public struct TURNEngine<Relay: Sendable>: Sendable {
     /// The relay and peer for client data to `peer` (Send indications): needs a live permission, and our own
     /// addresses only as relayed addresses of live allocations; charges the bandwidth cap.
     public mutating func outboundRelay(to peer: STUNAddress, from fiveTuple: FiveTuple, length: Int, now: Int64)
-        -> Relay?
+        -> RelayID?
     {
-        guard let allocation = allocations[fiveTuple], !allocation.isExpired(now: now),
+        guard let slot = slotByFiveTuple[fiveTuple], let allocation = slots[slot], !allocation.isExpired(now: now),
             allocation.hasPermission(peer, now: now), let relay = allocation.relay(for: peer),
-            allocations[fiveTuple]!.admit(bytes: length, outbound: true, now: now)
+            slots[slot]!.admit(bytes: length, outbound: true, now: now)
         else { return nil }
         guard policy.decide(peer) == .allow || shared.isRelayedAddress(peer) else { return nil }
         return relay.relay
@@ -348,12 +379,12 @@ public struct TURNEngine<Relay: Sendable>: Sendable {
     /// The peer and relay for a ChannelData message from the client: the hot path.
     @inline(__always)
     public mutating func channelTarget(_ number: UInt16, from fiveTuple: FiveTuple, length: Int, now: Int64)
-        -> (peer: STUNAddress, relay: Relay)?
+        -> (peer: STUNAddress, relay: RelayID)?
     {
-        guard let allocation = allocations[fiveTuple], let peer = allocation.peer(onChannel: number, now: now),
-            !allocation.isExpired(now: now), let relay = allocation.relay(for: peer)
+        guard let slot = slotByFiveTuple[fiveTuple], let allocation = slots[slot],
+            let peer = allocation.peer(onChannel: number, now: now), !allocation.isExpired(now: now),
+            let relay = allocation.relay(for: peer), slots[slot]!.admit(bytes: length, outbound: true, now: now)
         else { return nil }
-        guard allocations[fiveTuple]!.admit(bytes: length, outbound: true, now: now) else { return nil }
         return (peer, relay.relay)
     }
 
@@ -362,9 +393,8 @@ public struct TURNEngine<Relay: Sendable>: Sendable {
     public mutating func inboundDelivery(from peer: STUNAddress, to fiveTuple: FiveTuple, length: Int, now: Int64)
         -> ClientDelivery?
     {
-        guard let allocation = allocations[fiveTuple], !allocation.isExpired(now: now),
-            allocation.hasPermission(peer, now: now),
-            allocations[fiveTuple]!.admit(bytes: length, outbound: false, now: now)
+        guard let slot = slotByFiveTuple[fiveTuple], let allocation = slots[slot], !allocation.isExpired(now: now),
+            allocation.hasPermission(peer, now: now), slots[slot]!.admit(bytes: length, outbound: false, now: now)
         else { return nil }
         if let number = allocation.channel(for: peer, now: now) { return .channelData(number) }
         return .dataIndication
@@ -373,13 +403,13 @@ public struct TURNEngine<Relay: Sendable>: Sendable {
     // MARK: Housekeeping
 
     /// Drops expired allocations (returning their relays to close), permissions, channels and cache entries.
-    public mutating func sweep(now: Int64) -> [Relay] {
-        var closed: [Relay] = []
-        for fiveTuple in Array(allocations.keys) {
-            if allocations[fiveTuple]!.isExpired(now: now) {
+    public mutating func sweep(now: Int64) -> [RelayID] {
+        var closed: [RelayID] = []
+        for (fiveTuple, slot) in slotByFiveTuple {
+            if slots[slot]!.isExpired(now: now) {
                 closed += remove(fiveTuple)
             } else {
-                allocations[fiveTuple]!.sweep(now: now)
+                slots[slot]!.sweep(now: now)
             }
         }
         cache.sweep(now: now)
@@ -387,13 +417,15 @@ public struct TURNEngine<Relay: Sendable>: Sendable {
     }
 
     /// Removes every allocation (shutdown), returning their relays.
-    public mutating func removeAll() -> [Relay] {
-        Array(allocations.keys).flatMap { remove($0) }
+    public mutating func removeAll() -> [RelayID] {
+        Array(slotByFiveTuple.keys).flatMap { remove($0) }
     }
 
     /// Removes the allocation of `fiveTuple` (a closed TCP connection), returning its relays.
-    public mutating func remove(_ fiveTuple: FiveTuple) -> [Relay] {
-        guard let allocation = allocations.removeValue(forKey: fiveTuple) else { return [] }
+    public mutating func remove(_ fiveTuple: FiveTuple) -> [RelayID] {
+        guard let slot = slotByFiveTuple.removeValue(forKey: fiveTuple), let allocation = slots[slot] else { return [] }
+        slots[slot] = nil
+        freeSlots.append(slot)
         shared.releaseAllocation(username: allocation.username, client: fiveTuple.client)
         for relay in allocation.relays { shared.relayClosed(relay.address) }
         return allocation.relays.map(\.relay)
@@ -403,7 +435,7 @@ public struct TURNEngine<Relay: Sendable>: Sendable {
 
     private mutating func challenge(
         _ header: STUNHeader, _ code: STUNErrorCode, _ fiveTuple: FiveTuple, _ style: ReplyStyle, _ now: Int64
-    ) -> TURNAction<Relay> {
+    ) -> TURNAction {
         let nonce = nonces.issue(for: fiveTuple.client, now: now)
         return errorReply(
             header, code, extra: [.realm(settings.realm), .nonce(nonce)], to: fiveTuple, style: style, now: now)
@@ -412,7 +444,7 @@ public struct TURNEngine<Relay: Sendable>: Sendable {
     private mutating func errorReply(
         _ header: STUNHeader, _ code: STUNErrorCode, extra: [STUNAttribute] = [], to fiveTuple: FiveTuple,
         style: ReplyStyle, now: Int64
-    ) -> TURNAction<Relay> {
+    ) -> TURNAction {
         if style.key == nil, fiveTuple.transport == .udp, !errorLimiter.allow(fiveTuple.client, now: now) {
             return .drop
         }

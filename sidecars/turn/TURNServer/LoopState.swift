@@ -73,18 +73,21 @@ struct RelaySettings: Sendable {
 /// needs a lock.
 final class LoopState: @unchecked Sendable {
     let eventLoop: any EventLoop
-    var engine: TURNEngine<RelaySocket>
+    var engine: TURNEngine
     let relaySettings: RelaySettings
     let logger: Logger
     /// Allocates in flight (relay sockets being bound), so retransmissions do not allocate twice.
     private var pendingAllocations: Set<FiveTuple> = []
+    /// The relayed sockets of this loop's allocations, by `RelayID`; freed slots are reused.
+    private var relaySockets: [RelaySocket?] = []
+    private var freeRelaySlots: [UInt32] = []
     /// Relays written to during the current read burst, flushed at its end.
     private var dirtyRelays: [RelaySocket] = []
     /// Data indications carry a transaction ID; a random base and a counter make them unique cheaply.
     private var indicationCounter: UInt64
     private let indicationHigh: UInt32
 
-    init(eventLoop: any EventLoop, engine: TURNEngine<RelaySocket>, relaySettings: RelaySettings, logger: Logger) {
+    init(eventLoop: any EventLoop, engine: TURNEngine, relaySettings: RelaySettings, logger: Logger) {
         self.eventLoop = eventLoop
         self.engine = engine
         self.relaySettings = relaySettings
@@ -117,7 +120,7 @@ final class LoopState: @unchecked Sendable {
                 let target = engine.channelTarget(first, from: fiveTuple, length: Int(length), now: now),
                 let payload = buffer.getSlice(at: buffer.readerIndex + 4, length: Int(length))
             else { return }
-            send(payload, to: target.peer, via: target.relay)
+            send(payload, to: target.peer, via: socket(target.relay))
             return
         }
         let action = buffer.withUnsafeReadableBytes { bytes in
@@ -133,7 +136,7 @@ final class LoopState: @unchecked Sendable {
         case .forward(let peer, let relay, let payload):
             guard let slice = buffer.getSlice(at: buffer.readerIndex + payload.lowerBound, length: payload.count)
             else { return }
-            send(slice, to: peer, via: relay)
+            send(slice, to: peer, via: socket(relay))
         case .allocate(let pending):
             guard pendingAllocations.insert(fiveTuple).inserted else { return }
             openRelays(for: pending, path: path)
@@ -167,19 +170,38 @@ final class LoopState: @unchecked Sendable {
         close(engine.remove(fiveTuple))
     }
 
-    func close(_ relays: [RelaySocket]) {
-        for relay in relays { relay.channel.close(promise: nil) }
+    func close(_ relays: [RelayID]) {
+        for id in relays {
+            let slot = Int(id.rawValue)
+            relaySockets[slot]?.channel.close(promise: nil)
+            relaySockets[slot] = nil
+            freeRelaySlots.append(id.rawValue)
+        }
+    }
+
+    @inline(__always)
+    private func socket(_ id: RelayID) -> RelaySocket {
+        relaySockets[Int(id.rawValue)]!
+    }
+
+    private func register(_ socket: RelaySocket) -> RelayID {
+        if let slot = freeRelaySlots.popLast() {
+            relaySockets[Int(slot)] = socket
+            return RelayID(slot)
+        }
+        relaySockets.append(socket)
+        return RelayID(UInt32(relaySockets.count - 1))
     }
 
     // MARK: Relayed sockets
 
     private func openRelays(for pending: PendingAllocation, path: ClientPath) {
-        var future = eventLoop.makeSucceededFuture([(address: STUNAddress, relay: RelaySocket)]())
+        var future = eventLoop.makeSucceededFuture([(address: STUNAddress, socket: RelaySocket)]())
         for family in pending.families {
             future = future.flatMap { opened in
                 self.bindRelay(family: family, pending: pending, path: path, attempt: 0).map { opened + [$0] }
                     .flatMapError { error in
-                        self.close(opened.map(\.relay))
+                        for relay in opened { relay.socket.channel.close(promise: nil) }
                         return self.eventLoop.makeFailedFuture(error)
                     }
             }
@@ -187,7 +209,8 @@ final class LoopState: @unchecked Sendable {
         future.whenComplete { result in
             self.pendingAllocations.remove(pending.fiveTuple)
             switch result {
-            case .success(let relays):
+            case .success(let opened):
+                let relays = opened.map { (address: $0.address, relay: self.register($0.socket)) }
                 let response = self.engine.completeAllocation(pending, relays: relays, now: self.now)
                 self.logger.debug(
                     "allocation", metadata: ["client": "\(pending.fiveTuple)", "relay": "\(relays.map(\.address))"])
@@ -200,7 +223,7 @@ final class LoopState: @unchecked Sendable {
     }
 
     private func bindRelay(family: STUNAddressFamily, pending: PendingAllocation, path: ClientPath, attempt: Int)
-        -> EventLoopFuture<(address: STUNAddress, relay: RelaySocket)>
+        -> EventLoopFuture<(address: STUNAddress, socket: RelaySocket)>
     {
         guard let addresses = relaySettings.relayBind[family] else {
             return eventLoop.makeFailedFuture(TURNServerError.noRelayAddress)
@@ -236,7 +259,7 @@ final class LoopState: @unchecked Sendable {
                     ChannelOptions.Types.SocketOption(level: .ip, name: .init(rawValue: 10)), value: 2)
         }
         return bootstrap.bind(to: SocketAddress(bind)).map { channel in
-            (address: advertised, relay: RelaySocket(channel: channel))
+            (address: advertised, socket: RelaySocket(channel: channel))
         }.flatMapError { error in
             guard attempt < 16 else { return self.eventLoop.makeFailedFuture(error) }
             return self.bindRelay(family: family, pending: pending, path: path, attempt: attempt + 1)

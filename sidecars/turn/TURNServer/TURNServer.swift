@@ -97,11 +97,13 @@ public final class TURNServer: Sendable {
 
         var loops: [LoopState] = []
         for loop in group.makeIterator() {
-            let engine = TURNEngine<RelaySocket>(
+            let engine = TURNEngine(
                 settings: settings, authenticator: authenticator, policy: policy, nonces: nonces, shared: shared)
             loops.append(LoopState(eventLoop: loop, engine: engine, relaySettings: relaySettings, logger: logger))
         }
 
+        // A stream client silent for longer than any allocation lives is gone.
+        let idle = TimeAmount.seconds(Int64(turn.maxLifetime) + 60)
         var listeners: [any Channel] = []
         var udp: [SocketAddress] = []
         var tcp: [SocketAddress] = []
@@ -117,7 +119,7 @@ public final class TURNServer: Sendable {
                 }
                 port = Int(turn.listen.port) == 0 ? 0 : Int(turn.listen.port)
                 for state in loops {
-                    let channel = try await bindStream(host: host, port: port, state: state, tls: nil)
+                    let channel = try await bindStream(host: host, port: port, state: state, tls: nil, idle: idle)
                     port = channel.localAddress?.port ?? port
                     listeners.append(channel)
                     if state === loops[0] { tcp.append(channel.localAddress!) }
@@ -127,7 +129,7 @@ public final class TURNServer: Sendable {
                 for host in tlsHosts {
                     var port = Int(turn.tlsListen.port)
                     for state in loops {
-                        let channel = try await bindStream(host: host, port: port, state: state, tls: tls)
+                        let channel = try await bindStream(host: host, port: port, state: state, tls: tls, idle: idle)
                         port = channel.localAddress?.port ?? port
                         listeners.append(channel)
                         if state === loops[0] { tlsBound.append(channel.localAddress!) }
@@ -208,9 +210,9 @@ public final class TURNServer: Sendable {
             .bind(host: host, port: port).get()
     }
 
-    private static func bindStream(host: String, port: Int, state: LoopState, tls: TLSContextProvider?) async throws
-        -> any Channel
-    {
+    private static func bindStream(
+        host: String, port: Int, state: LoopState, tls: TLSContextProvider?, idle: TimeAmount
+    ) async throws -> any Channel {
         let transport: TURNTransport = tls == nil ? .tcp : .tls
         return try await ServerBootstrap(group: state.eventLoop)
             .serverChannelOption(reusePort, value: 1)
@@ -223,6 +225,7 @@ public final class TURNServer: Sendable {
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let operations = channel.pipeline.syncOperations
+                    try operations.addHandler(IdleStateHandler(readTimeout: idle))
                     if let tls { try operations.addHandler(try tls.makeHandler()) }
                     try operations.addHandler(ByteToMessageHandler(TURNFrameDecoder()))
                     try operations.addHandler(StreamClientHandler(state: state, transport: transport))
