@@ -64,6 +64,7 @@ bench: test-deps
 	$(SWIFT) build -c release
 	CHATMAIL_BIN_DIR=$(RELEASE_BIN) python3 bench/supervisor_bench.py
 	CHATMAIL_BIN_DIR=$(RELEASE_BIN) python3 bench/tls_bench.py
+	CHATMAIL_BIN_DIR=$(RELEASE_BIN) python3 bench/turn_bench.py
 
 install: deps
 	$(SWIFT) build -c release

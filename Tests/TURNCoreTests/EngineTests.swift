@@ -175,14 +175,21 @@ struct EngineTests {
         #expect(try harness.request(.allocate, [.requestedTransport(17)]).errorCode == nil)
     }
 
-    @Test("secret rotation: credentials of the previous secret work, live allocations stay")
+    @Test("secret rotation: credentials of the previous secret work, live allocations stay until they expire")
     func rotation() throws {
         let harness = EngineHarness(secrets: ["s3cret"])
         _ = try harness.allocate()
         harness.engine.authenticator.secrets = ["fresh", "s3cret"]
         #expect(try harness.request(.refresh, [.lifetime(600)]).lifetime == 600)
         harness.engine.authenticator.secrets = ["newest", "fresh"]
-        // The old secret is gone: refused.
+        // The old secret is gone: the live allocation keeps working, a new one with its credentials is refused.
+        #expect(try harness.request(.refresh, [.lifetime(600)]).lifetime == 600)
+        harness.tuple.client.port += 1
+        try harness.challenge()
+        #expect(try harness.request(.allocate, [.requestedTransport(17)]).errorCode?.code == 401)
+        harness.tuple.client.port -= 1
+        // Past the credential's expiry even the live allocation is refused.
+        harness.wall = 1_700_003_600
         #expect(try harness.request(.refresh, [.lifetime(600)]).errorCode?.code == 401)
     }
 

@@ -3,6 +3,7 @@ turnutils_stunclient and the Python aioice TURN client; plus raw-socket checks o
 credentials. Everything on loopback, ephemeral ports, bounded in time."""
 
 import asyncio
+import hashlib
 import os
 import re
 import shutil
@@ -386,3 +387,69 @@ def test_garbage_does_not_hurt(turn):
         tcp.sendall(b"\xffGET / HTTP/1.1\r\n\r\n")
         assert tcp.recv(100) == b""  # closed without an answer
     assert turn.answers_binding()
+
+
+# Under the supervisor: credentials from discovery, secrets pushed and rotated
+
+
+def test_supervised_discovery_credentials_and_rotation_keep_live_allocations(tmp_path):
+    from conftest import Supervisor
+
+    port, tls_port = free_port(), free_port()
+    sup = Supervisor(tmp_path, modes={"imap": None, "iroh": None, "shadowsocks": None})
+    sup.config.write_text(f"""
+[supervisor]
+state_dir = "state"
+runtime_dir = "run"
+control_socket = "run/control.sock"
+log_level = "debug"
+ready_timeout = 20
+[turn]
+command = "{bin_dir() / 'chatmail-turn'}"
+listen = "127.0.0.1:{port}"
+tls_listen = "127.0.0.1:{tls_port}"
+host = "127.0.0.1"
+realm = "{REALM}"
+[imap]
+enabled = false
+[iroh]
+enabled = false
+[shadowsocks]
+enabled = false
+""")
+    sup.socket = str(tmp_path / "run" / "control.sock")
+    try:
+        sup.start()
+        sup.wait_state("turn", "ready", timeout=30)
+
+        def discovered_client():
+            value = sup.request({"id": 1, "type": "discovery"})["discovery"]["turn"]
+            host, server_port, expiry, password = value.split(":")
+            assert (host, int(server_port)) == ("127.0.0.1", port)
+            client = Client(port)
+            client.user = expiry  # Delta Chat's form: the bare expiry timestamp
+            client.key = hashlib.md5(f"{expiry}:{REALM}:{password}".encode()).digest()
+            return client
+
+        # The secret arrives after hello; until then (a moment) answers are 401.
+        first = discovered_client()
+        wait_until(lambda: first.allocate()[0] == 0x0103, timeout=10, what="an allocation with discovered credentials")
+        sup.ctl("turn", "rotate-secret")
+        second = discovered_client()
+        assert second.key != first.key
+        wait_until(lambda: second.allocate()[0] == 0x0103, timeout=10, what="the rotated secret to reach the child")
+        # The previous secret still mints allocations; live ones keep refreshing across two rotations.
+        assert refresh(first) == 0x0104
+        sup.ctl("turn", "rotate-secret")
+        time.sleep(0.5)
+        assert refresh(first) == 0x0104 and refresh(second) == 0x0104
+        stale = Client(port)
+        stale.user, stale.key = first.user, first.key
+        mtype, attributes, _ = stale.allocate()
+        assert error_code(attributes) == 401, "the first secret is gone for new allocations"
+    finally:
+        sup.cleanup()
+
+
+def refresh(client):
+    return client.transact(0x0004, [attr(0x000D, b"\0\0\x02\x58")])[0]

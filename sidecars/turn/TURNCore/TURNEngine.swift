@@ -167,8 +167,21 @@ public struct TURNEngine: Sendable {
         guard let username = request.username, let realm = request.realm, let nonce = request.nonce else {
             return errorReply(header, .badRequest, to: fiveTuple, style: style, now: now)
         }
-        guard realm == settings.realm, case .success(let keys) = authenticator.keys(for: username, now: wallClock)
-        else { return challenge(header, .unauthenticated, fiveTuple, style, now) }
+        guard realm == settings.realm else { return challenge(header, .unauthenticated, fiveTuple, style, now) }
+        // An allocation keeps the key it was made with: a secret rotation (even two) never cuts a live call,
+        // but the credential's own expiry still ends it.
+        let keys: [[UInt8]]
+        if let existing = allocation(fiveTuple), existing.username == username {
+            guard let expiry = RESTAuthenticator.expiry(of: username), expiry > wallClock else {
+                return challenge(header, .unauthenticated, fiveTuple, style, now)
+            }
+            keys = [existing.key]
+        } else {
+            guard case .success(let fresh) = authenticator.keys(for: username, now: wallClock) else {
+                return challenge(header, .unauthenticated, fiveTuple, style, now)
+            }
+            keys = fresh
+        }
         let verified = keys.first { key in
             (!hasSHA1 || STUNMessage.verifyMessageIntegrity(bytes, key: key))
                 && (sha256 == nil || STUNMessage.verifyMessageIntegritySHA256(bytes, key: key))
