@@ -38,7 +38,8 @@ final class EngineHarness {
         settings.limits.maximumPermissions = 4
         engine = TURNEngine(
             settings: settings, authenticator: RESTAuthenticator(secrets: secrets, realm: "example.org"),
-            policy: PeerPolicy(), nonces: NonceAuthority(key: [1, 2, 3]), shared: shared)
+            policy: PeerPolicy(ownAddresses: [STUNAddress("203.0.113.1:0")!, STUNAddress("127.0.0.1:0")!]),
+            nonces: NonceAuthority(key: [1, 2, 3]), shared: shared)
     }
 
     var key: [UInt8] {
@@ -302,11 +303,19 @@ struct EngineTests {
         #expect(
             try harness.request(.createPermission, [.xorPeerAddress(STUNAddress("127.0.0.1:50998")!)]).errorCode?.code
                 == 403)
-        // The permission is per host, but Send to another port of it is still refused.
-        let send = STUNMessage(
-            type: .sendIndication, transactionID: .random(),
-            attributes: [.xorPeerAddress(STUNAddress("127.0.0.1:53")!), .data([1])])
-        guard case .drop = harness.send(try send.encoded()) else { throw HarnessError.unexpected("forwarded") }
+        // The permission is per host, but Send to another port of it is still refused; to the relayed one it goes.
+        func send(to peer: String) throws -> TURNAction {
+            harness.send(
+                try STUNMessage(
+                    type: .sendIndication, transactionID: .random(),
+                    attributes: [.xorPeerAddress(STUNAddress(peer)!), .data([1])]
+                ).encoded())
+        }
+        guard case .drop = try send(to: "127.0.0.1:53") else { throw HarnessError.unexpected("forwarded") }
+        guard case .forward = try send(to: "127.0.0.1:50999") else { throw HarnessError.unexpected("dropped") }
+        // Once that allocation is gone, its port is just a port on our host.
+        harness.shared.relayClosed(STUNAddress("127.0.0.1:50999")!)
+        guard case .drop = try send(to: "127.0.0.1:50999") else { throw HarnessError.unexpected("forwarded") }
     }
 
     @Test("Refresh extends, Refresh 0 deletes and closes the relay, 437 afterwards; sweep expires")

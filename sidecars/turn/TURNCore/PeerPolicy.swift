@@ -134,6 +134,20 @@ public struct PeerPolicy: Sendable {
         return .allow
     }
 
+    /// Whether `address` is one of our own hosts, directly or IPv4-mapped; cheap enough for every packet.
+    @inline(__always)
+    public func isOwnHost(_ address: STUNAddress) -> Bool {
+        var index = 0
+        while index < ownAddresses.count {
+            if PeerPolicy.sameHost(ownAddresses[index], address) { return true }
+            index += 1
+        }
+        if let v6 = address.ipv6, v6.high == 0, v6.low >> 32 == 0xFFFF {
+            return isOwnHost(STUNAddress(ipv4: UInt32(truncatingIfNeeded: v6.low), port: address.port))
+        }
+        return false
+    }
+
     /// The address itself plus every IPv4 address it embeds: IPv4-mapped (::ffff:a.b.c.d), IPv4-compatible
     /// (::a.b.c.d), NAT64 (64:ff9b::/96; the local-use 64:ff9b:1::/48 is denied whole), 6to4 (2002:AABB:CCDD::)
     /// and Teredo (2001:0:SSSS:SSSS:…:~CCCC:~CCCC, both server and client address).

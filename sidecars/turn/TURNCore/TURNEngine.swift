@@ -385,7 +385,9 @@ public struct TURNEngine: Sendable {
             allocation.hasPermission(peer, now: now), let relay = allocation.relay(for: peer),
             slots[slot]!.admit(bytes: length, outbound: true, now: now)
         else { return nil }
-        guard policy.decide(peer) == .allow || shared.isRelayedAddress(peer) else { return nil }
+        // Permissions are per host: on our own host, only our relayed addresses (or what the operator allows,
+        // never our service ports) may be reached, whatever port the indication names.
+        if policy.isOwnHost(peer), !shared.isRelayedAddress(peer), policy.decide(peer) != .allow { return nil }
         return relay.relay
     }
 

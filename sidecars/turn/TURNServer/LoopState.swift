@@ -14,14 +14,15 @@ enum ClientPath {
         if case .stream = self { true } else { false }
     }
 
+    /// Writes `buffer`; relayed media (`isMedia`) to a TCP or TLS client that does not keep up is dropped
+    /// rather than queued without bound.
     @inline(__always)
-    func write(_ buffer: ByteBuffer) {
+    func write(_ buffer: ByteBuffer, isMedia: Bool = true) {
         switch self {
         case .datagram(let channel, let address):
             channel.write(AddressedEnvelope(remoteAddress: address, data: buffer), promise: nil)
         case .stream(let channel):
-            // Media is dropped rather than queued behind a slow TCP reader.
-            guard channel.isWritable else { return }
+            guard !isMedia || channel.isWritable else { return }
             channel.write(buffer, promise: nil)
         }
     }
@@ -161,7 +162,7 @@ final class LoopState: @unchecked Sendable {
     private func reply(_ bytes: [UInt8], to path: ClientPath) {
         var buffer = ByteBufferAllocator().buffer(capacity: bytes.count)
         buffer.writeBytes(bytes)
-        path.write(buffer)
+        path.write(buffer, isMedia: false)
         path.flush()
     }
 
