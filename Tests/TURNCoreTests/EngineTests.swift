@@ -1,29 +1,11 @@
-import Synchronization
 import Testing
 
 @testable import TURNCore
 
-final class TestShared: TURNSharedState {
-    struct State {
-        var quotas = AllocationQuotas(perUsername: 2, perClientIP: 5, total: 100)
-        var relays: Set<STUNAddress> = []
-    }
-    let state = Mutex(State())
-    func acquireAllocation(username: String, client: STUNAddress) -> Bool {
-        state.withLock { $0.quotas.acquire(username: username, client: client) }
-    }
-    func releaseAllocation(username: String, client: STUNAddress) {
-        state.withLock { $0.quotas.release(username: username, client: client) }
-    }
-    func relayOpened(_ address: STUNAddress) { _ = state.withLock { $0.relays.insert(address) } }
-    func relayClosed(_ address: STUNAddress) { _ = state.withLock { $0.relays.remove(address) } }
-    func isRelayedAddress(_ address: STUNAddress) -> Bool { state.withLock { $0.relays.contains(address) } }
-}
-
 /// A client speaking to a `TURNEngine` directly, with the REST credentials of `secret`.
 final class EngineHarness {
     var engine: TURNEngine
-    let shared = TestShared()
+    let shared = LockedTURNSharedState(quotas: AllocationQuotas(perUsername: 2, perClientIP: 5, total: 100))
     var tuple = FiveTuple(
         client: STUNAddress("198.51.100.7:40000")!, server: STUNAddress("203.0.113.1:3478")!, transport: .udp)
     var now: Int64 = 100
@@ -332,7 +314,7 @@ struct EngineTests {
         #expect(try STUNMessage(parsing: bytes).lifetime == 0)
         #expect(closing == [RelayID(1)])
         #expect(harness.engine.allocations.isEmpty)
-        #expect(harness.shared.state.withLock { $0.quotas.current } == 0)
+        #expect(harness.shared.allocationCount == 0)
         #expect(try harness.request(.refresh, []).errorCode?.code == 437)
 
         _ = try harness.allocate()

@@ -1,3 +1,5 @@
+import Synchronization
+
 /// What the engine shares with the engines of other event loops: allocation quotas and the set of relayed
 /// addresses of all our allocations. The I/O layer implements it behind a lock; it is consulted on Allocate,
 /// on permission changes and on release, and per packet only for peers that are our own relayed addresses.
@@ -7,6 +9,31 @@ public protocol TURNSharedState: AnyObject, Sendable {
     func relayOpened(_ address: STUNAddress)
     func relayClosed(_ address: STUNAddress)
     func isRelayedAddress(_ address: STUNAddress) -> Bool
+}
+
+/// `TURNSharedState` behind one mutex: what the server uses and what tests use.
+public final class LockedTURNSharedState: TURNSharedState {
+    private struct State {
+        var quotas: AllocationQuotas
+        var relays: Set<STUNAddress> = []
+    }
+    private let state: Mutex<State>
+
+    public init(quotas: AllocationQuotas) {
+        state = Mutex(State(quotas: quotas))
+    }
+
+    public func acquireAllocation(username: String, client: STUNAddress) -> Bool {
+        state.withLock { $0.quotas.acquire(username: username, client: client) }
+    }
+    public func releaseAllocation(username: String, client: STUNAddress) {
+        state.withLock { $0.quotas.release(username: username, client: client) }
+    }
+    public func relayOpened(_ address: STUNAddress) { _ = state.withLock { $0.relays.insert(address) } }
+    public func relayClosed(_ address: STUNAddress) { _ = state.withLock { $0.relays.remove(address) } }
+    public func isRelayedAddress(_ address: STUNAddress) -> Bool { state.withLock { $0.relays.contains(address) } }
+    /// Live allocations on all loops.
+    public var allocationCount: Int { state.withLock { $0.quotas.current } }
 }
 
 /// The server's fixed settings.
@@ -114,6 +141,13 @@ public struct TURNEngine: Sendable {
         return slots[slot]
     }
 
+    /// The slot and state of the live (unexpired) allocation of `fiveTuple`.
+    private func liveAllocation(_ fiveTuple: FiveTuple, now: Int64) -> (slot: Int, allocation: Allocation)? {
+        guard let slot = slotByFiveTuple[fiveTuple], let allocation = slots[slot], !allocation.isExpired(now: now)
+        else { return nil }
+        return (slot, allocation)
+    }
+
     private mutating func insert(_ allocation: Allocation) {
         let slot: Int
         if let free = freeSlots.popLast() {
@@ -213,34 +247,35 @@ public struct TURNEngine: Sendable {
         _ request: STUNMessage, username: String, key: [UInt8], _ fiveTuple: FiveTuple, _ style: ReplyStyle,
         _ now: Int64
     ) -> TURNAction {
-        func fail(_ code: STUNErrorCode) -> TURNAction {
-            .reply(response(to: request, error: code, style: style), closing: [])
-        }
-        guard allocation(fiveTuple) == nil else { return fail(.allocationMismatch) }
-        guard let transport = request.requestedTransport else { return fail(.badRequest) }
-        guard transport == 17 else { return fail(.unsupportedTransportProtocol) }
+        guard allocation(fiveTuple) == nil else { return failure(request, style, .allocationMismatch) }
+        guard let transport = request.requestedTransport else { return failure(request, style, .badRequest) }
+        guard transport == 17 else { return failure(request, style, .unsupportedTransportProtocol) }
         if request.reservationToken != nil {
             // Reservations (EVEN-PORT with R) are not kept, so no token can be valid.
-            return fail(request.requestedAddressFamily != nil ? .badRequest : .insufficientCapacity)
+            return failure(request, style, request.requestedAddressFamily != nil ? .badRequest : .insufficientCapacity)
         }
         var families: [STUNAddressFamily] = [.ipv4]
         var addressError: STUNAddressFamily?
         switch (request.requestedAddressFamily, request.additionalAddressFamily) {
         case (.some, .some):
-            return fail(.badRequest)
+            return failure(request, style, .badRequest)
         case (.some(let family), nil):
-            guard family == .ipv4 || family == .ipv6 else { return fail(.addressFamilyNotSupported) }
-            guard settings.relayFamilies.contains(family) else { return fail(.addressFamilyNotSupported) }
+            guard family == .ipv4 || family == .ipv6 else { return failure(request, style, .addressFamilyNotSupported) }
+            guard settings.relayFamilies.contains(family) else {
+                return failure(request, style, .addressFamilyNotSupported)
+            }
             families = [family]
         case (nil, .some(let family)):
-            guard family == .ipv6 else { return fail(.badRequest) }
+            guard family == .ipv6 else { return failure(request, style, .badRequest) }
             if settings.relayFamilies.contains(.ipv6) { families.append(.ipv6) } else { addressError = .ipv6 }
         case (nil, nil):
             break
         }
-        guard families.allSatisfy(settings.relayFamilies.contains) else { return fail(.addressFamilyNotSupported) }
+        guard families.allSatisfy(settings.relayFamilies.contains) else {
+            return failure(request, style, .addressFamilyNotSupported)
+        }
         guard shared.acquireAllocation(username: username, client: fiveTuple.client) else {
-            return fail(.allocationQuotaReached)
+            return failure(request, style, .allocationQuotaReached)
         }
         return .allocate(
             PendingAllocation(
@@ -286,14 +321,13 @@ public struct TURNEngine: Sendable {
     private mutating func refresh(
         _ request: STUNMessage, _ fiveTuple: FiveTuple, _ style: ReplyStyle, _ now: Int64
     ) -> TURNAction {
-        guard let slot = slotByFiveTuple[fiveTuple], let allocation = slots[slot], !allocation.isExpired(now: now)
-        else {
-            return .reply(response(to: request, error: .allocationMismatch, style: style), closing: [])
+        guard let (slot, allocation) = liveAllocation(fiveTuple, now: now) else {
+            return failure(request, style, .allocationMismatch)
         }
         if let family = request.requestedAddressFamily,
             !allocation.relays.contains(where: { $0.address.family == family })
         {
-            return .reply(response(to: request, error: .peerAddressFamilyMismatch, style: style), closing: [])
+            return failure(request, style, .peerAddressFamilyMismatch)
         }
         let lifetime = settings.limits.lifetime(requested: request.lifetime)
         if lifetime == 0 {
@@ -307,20 +341,18 @@ public struct TURNEngine: Sendable {
     private mutating func createPermission(
         _ request: STUNMessage, _ fiveTuple: FiveTuple, _ style: ReplyStyle, _ now: Int64
     ) -> TURNAction {
-        func fail(_ code: STUNErrorCode) -> TURNAction {
-            .reply(response(to: request, error: code, style: style), closing: [])
-        }
-        guard let slot = slotByFiveTuple[fiveTuple], let allocation = slots[slot], !allocation.isExpired(now: now)
-        else {
-            return fail(.allocationMismatch)
+        guard let (slot, allocation) = liveAllocation(fiveTuple, now: now) else {
+            return failure(request, style, .allocationMismatch)
         }
         let peers = request.xorPeerAddresses
-        guard !peers.isEmpty else { return fail(.badRequest) }
+        guard !peers.isEmpty else { return failure(request, style, .badRequest) }
         for peer in peers {
-            guard allocation.relay(for: peer) != nil else { return fail(.peerAddressFamilyMismatch) }
-            guard isPermitted(peer) else { return fail(.forbidden) }
+            guard allocation.relay(for: peer) != nil else { return failure(request, style, .peerAddressFamilyMismatch) }
+            guard isPermitted(peer) else { return failure(request, style, .forbidden) }
         }
-        guard allocation.canInstallPermissions(peers, now: now) else { return fail(.insufficientCapacity) }
+        guard allocation.canInstallPermissions(peers, now: now) else {
+            return failure(request, style, .insufficientCapacity)
+        }
         for peer in peers { slots[slot]!.installPermission(peer, now: now) }
         return .reply(response(to: request, attributes: [], style: style), closing: [])
     }
@@ -328,24 +360,20 @@ public struct TURNEngine: Sendable {
     private mutating func channelBind(
         _ request: STUNMessage, _ fiveTuple: FiveTuple, _ style: ReplyStyle, _ now: Int64
     ) -> TURNAction {
-        func fail(_ code: STUNErrorCode) -> TURNAction {
-            .reply(response(to: request, error: code, style: style), closing: [])
-        }
-        guard let slot = slotByFiveTuple[fiveTuple], let allocation = slots[slot], !allocation.isExpired(now: now)
-        else {
-            return fail(.allocationMismatch)
+        guard let (slot, allocation) = liveAllocation(fiveTuple, now: now) else {
+            return failure(request, style, .allocationMismatch)
         }
         guard let number = request.channelNumber, ChannelData.validNumbers.contains(number),
             let peer = request.xorPeerAddresses.first
-        else { return fail(.badRequest) }
-        guard allocation.relay(for: peer) != nil else { return fail(.peerAddressFamilyMismatch) }
-        guard isPermitted(peer) else { return fail(.forbidden) }
+        else { return failure(request, style, .badRequest) }
+        guard allocation.relay(for: peer) != nil else { return failure(request, style, .peerAddressFamilyMismatch) }
+        guard isPermitted(peer) else { return failure(request, style, .forbidden) }
         do {
             try slots[slot]!.bindChannel(number, to: peer, now: now)
         } catch .conflict {
-            return fail(.badRequest)
+            return failure(request, style, .badRequest)
         } catch {
-            return fail(.insufficientCapacity)
+            return failure(request, style, .insufficientCapacity)
         }
         return .reply(response(to: request, attributes: [], style: style), closing: [])
     }
@@ -473,6 +501,10 @@ public struct TURNEngine: Sendable {
         build(
             method: request.type.method, class: .successResponse, transactionID: request.transactionID,
             attributes: attributes, style: style)
+    }
+
+    private func failure(_ request: STUNMessage, _ style: ReplyStyle, _ code: STUNErrorCode) -> TURNAction {
+        .reply(response(to: request, error: code, style: style), closing: [])
     }
 
     private func response(to request: STUNMessage, error: STUNErrorCode, style: ReplyStyle) -> [UInt8] {

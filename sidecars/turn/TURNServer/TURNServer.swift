@@ -3,7 +3,6 @@ import ChatmailTLS
 import Logging
 import NIOCore
 import NIOPosix
-import Synchronization
 import TURNCore
 
 #if canImport(Glibc)
@@ -13,31 +12,6 @@ import TURNCore
 #elseif canImport(Darwin)
     import Darwin
 #endif
-
-/// Quotas and the set of our relayed addresses, shared by every loop behind one lock. Touched on Allocate,
-/// permission changes and release, and per packet only for peers that are our own relayed addresses.
-final class SharedState: TURNSharedState {
-    private struct State {
-        var quotas: AllocationQuotas
-        var relays: Set<STUNAddress> = []
-    }
-    private let state: Mutex<State>
-
-    init(quotas: AllocationQuotas) {
-        state = Mutex(State(quotas: quotas))
-    }
-
-    func acquireAllocation(username: String, client: STUNAddress) -> Bool {
-        state.withLock { $0.quotas.acquire(username: username, client: client) }
-    }
-    func releaseAllocation(username: String, client: STUNAddress) {
-        state.withLock { $0.quotas.release(username: username, client: client) }
-    }
-    func relayOpened(_ address: STUNAddress) { _ = state.withLock { $0.relays.insert(address) } }
-    func relayClosed(_ address: STUNAddress) { _ = state.withLock { $0.relays.remove(address) } }
-    func isRelayedAddress(_ address: STUNAddress) -> Bool { state.withLock { $0.relays.contains(address) } }
-    var allocationCount: Int { state.withLock { $0.quotas.current } }
-}
 
 /// The STUN/TURN server: on every event loop a UDP and a TCP listener per address (SO_REUSEPORT, so the kernel
 /// spreads clients over the loops), a TLS listener when a TLS provider is given, and the loop's own engine and
@@ -51,7 +25,7 @@ public final class TURNServer: Sendable {
     private let loops: [LoopState]
     private let listeners: [any Channel]
     private let timers: [RepeatedTask]
-    private let shared: SharedState
+    private let shared: LockedTURNSharedState
     private let logger: Logger
 
     /// The number of live allocations on all loops.
@@ -88,7 +62,7 @@ public final class TURNServer: Sendable {
         settings.limits.maximumChannels = turn.maxPermissions
         settings.limits.bandwidthBytesPerSecond = turn.bandwidthLimit * 125
         settings.relayFamilies = [STUNAddressFamily.ipv4, .ipv6].filter { relaySettings.relayBind[$0] != nil }
-        let shared = SharedState(
+        let shared = LockedTURNSharedState(
             quotas: AllocationQuotas(
                 perUsername: turn.maxAllocationsPerUser, perClientIP: turn.maxAllocationsPerAddress,
                 total: turn.maxAllocations))
@@ -161,7 +135,7 @@ public final class TURNServer: Sendable {
 
     private init(
         udp: [SocketAddress], tcp: [SocketAddress], tls: [SocketAddress], loops: [LoopState],
-        listeners: [any Channel], timers: [RepeatedTask], shared: SharedState, logger: Logger
+        listeners: [any Channel], timers: [RepeatedTask], shared: LockedTURNSharedState, logger: Logger
     ) {
         self.udpAddresses = udp
         self.tcpAddresses = tcp
