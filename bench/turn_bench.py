@@ -140,7 +140,7 @@ def peak_rate(port, peer, name):
     """Raises the client count (each sending a message per millisecond, as far as uclient keeps up)
     until loss passes 1%; the best round-trip rate below that, by uclient's transmit time."""
     best = 0.0
-    for clients in (10, 20, 40, 60, 80, 120, 160):
+    for clients in (10, 20, 40, 80, 120, 160, 200, 240):
         sent, received, seconds = uclient(port, peer, clients, 1000, 1, timeout=90)
         if sent == 0:  # uclient could not start (a port it wanted was taken): once more
             sent, received, seconds = uclient(port, peer, clients, 1000, 1, timeout=90)

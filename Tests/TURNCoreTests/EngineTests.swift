@@ -329,6 +329,8 @@ struct EngineTests {
         _ = try harness.allocate()
         harness.username = "1700003601"
         #expect(try harness.request(.refresh, []).errorCode?.code == 441)
+        // An Allocate on that 5-tuple gets 437 instead: a client retries that from another port.
+        #expect(try harness.request(.allocate, [.requestedTransport(17)]).errorCode?.code == 437)
         let unknown = try harness.request(.refresh, [.other(STUNAttributeType(rawValue: 0x7777), [1, 2, 3, 4])])
         #expect(unknown.errorCode?.code == 420)
         #expect(unknown.unknownAttributes == [STUNAttributeType(rawValue: 0x7777)])

@@ -227,7 +227,9 @@ public struct TURNEngine: Sendable {
         style.key = key
         style.sha1 = hasSHA1
         style.sha256Length = sha256?.count
-        if let existing = allocation(fiveTuple), existing.username != username {
+        // Another user on this 5-tuple: 441, except for Allocate, which gets 437 below (RFC 8656 §7.2), so that
+        // a client whose port was reused retries from a fresh one instead of failing.
+        if header.type.method != .allocate, let existing = allocation(fiveTuple), existing.username != username {
             return errorReply(header, .wrongCredentials, to: fiveTuple, style: style, now: now)
         }
 
