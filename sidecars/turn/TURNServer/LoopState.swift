@@ -2,6 +2,7 @@ import ChatmailCrypto
 import Logging
 import NIOCore
 import NIOPosix
+import Synchronization
 import TURNCore
 
 /// Where answers and relayed data for one client go: the UDP listener it spoke to (with its address), or its
@@ -38,13 +39,23 @@ enum ClientPath {
 /// One relayed UDP socket of an allocation, confined to the event loop of its allocation.
 final class RelaySocket: @unchecked Sendable {
     let channel: any Channel
+    /// The relayed address clients are told (and peers send to).
+    let address: STUNAddress
+    /// The allocation it belongs to, for data delivered to it in process.
+    unowned let state: LoopState
+    let fiveTuple: FiveTuple
+    let client: ClientPath
     /// Peers' NIO addresses, so that relaying builds no `SocketAddress` per packet.
     private var peerAddresses: [STUNAddress: SocketAddress] = [:]
     /// Whether something was written since the last flush.
     var needsFlush = false
 
-    init(channel: any Channel) {
+    init(channel: any Channel, address: STUNAddress, state: LoopState, fiveTuple: FiveTuple, client: ClientPath) {
         self.channel = channel
+        self.address = address
+        self.state = state
+        self.fiveTuple = fiveTuple
+        self.client = client
     }
 
     @inline(__always)
@@ -62,6 +73,18 @@ final class RelaySocket: @unchecked Sendable {
     }
 }
 
+/// The relayed sockets of every loop by relayed address, so that data between two allocations of this server
+/// (two users of one chatmail server calling each other) is handed over in process instead of through the kernel.
+final class HairpinRegistry: Sendable {
+    private let sockets = Mutex<[STUNAddress: RelaySocket]>([:])
+
+    func register(_ socket: RelaySocket) { sockets.withLock { $0[socket.address] = socket } }
+    func unregister(_ socket: RelaySocket) {
+        sockets.withLock { if $0[socket.address] === socket { $0[socket.address] = nil } }
+    }
+    func socket(at address: STUNAddress) -> RelaySocket? { sockets.withLock { $0[address] } }
+}
+
 /// Settings every loop shares, derived once from the configuration.
 struct RelaySettings: Sendable {
     /// Per family: the address relayed sockets bind to and the one advertised to clients.
@@ -76,7 +99,10 @@ final class LoopState: @unchecked Sendable {
     let eventLoop: any EventLoop
     var engine: TURNEngine
     let relaySettings: RelaySettings
+    let hairpin: HairpinRegistry
     let logger: Logger
+    /// Packets handed from one of our allocations to another in process (logged at shutdown).
+    private(set) var hairpinPackets = 0
     /// Allocates in flight (relay sockets being bound), so retransmissions do not allocate twice.
     private var pendingAllocations: Set<FiveTuple> = []
     /// The relayed sockets of this loop's allocations, by `RelayID`; freed slots are reused.
@@ -88,10 +114,14 @@ final class LoopState: @unchecked Sendable {
     private var indicationCounter: UInt64
     private let indicationHigh: UInt32
 
-    init(eventLoop: any EventLoop, engine: TURNEngine, relaySettings: RelaySettings, logger: Logger) {
+    init(
+        eventLoop: any EventLoop, engine: TURNEngine, relaySettings: RelaySettings, hairpin: HairpinRegistry,
+        logger: Logger
+    ) {
         self.eventLoop = eventLoop
         self.engine = engine
         self.relaySettings = relaySettings
+        self.hairpin = hairpin
         self.logger = logger
         var seed: (UInt32, UInt64) = (0, 0)
         withUnsafeMutableBytes(of: &seed.0) { Crypto.randomBytes(into: $0) }
@@ -146,8 +176,24 @@ final class LoopState: @unchecked Sendable {
 
     @inline(__always)
     private func send(_ payload: ByteBuffer, to peer: STUNAddress, via relay: RelaySocket) {
+        // To one of our own relayed addresses: straight into that allocation, on its loop.
+        if engine.policy.isOwnHost(peer), let target = hairpin.socket(at: peer) {
+            let source = relay.address
+            if target.state === self {
+                deliverInProcess(payload, from: source, to: target)
+            } else {
+                target.state.eventLoop.execute { target.state.deliverInProcess(payload, from: source, to: target) }
+            }
+            return
+        }
         if !relay.needsFlush { dirtyRelays.append(relay) }
         relay.send(payload, to: peer)
+    }
+
+    private func deliverInProcess(_ payload: ByteBuffer, from source: STUNAddress, to target: RelaySocket) {
+        hairpinPackets += 1
+        handlePeerData(payload, from: source, to: target.fiveTuple, client: target.client)
+        target.client.flush()
     }
 
     /// Ends a read burst from clients: one flush per relay written to (NIO then batches with sendmmsg).
@@ -174,6 +220,7 @@ final class LoopState: @unchecked Sendable {
     func close(_ relays: [RelayID]) {
         for id in relays {
             let slot = Int(id.rawValue)
+            if let socket = relaySockets[slot] { hairpin.unregister(socket) }
             relaySockets[slot]?.channel.close(promise: nil)
             relaySockets[slot] = nil
             freeRelaySlots.append(id.rawValue)
@@ -212,6 +259,7 @@ final class LoopState: @unchecked Sendable {
             switch result {
             case .success(let opened):
                 let relays = opened.map { (address: $0.address, relay: self.register($0.socket)) }
+                for relay in opened { self.hairpin.register(relay.socket) }
                 let response = self.engine.completeAllocation(pending, relays: relays, now: self.now)
                 self.logger.debug(
                     "allocation", metadata: ["client": "\(pending.fiveTuple)", "relay": "\(relays.map(\.address))"])
@@ -260,7 +308,11 @@ final class LoopState: @unchecked Sendable {
                     ChannelOptions.Types.SocketOption(level: .ip, name: .init(rawValue: 10)), value: 2)
         }
         return bootstrap.bind(to: SocketAddress(bind)).map { channel in
-            (address: advertised, socket: RelaySocket(channel: channel))
+            (
+                address: advertised,
+                socket: RelaySocket(
+                    channel: channel, address: advertised, state: self, fiveTuple: fiveTuple, client: path)
+            )
         }.flatMapError { error in
             guard attempt < 16 else { return self.eventLoop.makeFailedFuture(error) }
             return self.bindRelay(family: family, pending: pending, path: path, attempt: attempt + 1)
@@ -327,6 +379,7 @@ final class LoopState: @unchecked Sendable {
 
     func shutdown() {
         close(engine.removeAll())
+        if hairpinPackets > 0 { logger.info("relayed \(hairpinPackets) packets in process between our allocations") }
     }
 }
 

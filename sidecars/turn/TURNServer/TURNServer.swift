@@ -70,10 +70,13 @@ public final class TURNServer: Sendable {
         let authenticator = RESTAuthenticator(secrets: secrets, realm: turn.realm)
 
         var loops: [LoopState] = []
+        let hairpin = HairpinRegistry()
         for loop in group.makeIterator() {
             let engine = TURNEngine(
                 settings: settings, authenticator: authenticator, policy: policy, nonces: nonces, shared: shared)
-            loops.append(LoopState(eventLoop: loop, engine: engine, relaySettings: relaySettings, logger: logger))
+            loops.append(
+                LoopState(
+                    eventLoop: loop, engine: engine, relaySettings: relaySettings, hairpin: hairpin, logger: logger))
         }
 
         // A stream client silent for longer than any allocation lives is gone.
