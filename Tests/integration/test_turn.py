@@ -10,6 +10,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -460,3 +461,69 @@ enabled = false
 
 def refresh(client):
     return client.transact(0x0004, [attr(0x000D, b"\0\0\x02\x58")])[0]
+
+
+# A public-looking peer, reachable in a network namespace of its own
+
+
+@pytest.fixture
+def public_peer():
+    """A UDP echo on 11.1.x.2:5000 in a new network namespace, linked to this one by a veth pair whose
+    host side is 11.1.x.1 (11.0.0.0/8 is ordinary unicast space: the default policy allows it)."""
+    if os.geteuid() != 0 or shutil.which("ip") is None:
+        pytest.skip("needs root and iproute2 to make a network namespace")
+    tag = os.getpid() % 200 + 10
+    ns, host_if, peer_if = f"turnpeer{os.getpid()}", f"tph{os.getpid() % 100000}", f"tpp{os.getpid() % 100000}"
+    host_ip, peer_ip = f"11.1.{tag}.1", f"11.1.{tag}.2"
+    commands = [
+        ["ip", "netns", "add", ns],
+        ["ip", "link", "add", host_if, "type", "veth", "peer", "name", peer_if],
+        ["ip", "link", "set", peer_if, "netns", ns],
+        ["ip", "addr", "add", f"{host_ip}/24", "dev", host_if],
+        ["ip", "link", "set", host_if, "up"],
+        ["ip", "netns", "exec", ns, "ip", "addr", "add", f"{peer_ip}/24", "dev", peer_if],
+        ["ip", "netns", "exec", ns, "ip", "link", "set", peer_if, "up"],
+        ["ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up"],
+    ]
+    echo = None
+    try:
+        for command in commands:
+            subprocess.run(command, check=True, capture_output=True, timeout=10)
+        echo = subprocess.Popen(
+            ["ip", "netns", "exec", ns, sys.executable, "-c",
+             "import socket\n"
+             f"s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('{peer_ip}', 5000))\n"
+             "while True:\n    data, addr = s.recvfrom(4096); s.sendto(b'echo ' + data, addr)\n"])
+        time.sleep(0.5)
+        yield host_ip, peer_ip
+    finally:
+        if echo:
+            echo.kill()
+            echo.wait()
+        subprocess.run(["ip", "link", "del", host_if], capture_output=True, timeout=10)
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=10)
+
+
+def test_public_peer_with_the_default_policy(tmp_path, public_peer):
+    host_ip, peer_ip = public_peer
+    server = TurnServer(tmp_path, allowed_peers=(), extra=f'relay_addresses = ["{host_ip}"]')
+    try:
+        client = Client(server.port)
+        mtype, attributes, tid = client.allocate()
+        assert mtype == 0x0103 and xaddr(attributes[0x0016], tid)[0] == host_ip
+        # Send indication out, Data indication back.
+        tid = os.urandom(12)
+        mtype, attributes, _ = client.transact(0x0008, [attr(0x0012, xpeer(peer_ip, 5000, os.urandom(12)))])
+        assert mtype == 0x0108, attributes
+        client.sock.sendto(msg(0x0016, tid, [attr(0x0012, xpeer(peer_ip, 5000, tid)), attr(0x0013, b"hello")]),
+                           client.server)
+        mtype, attributes = parse(client.sock.recv(2000))
+        assert mtype == 0x0017 and attributes[0x0013] == b"echo hello"
+        # ChannelBind, ChannelData both ways.
+        mtype, _, _ = client.transact(0x0009, [attr(0x000C, b"\x40\x01\0\0"),
+                                               attr(0x0012, xpeer(peer_ip, 5000, os.urandom(12)))])
+        assert mtype == 0x0109
+        client.sock.sendto(b"\x40\x01\x00\x03abc\x00", client.server)
+        assert client.sock.recv(2000) == b"\x40\x01\x00\x08echo abc"
+    finally:
+        server.stop()
