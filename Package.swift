@@ -10,6 +10,8 @@ let package = Package(
         .executable(name: "chatmail-supervisor", targets: ["chatmail-supervisor"]),
         .executable(name: "chatmailctl", targets: ["chatmailctl"]),
         .executable(name: "chatmail-turn", targets: ["chatmail-turn"]),
+        .executable(name: "chatmail-iroh", targets: ["chatmail-iroh"]),
+        .executable(name: "chatmail-shadowsocks", targets: ["chatmail-shadowsocks"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
@@ -78,10 +80,38 @@ let package = Package(
         .executableTarget(
             name: "chatmailctl",
             dependencies: [
-                "ChatmailConfig", "ChatmailControl",
+                "ChatmailConfig", "ChatmailControl", "ChatmailQR", "ShadowsocksCore", "ShadowsocksServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict),
+
+        // iroh sidecar
+        .target(
+            name: "IrohCore", dependencies: ["ChatmailCrypto", .product(name: "NIOCore", package: "swift-nio")],
+            path: "sidecars/iroh/IrohCore", swiftSettings: strict),
+        .target(
+            name: "IrohServer",
+            dependencies: [
+                "IrohCore", "ChatmailConfig", "ChatmailTLS",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "sidecars/iroh/IrohServer", swiftSettings: strict),
+        .executableTarget(
+            name: "chatmail-iroh",
+            dependencies: ["IrohServer", "ChatmailSidecar"],
+            path: "sidecars/iroh/chatmail-iroh", swiftSettings: strict),
+        .testTarget(name: "IrohCoreTests", dependencies: ["IrohCore", "ChatmailCrypto"]),
+        .testTarget(
+            name: "IrohServerTests",
+            dependencies: [
+                "IrohServer", "IrohCore", "ChatmailConfig", "ChatmailCrypto",
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOTestUtils", package: "swift-nio"),
+            ]),
 
         // A TLS server over OpenSSLHandler for the integration tests (not installed).
         .executableTarget(
@@ -131,6 +161,36 @@ let package = Package(
         .testTarget(
             name: "TURNServerTests",
             dependencies: ["TURNServer", "TURNCore", "ChatmailConfig", "ChatmailTLS"]),
+
+        // shadowsocks sidecar
+        .target(
+            name: "ShadowsocksCore",
+            dependencies: ["ChatmailCrypto", .product(name: "NIOCore", package: "swift-nio")],
+            path: "sidecars/shadowsocks/ShadowsocksCore", swiftSettings: strict),
+        .target(
+            name: "ShadowsocksServer",
+            dependencies: [
+                "ShadowsocksCore", "ChatmailCrypto", "ChatmailConfig", "ChatmailSupervisor",
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "sidecars/shadowsocks/ShadowsocksServer", swiftSettings: strict),
+        .executableTarget(
+            name: "chatmail-shadowsocks",
+            dependencies: [
+                "ShadowsocksServer", "ChatmailSidecar",
+            ],
+            path: "sidecars/shadowsocks/chatmail-shadowsocks", swiftSettings: strict),
+        .testTarget(
+            name: "ShadowsocksServerTests",
+            dependencies: [
+                "ShadowsocksServer", "ShadowsocksCore", .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict),
+        .testTarget(
+            name: "ShadowsocksCoreTests", dependencies: ["ShadowsocksCore", "ChatmailCrypto"],
+            swiftSettings: strict),
     ],
     swiftLanguageModes: [.v6]
 )
