@@ -6,7 +6,7 @@ PREFIX     ?= /usr/local
 SUDO       := $(if $(filter 0,$(shell id -u)),,sudo)
 BUILD_DEPS := pkg-config libssl-dev libsqlite3-dev libsystemd-dev zlib1g-dev
 TEST_DEPS  := systemd util-linux openssl curl b3sum zbar-tools nftables python3-venv shadowsocks-libev
-PIP_DEPS   := pytest qrcode cryptography blake3 pycryptodome pproxy
+PIP_DEPS   := pytest qrcode cryptography blake3 pycryptodome pproxy aioice
 # The real iroh clients for the relay tests: both generations install as package `iroh`, so each gets a venv.
 IROH_CLIENTS := 1.2.0 0.35.0
 IROH_VENVS   := .build/iroh-venvs
@@ -32,6 +32,13 @@ deps:
 
 test-deps: deps
 	$(call apt_install,$(TEST_DEPS))
+	@# coturn's client tools are the TURN tests' peers; its package also starts a turnserver on 3478,
+	@# which the tests never use: stop it when this installs the package.
+	@if ! dpkg-query -W -f='$${Status}' coturn 2>/dev/null | grep -q 'ok installed'; then \
+	  echo "installing: coturn"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq coturn >/dev/null; \
+	  if [ -d /run/systemd/system ]; then $(SUDO) systemctl disable --now coturn >/dev/null 2>&1 || true; fi; \
+	fi
 	@python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore $(PIP_DEPS) \
 	  || python3 -m pip install -q --break-system-packages $(PIP_DEPS)
 	@for v in $(IROH_CLIENTS); do \
@@ -67,6 +74,7 @@ bench: test-deps
 	CHATMAIL_BIN_DIR=$(RELEASE_BIN) python3 bench/tls_bench.py
 	CHATMAIL_BIN_DIR=$(RELEASE_BIN) python3 bench/iroh_bench.py
 	CHATMAIL_BIN_DIR=$(RELEASE_BIN) python3 bench/shadowsocks_bench.py
+	CHATMAIL_BIN_DIR=$(RELEASE_BIN) python3 bench/turn_bench.py
 
 install: deps
 	$(SWIFT) build -c release

@@ -9,6 +9,7 @@ let package = Package(
     products: [
         .executable(name: "chatmail-supervisor", targets: ["chatmail-supervisor"]),
         .executable(name: "chatmailctl", targets: ["chatmailctl"]),
+        .executable(name: "chatmail-turn", targets: ["chatmail-turn"]),
         .executable(name: "chatmail-iroh", targets: ["chatmail-iroh"]),
         .executable(name: "chatmail-shadowsocks", targets: ["chatmail-shadowsocks"]),
     ],
@@ -53,7 +54,6 @@ let package = Package(
             ],
             swiftSettings: strict),
         .target(name: "ChatmailQR", swiftSettings: strict),
-        .target(name: "TURNCore", dependencies: ["ChatmailCrypto"], path: "sidecars/turn/TURNCore", swiftSettings: strict),
 
         // The supervisor: a pure core, the runtime around it, and the executable.
         .target(name: "ChatmailSupervisorCore", swiftSettings: strict),
@@ -129,7 +129,6 @@ let package = Package(
         .testTarget(name: "ChatmailCryptoTests", dependencies: ["ChatmailCrypto"]),
         .testTarget(name: "ChatmailSidecarTests", dependencies: ["ChatmailSidecar", "ChatmailControl"]),
         .testTarget(name: "ChatmailQRTests", dependencies: ["ChatmailQR"]),
-        .testTarget(name: "TURNCoreTests", dependencies: ["TURNCore"]),
         .testTarget(
             name: "ChatmailControlTests",
             dependencies: [
@@ -140,6 +139,28 @@ let package = Package(
         .testTarget(
             name: "ChatmailSupervisorTests",
             dependencies: ["ChatmailSupervisor", "ChatmailControl", "ChatmailSystemd", "ChatmailConfig"]),
+        // turn sidecar
+        .target(name: "TURNCore", dependencies: ["ChatmailCrypto"], path: "sidecars/turn/TURNCore", swiftSettings: strict),
+        .target(
+            name: "TURNServer",
+            dependencies: [
+                "TURNCore", "ChatmailConfig", "ChatmailTLS",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "sidecars/turn/TURNServer", swiftSettings: strict),
+        .executableTarget(
+            name: "chatmail-turn",
+            dependencies: [
+                "TURNServer", "ChatmailSidecar", "ChatmailConfig", "ChatmailControl", "ChatmailTLS",
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            path: "sidecars/turn/chatmail-turn", swiftSettings: strict),
+        .testTarget(name: "TURNCoreTests", dependencies: ["TURNCore", "ChatmailControl"]),
+        .testTarget(
+            name: "TURNServerTests",
+            dependencies: ["TURNServer", "TURNCore", "ChatmailConfig", "ChatmailTLS"]),
 
         // shadowsocks sidecar
         .target(

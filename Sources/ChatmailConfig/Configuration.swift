@@ -73,6 +73,33 @@ public struct TURNSection: Sendable, Equatable {
     /// Seconds a minted credential stays valid.
     public var credentialTTL: Int
     public var relayPorts: ClosedRange<UInt16>
+    /// IP literals relayed sockets bind to, at most one per family. Default: listen's host.
+    public var relayAddresses: [String]
+    /// IP literals advertised as relayed addresses instead of the bound ones (a host behind a 1:1 NAT), at most
+    /// one per family. Default: none.
+    public var externalAddresses: [String] = []
+    /// Peer ranges (`"10.1.0.0/16"`, `"2001:db8::/32"`, or single addresses) allowed although the defaults deny
+    /// them (loopback, private, link-local, CGNAT, multicast, …).
+    public var allowedPeers: [String] = []
+    /// Peer ranges denied in addition to the defaults.
+    public var deniedPeers: [String] = []
+    /// Allocations per credential (username), per client IP address, and in total.
+    public var maxAllocationsPerUser = 10
+    public var maxAllocationsPerAddress = 64
+    public var maxAllocations = 50_000
+    /// Permissions (peer addresses) and channels per allocation.
+    public var maxPermissions = 32
+    /// The longest allocation lifetime granted, in seconds.
+    public var maxLifetime = 3600
+    /// Relayed kilobits per second per allocation and direction; 0 for no cap.
+    public var bandwidthLimit = 20_000
+    /// The SOFTWARE attribute in responses; empty (the default) sends none.
+    public var software = ""
+    /// Shared secrets for running without the supervisor (`chatmail-turn --config FILE`), current first.
+    /// Under the supervisor the secrets come from its state database instead.
+    public var secrets: [String] = []
+    /// Event loops; 0 (the default) means one per CPU core.
+    public var threads = 0
 }
 
 public struct IrohSection: Sendable, Equatable {

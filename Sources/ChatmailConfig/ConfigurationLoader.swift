@@ -207,10 +207,34 @@ final class ConfigurationReader {
         } else {
             s.fail("relay_ports", "must be \"LOW-HIGH\" with 1024 <= LOW <= HIGH <= 65535")
         }
-        s.finish()
-        return TURNSection(
+        var result = TURNSection(
             child: child, listen: listen, tlsListen: tlsListen, host: host, port: port, realm: realm,
-            credentialTTL: ttl, relayPorts: relayPorts)
+            credentialTTL: ttl, relayPorts: relayPorts,
+            relayAddresses: s.stringList("relay_addresses", default: [listen.host]))
+        result.externalAddresses = s.stringList("external_addresses", default: [])
+        for key in ["relay_addresses", "external_addresses"] {
+            let list = key == "relay_addresses" ? result.relayAddresses : result.externalAddresses
+            if list.count > 2 || list.filter({ $0.contains(":") }).count > 1
+                || list.filter({ !$0.contains(":") }).count > 1
+                || list.contains(where: { $0.isEmpty || $0.contains(where: \.isWhitespace) || $0.contains("/") })
+            {
+                s.fail(key, "expected at most one IPv4 and one IPv6 address")
+            }
+        }
+        result.allowedPeers = s.stringList("allowed_peers", default: [])
+        result.deniedPeers = s.stringList("denied_peers", default: [])
+        result.maxAllocationsPerUser = s.int("max_allocations_per_user", default: 10, range: 1...100_000)
+        result.maxAllocationsPerAddress = s.int("max_allocations_per_address", default: 64, range: 1...1_000_000)
+        result.maxAllocations = s.int("max_allocations", default: 50_000, range: 1...10_000_000)
+        result.maxPermissions = s.int("max_permissions", default: 32, range: 1...1000)
+        result.maxLifetime = s.int("max_lifetime", default: 3600, range: 600...86400)
+        result.bandwidthLimit = s.int("bandwidth_limit", default: 20_000, range: 0...100_000_000)
+        result.software = s.string("software", default: "")
+        result.secrets = s.stringOrList("secret")
+        if result.secrets.contains(where: \.isEmpty) { s.fail("secret", "must not be empty") }
+        result.threads = s.int("threads", default: 0, range: 0...1024)
+        s.finish()
+        return result
     }
 
     private func readIroh() -> IrohSection {

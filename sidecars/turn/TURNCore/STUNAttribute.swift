@@ -32,7 +32,7 @@ public enum STUNAttribute: Hashable, Sendable {
     case alternateServer(STUNAddress)
 
     // RFC 8656 (TURN)
-    /// The channel number as sent; the server checks the 0x4000...0x4FFF range (400 otherwise).
+    /// The channel number as sent; the server checks the 0x4000...0x7FFE range (400 otherwise).
     case channelNumber(UInt16)
     /// Seconds.
     case lifetime(UInt32)

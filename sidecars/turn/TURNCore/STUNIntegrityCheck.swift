@@ -4,8 +4,7 @@ extension STUNMessage {
     /// Whether `datagram` carries a MESSAGE-INTEGRITY that is a valid HMAC-SHA1 under `key` (RFC 8489 §14.5): over
     /// the bytes before the attribute, with the header's length field set to end at the attribute. False if the
     /// framing is invalid or the attribute is missing. The comparison is constant-time.
-    public static func verifyMessageIntegrity(_ datagram: UnsafeRawBufferPointer, key: some Collection<UInt8>) -> Bool
-    {
+    public static func verifyMessageIntegrity(_ datagram: UnsafeRawBufferPointer, key: some Collection<UInt8>) -> Bool {
         guard let located = locate(.messageIntegrity, in: datagram) else { return false }
         let mac = withAuthenticatedPrefix(datagram, upTo: located) { Crypto.hmacSHA1(key: key, message: $0) }
         return Crypto.constantTimeEquals(mac, UnsafeRawBufferPointer(rebasing: datagram[located.value]))

@@ -26,7 +26,8 @@ public struct STUNMessage: Hashable, Sendable, CustomStringConvertible {
         method: STUNMethod, class messageClass: STUNClass, transactionID: STUNTransactionID,
         attributes: [STUNAttribute] = []
     ) {
-        self.init(type: STUNMessageType(method: method, class: messageClass), transactionID: transactionID,
+        self.init(
+            type: STUNMessageType(method: method, class: messageClass), transactionID: transactionID,
             attributes: attributes)
     }
 

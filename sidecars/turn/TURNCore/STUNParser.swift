@@ -148,7 +148,9 @@ extension STUNMessage {
             let valueStart = offset + 4
             guard end - valueStart >= paddedTo4(length) else { throw .truncatedAttribute(offset: offset) }
             count += 1
-            guard count <= options.maximumAttributeCount else { throw .tooManyAttributes(options.maximumAttributeCount) }
+            guard count <= options.maximumAttributeCount else {
+                throw .tooManyAttributes(options.maximumAttributeCount)
+            }
             try order.accept(type)
             try body(STUNRawAttribute(type: type, value: valueStart..<(valueStart + length)))
             offset = valueStart + paddedTo4(length)
@@ -193,7 +195,9 @@ extension STUNMessage {
             let parameterLength = Int(value.uint16(at: start + 2))
             guard count - start - 4 >= paddedTo4(parameterLength) else { throw .invalidAttribute(type) }
             let parameters = value.bytes((start + 4)..<(start + 4 + parameterLength))
-            return (STUNPasswordAlgorithm(number: number, parameters: parameters), start + 4 + paddedTo4(parameterLength))
+            return (
+                STUNPasswordAlgorithm(number: number, parameters: parameters), start + 4 + paddedTo4(parameterLength)
+            )
         }
 
         switch type {

@@ -1,3 +1,0 @@
-import Testing
-import TURNCore
-@Test func placeholder() {}

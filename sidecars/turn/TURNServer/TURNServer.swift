@@ -1,0 +1,267 @@
+import ChatmailConfig
+import ChatmailTLS
+import Logging
+import NIOCore
+import NIOPosix
+import TURNCore
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// The STUN/TURN server: on every event loop a UDP and a TCP listener per address (SO_REUSEPORT, so the kernel
+/// spreads clients over the loops), a TLS listener when a TLS provider is given, and the loop's own engine and
+/// allocations. Replies leave from the address the client sent to, since every listener is bound to one address.
+public final class TURNServer: Sendable {
+    /// The bound listeners (their real ports when configured with port 0).
+    public let udpAddresses: [SocketAddress]
+    public let tcpAddresses: [SocketAddress]
+    public let tlsAddresses: [SocketAddress]
+
+    private let loops: [LoopState]
+    private let listeners: [any Channel]
+    private let timers: [RepeatedTask]
+    private let shared: LockedTURNSharedState
+    private let logger: Logger
+
+    /// The number of live allocations on all loops.
+    public var allocationCount: Int { shared.allocationCount }
+
+    /// Binds every listener and starts serving. Throws `TURNServerError.configuration` for settings that cannot
+    /// work (unparsable peer ranges, no address to advertise for relays).
+    public static func start(
+        configuration turn: TURNSection, secrets: [String], tls: TLSContextProvider?, group: any EventLoopGroup,
+        logger: Logger
+    ) async throws -> TURNServer {
+        func parse(_ ranges: [String], _ key: String) throws -> [IPRange] {
+            try ranges.map { text in
+                guard let range = IPRange(text) else {
+                    throw TURNServerError.configuration("[turn] \(key): \"\(text)\" is not an address or a prefix")
+                }
+                return range
+            }
+        }
+        let relaySettings = try relaySettings(turn)
+        let listenHosts = try hosts(for: turn.listen.host)
+        let tlsHosts = try hosts(for: turn.tlsListen.host)
+        var own =
+            listenHosts.compactMap { STUNAddress(host: $0, port: 0) }
+            + tlsHosts.compactMap { STUNAddress(host: $0, port: 0) }
+        for (bind, advertised) in relaySettings.relayBind.values { own += [bind, advertised] }
+        let policy = PeerPolicy(
+            allowed: try parse(turn.allowedPeers, "allowed_peers"), denied: try parse(turn.deniedPeers, "denied_peers"),
+            ownAddresses: own.filter { !isWildcard($0) }, servicePorts: [turn.listen.port, turn.tlsListen.port])
+
+        var settings = TURNEngineSettings(realm: turn.realm, software: turn.software.isEmpty ? nil : turn.software)
+        settings.limits.maximumLifetime = Int64(turn.maxLifetime)
+        settings.limits.maximumPermissions = turn.maxPermissions
+        settings.limits.maximumChannels = turn.maxPermissions
+        settings.limits.bandwidthBytesPerSecond = turn.bandwidthLimit * 125
+        settings.relayFamilies = [STUNAddressFamily.ipv4, .ipv6].filter { relaySettings.relayBind[$0] != nil }
+        let shared = LockedTURNSharedState(
+            quotas: AllocationQuotas(
+                perUsername: turn.maxAllocationsPerUser, perClientIP: turn.maxAllocationsPerAddress,
+                total: turn.maxAllocations))
+        let nonces = NonceAuthority.random()
+        let authenticator = RESTAuthenticator(secrets: secrets, realm: turn.realm)
+
+        var loops: [LoopState] = []
+        let hairpin = HairpinRegistry()
+        for loop in group.makeIterator() {
+            let engine = TURNEngine(
+                settings: settings, authenticator: authenticator, policy: policy, nonces: nonces, shared: shared)
+            loops.append(
+                LoopState(
+                    eventLoop: loop, engine: engine, relaySettings: relaySettings, hairpin: hairpin, logger: logger))
+        }
+
+        // A stream client silent for longer than any allocation lives is gone.
+        let idle = TimeAmount.seconds(Int64(turn.maxLifetime) + 60)
+        var listeners: [any Channel] = []
+        var udp: [SocketAddress] = []
+        var tcp: [SocketAddress] = []
+        var tlsBound: [SocketAddress] = []
+        do {
+            for host in listenHosts {
+                var port = Int(turn.listen.port)
+                for state in loops {
+                    let channel = try await bindUDP(host: host, port: port, state: state)
+                    port = channel.localAddress?.port ?? port
+                    listeners.append(channel)
+                    if state === loops[0] { udp.append(channel.localAddress!) }
+                }
+                port = Int(turn.listen.port) == 0 ? 0 : Int(turn.listen.port)
+                for state in loops {
+                    let channel = try await bindStream(host: host, port: port, state: state, tls: nil, idle: idle)
+                    port = channel.localAddress?.port ?? port
+                    listeners.append(channel)
+                    if state === loops[0] { tcp.append(channel.localAddress!) }
+                }
+            }
+            if let tls {
+                for host in tlsHosts {
+                    var port = Int(turn.tlsListen.port)
+                    for state in loops {
+                        let channel = try await bindStream(host: host, port: port, state: state, tls: tls, idle: idle)
+                        port = channel.localAddress?.port ?? port
+                        listeners.append(channel)
+                        if state === loops[0] { tlsBound.append(channel.localAddress!) }
+                    }
+                }
+            }
+        } catch {
+            for listener in listeners { try? await listener.close() }
+            throw error
+        }
+        // With port 0 (tests) the real service ports are known only now.
+        let servicePorts = Set((udp + tcp + tlsBound).compactMap { $0.port.map(UInt16.init) })
+        for state in loops {
+            try await state.eventLoop.submit { state.engine.policy.servicePorts.formUnion(servicePorts) }.get()
+        }
+        let timers = loops.map { state in
+            state.eventLoop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in state.sweep() }
+        }
+        logger.info(
+            "TURN listening",
+            metadata: [
+                "udp": "\(udp)", "tcp": "\(tcp)", "tls": "\(tlsBound)", "loops": "\(loops.count)",
+                "relay": "\(relaySettings.relayBind.values.map { "\($0.bind.host)→\($0.advertised.host)" })",
+            ])
+        return TURNServer(
+            udp: udp, tcp: tcp, tls: tlsBound, loops: loops, listeners: listeners, timers: timers, shared: shared,
+            logger: logger)
+    }
+
+    private init(
+        udp: [SocketAddress], tcp: [SocketAddress], tls: [SocketAddress], loops: [LoopState],
+        listeners: [any Channel], timers: [RepeatedTask], shared: LockedTURNSharedState, logger: Logger
+    ) {
+        self.udpAddresses = udp
+        self.tcpAddresses = tcp
+        self.tlsAddresses = tls
+        self.loops = loops
+        self.listeners = listeners
+        self.timers = timers
+        self.shared = shared
+        self.logger = logger
+    }
+
+    /// New secrets, current first (from the supervisor after a rotation): live allocations keep their keys.
+    public func updateSecrets(_ secrets: [String]) {
+        for state in loops {
+            state.eventLoop.execute { state.engine.authenticator.secrets = secrets }
+        }
+    }
+
+    /// Closes the listeners, every client connection and every relayed socket.
+    public func shutdown() async {
+        for timer in timers { timer.cancel() }
+        for listener in listeners { try? await listener.close() }
+        for state in loops {
+            try? await state.eventLoop.submit { state.shutdown() }.get()
+        }
+    }
+
+    // MARK: Binding
+
+    private static let reusePort = ChannelOptions.Types.SocketOption(
+        level: .socket, name: NIOBSDSocket.Option(rawValue: SO_REUSEPORT))
+
+    private static func bindUDP(host: String, port: Int, state: LoopState) async throws -> any Channel {
+        try await DatagramBootstrap(group: state.eventLoop)
+            .channelOption(reusePort, value: 1)
+            // Vector reads split the receive buffer evenly between the datagrams of one recvmmsg.
+            .channelOption(ChannelOptions.datagramVectorReadMessageCount, value: 16)
+            .channelOption(ChannelOptions.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 16 * 2048))
+            .channelOption(ChannelOptions.socketOption(.so_rcvbuf), value: 4 << 20)
+            .channelOption(ChannelOptions.socketOption(.so_sndbuf), value: 4 << 20)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(UDPListenerHandler(state: state))
+                }
+            }
+            .bind(host: host, port: port).get()
+    }
+
+    private static func bindStream(
+        host: String, port: Int, state: LoopState, tls: TLSContextProvider?, idle: TimeAmount
+    ) async throws -> any Channel {
+        let transport: TURNTransport = tls == nil ? .tcp : .tls
+        return try await ServerBootstrap(group: state.eventLoop)
+            .serverChannelOption(reusePort, value: 1)
+            .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(
+                ChannelOptions.writeBufferWaterMark,
+                value: ChannelOptions.Types.WriteBufferWaterMark(low: 64 << 10, high: 256 << 10)
+            )
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let operations = channel.pipeline.syncOperations
+                    try operations.addHandler(IdleStateHandler(readTimeout: idle))
+                    if let tls { try operations.addHandler(try tls.makeHandler()) }
+                    try operations.addHandler(ByteToMessageHandler(TURNFrameDecoder()))
+                    try operations.addHandler(StreamClientHandler(state: state, transport: transport))
+                }
+            }
+            .bind(host: host, port: port).get()
+    }
+
+    // MARK: Addresses
+
+    private static func isWildcard(_ address: STUNAddress) -> Bool {
+        address.ipv4 == 0 || (address.ipv6.map { $0.high == 0 && $0.low == 0 } ?? false)
+    }
+
+    /// The hosts to bind for a configured one: itself, or every address of that family for a wildcard (so each
+    /// listener answers from the address it was reached at).
+    static func hosts(for host: String) throws -> [String] {
+        guard let address = STUNAddress(host: host, port: 0) else {
+            throw TURNServerError.configuration("[turn] listen: \"\(host)\" is not an IP address")
+        }
+        guard isWildcard(address) else { return [host] }
+        let devices = (try? System.enumerateDevices()) ?? []
+        var hosts: [String] = []
+        for device in devices {
+            guard let bound = device.address.flatMap(STUNAddress.init), bound.family == address.family else { continue }
+            // Link-local IPv6 needs a scope; clients of a relay do not use it.
+            if let v6 = bound.ipv6, v6.high >> 54 == 0x3FA { continue }
+            if !hosts.contains(bound.host) { hosts.append(bound.host) }
+        }
+        guard !hosts.isEmpty else { throw TURNServerError.configuration("[turn] listen: no local address for \(host)") }
+        return hosts
+    }
+
+    /// Where relayed sockets bind, per family, and what clients are told.
+    static func relaySettings(_ turn: TURNSection) throws -> RelaySettings {
+        var external: [STUNAddressFamily: STUNAddress] = [:]
+        for text in turn.externalAddresses {
+            guard let address = STUNAddress(host: text, port: 0), !isWildcard(address) else {
+                throw TURNServerError.configuration("[turn] external_addresses: \"\(text)\" is not a usable IP address")
+            }
+            external[address.family] = address
+        }
+        var relayBind: [STUNAddressFamily: (bind: STUNAddress, advertised: STUNAddress)] = [:]
+        for text in turn.relayAddresses {
+            guard let bind = STUNAddress(host: text, port: 0) else {
+                throw TURNServerError.configuration("[turn] relay_addresses: \"\(text)\" is not an IP address")
+            }
+            var advertised = external[bind.family] ?? bind
+            if isWildcard(advertised) {
+                guard let host = STUNAddress(host: turn.host, port: 0), host.family == bind.family else {
+                    throw TURNServerError.configuration(
+                        "[turn] relay_addresses: \(text) is a wildcard; set external_addresses (or an IP as host) "
+                            + "so clients learn a reachable relayed address")
+                }
+                advertised = host
+            }
+            relayBind[bind.family] = (bind, advertised)
+        }
+        guard !relayBind.isEmpty else { throw TURNServerError.configuration("[turn] relay_addresses: none") }
+        return RelaySettings(relayBind: relayBind, relayPorts: turn.relayPorts)
+    }
+}
