@@ -42,6 +42,11 @@ let package = Package(
         .target(name: "ChatmailSystemd", dependencies: ["CSystemd", "CChatmailShims"], swiftSettings: strict),
         .target(name: "TURNCore", dependencies: ["ChatmailCrypto"], path: "sidecars/turn/TURNCore", swiftSettings: strict),
 
+        // imap sidecar
+        .systemLibrary(name: "CZlib", path: "sidecars/imap/CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .target(name: "IMAPCore", path: "sidecars/imap/IMAPCore", swiftSettings: strict),
+        .testTarget(name: "IMAPCoreTests", dependencies: ["IMAPCore"]),
+
         // The supervisor: a pure core, the runtime around it, and the executable.
         .target(name: "ChatmailSupervisorCore", swiftSettings: strict),
         .target(
