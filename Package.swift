@@ -45,7 +45,12 @@ let package = Package(
         // imap sidecar
         .systemLibrary(name: "CZlib", path: "sidecars/imap/CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .target(name: "IMAPCore", path: "sidecars/imap/IMAPCore", swiftSettings: strict),
+        .target(
+            name: "IMAPStore",
+            dependencies: ["IMAPCore", "ChatmailCrypto", .product(name: "GRDB", package: "GRDB.swift")],
+            path: "sidecars/imap/IMAPStore", swiftSettings: strict),
         .testTarget(name: "IMAPCoreTests", dependencies: ["IMAPCore"]),
+        .testTarget(name: "IMAPStoreTests", dependencies: ["IMAPStore", "IMAPCore"]),
 
         // The supervisor: a pure core, the runtime around it, and the executable.
         .target(name: "ChatmailSupervisorCore", swiftSettings: strict),
