@@ -5,7 +5,8 @@ CONFIG     ?= supervisor.conf
 PREFIX     ?= /usr/local
 SUDO       := $(if $(filter 0,$(shell id -u)),,sudo)
 BUILD_DEPS := pkg-config libssl-dev libsqlite3-dev libsystemd-dev zlib1g-dev
-TEST_DEPS  := systemd util-linux openssl curl b3sum
+TEST_DEPS  := systemd util-linux openssl curl b3sum zbar-tools
+PIP_DEPS   := pytest qrcode
 PROGRAMS   := chatmail-supervisor chatmailctl chatmail-imap chatmail-turn chatmail-iroh chatmail-shadowsocks
 BIN         = $(shell $(SWIFT) build --show-bin-path)
 RELEASE_BIN = $(shell $(SWIFT) build -c release --show-bin-path)
@@ -28,8 +29,8 @@ deps:
 
 test-deps: deps
 	$(call apt_install,$(TEST_DEPS))
-	@python3 -m pytest --version >/dev/null 2>&1 || python3 -m pip install -q pytest \
-	  || $(SUDO) apt-get install -y -qq python3-pytest >/dev/null
+	@python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore $(PIP_DEPS) \
+	  || python3 -m pip install -q --break-system-packages $(PIP_DEPS)
 
 build: deps
 	$(SWIFT) build

@@ -40,6 +40,17 @@ let package = Package(
             dependencies: ["COpenSSL", "ChatmailConfig", .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: strict),
         .target(name: "ChatmailSystemd", dependencies: ["CSystemd", "CChatmailShims"], swiftSettings: strict),
+        .target(
+            name: "ChatmailSidecar",
+            dependencies: [
+                "ChatmailConfig", "ChatmailControl", "ChatmailTLS",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict),
+        .target(name: "ChatmailQR", swiftSettings: strict),
         .target(name: "TURNCore", dependencies: ["ChatmailCrypto"], path: "sidecars/turn/TURNCore", swiftSettings: strict),
 
         // imap sidecar
@@ -96,6 +107,8 @@ let package = Package(
         .testTarget(name: "ChatmailSupervisorCoreTests", dependencies: ["ChatmailSupervisorCore"]),
         .testTarget(name: "ChatmailConfigTests", dependencies: ["ChatmailConfig"]),
         .testTarget(name: "ChatmailCryptoTests", dependencies: ["ChatmailCrypto"]),
+        .testTarget(name: "ChatmailSidecarTests", dependencies: ["ChatmailSidecar", "ChatmailControl"]),
+        .testTarget(name: "ChatmailQRTests", dependencies: ["ChatmailQR"]),
         .testTarget(name: "TURNCoreTests", dependencies: ["TURNCore"]),
         .testTarget(
             name: "ChatmailControlTests",

@@ -7,6 +7,8 @@ import NIOPosix
 public final class ControlClient: Sendable {
     public struct Failure: Error, CustomStringConvertible {
         public var description: String
+
+        public init(description: String) { self.description = description }
     }
 
     private let channel: any Channel

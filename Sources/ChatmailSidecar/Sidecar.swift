@@ -1,0 +1,237 @@
+import ChatmailConfig
+import ChatmailControl
+import ChatmailTLS
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import Synchronization
+import UnixSignals
+
+/// A configuration a sidecar cannot run with: it exits 78 and the supervisor waits for a reload.
+public enum SidecarError: Error, CustomStringConvertible {
+    case configuration(String)
+
+    public var description: String {
+        switch self {
+        case .configuration(let why): "configuration error: \(why)"
+        }
+    }
+}
+
+/// The life of one child process, as `sidecars/README.md` describes it: the configuration from
+/// `--config FILE`, the control channel from `CHATMAIL_CONTROL_FD` (none when run on its own),
+/// `hello`, `ready`, pushed events, and shutdown on SIGTERM, SIGINT or the supervisor's going away.
+///
+///     await Sidecar.main(name: "turn") { sidecar in
+///         let listener = try await bind(sidecar.configuration.turn.listen)
+///         try await sidecar.ready()
+///         for await event in sidecar.events { handle(event) }  // finishes at shutdown
+///         try await listener.close()
+///     }
+public final class Sidecar: Sendable {
+    /// The exit status for an unusable configuration (`EX_CONFIG`).
+    public static let configurationErrorStatus: Int32 = 78
+    /// The exit status for a command line that cannot be used (`EX_USAGE`).
+    public static let usageErrorStatus: Int32 = 64
+
+    public let name: String
+    public let configuration: Configuration
+    public let logger: Logger
+    public let group: any EventLoopGroup
+    /// What the supervisor pushes (TURN secrets, reloads), in order; finishes at shutdown.
+    public let events: AsyncStream<ControlEvent>
+
+    private let control: ControlClient?
+    private let continuation: AsyncStream<ControlEvent>.Continuation
+    private let tlsProviders = Mutex<[TLSContextProvider]>([])
+
+    init(
+        name: String, configuration: Configuration, logger: Logger, group: any EventLoopGroup,
+        control: ControlClient?
+    ) {
+        self.name = name
+        self.configuration = configuration
+        self.logger = logger
+        self.group = group
+        self.control = control
+        (events, continuation) = AsyncStream.makeStream(of: ControlEvent.self)
+    }
+
+    /// Whether a supervisor runs this process (there is a control channel).
+    public var isSupervised: Bool { control != nil }
+
+    /// Tells the supervisor this child listens and serves; nothing when run on its own.
+    public func ready() async throws {
+        guard let control else { return }
+        let answer = try await control.request(.ready)
+        if !answer.ok { throw ControlClient.Failure(description: answer.error ?? "ready refused") }
+        logger.info("ready")
+    }
+
+    /// What the supervisor says to serve as discovery; empty when run on its own or when the
+    /// supervisor does not answer within `timeout`.
+    public func discovery(timeout: TimeAmount = .seconds(2)) async -> Discovery {
+        guard let control else { return Discovery() }
+        do {
+            let answer = try await control.request(.discovery, timeout: timeout)
+            return answer.discovery ?? Discovery()
+        } catch {
+            logger.warning("no discovery from the supervisor: \(error)")
+            return Discovery()
+        }
+    }
+
+    /// A TLS context provider for `[tls]` (a development certificate in state_dir when the
+    /// configuration asks for one), reloaded from the configuration file on every `.reload`
+    /// event before the event is passed on. A broken new certificate keeps the old one.
+    public func tlsProvider(alpn: [String] = []) throws -> TLSContextProvider {
+        let provider: TLSContextProvider
+        do {
+            provider = try TLSContextProvider(identities: TLSIdentity.configured(by: configuration), alpn: alpn)
+        } catch {
+            throw SidecarError.configuration("TLS: \(error)")
+        }
+        tlsProviders.withLock { $0.append(provider) }
+        return provider
+    }
+
+    /// Re-reads the configuration file and gives every TLS provider its certificates again.
+    func reloadTLS() {
+        let providers = tlsProviders.withLock { $0 }
+        guard !providers.isEmpty else { return }
+        do {
+            let identities = try TLSIdentity.configured(by: Configuration.load(path: configuration.path))
+            for provider in providers { try provider.reload(identities: identities) }
+            logger.info("TLS certificates reloaded")
+        } catch {
+            logger.error("TLS reload refused, keeping the certificates in use: \(error)")
+        }
+    }
+
+    /// Passes `event` on to `events` (after reloading TLS for `.reload`).
+    func deliver(_ event: ControlEvent) {
+        if event == .reload { reloadTLS() }
+        continuation.yield(event)
+    }
+
+    /// Ends `events`: the body should close its listeners and return.
+    func shutdown() {
+        continuation.finish()
+    }
+}
+
+extension Sidecar {
+    /// Runs a sidecar process from its command line to its exit: loads the configuration, sets up
+    /// logging and the control channel, says hello, runs `body` and exits with its outcome
+    /// (0 when it returns, 78 for `SidecarError.configuration` or a broken configuration file,
+    /// 1 for any other error).
+    public static func main(
+        name: String, arguments: [String] = CommandLine.arguments,
+        environment: [String: String] = ProcessInfo.processInfo.environment,
+        _ body: @Sendable (Sidecar) async throws -> Void
+    ) async -> Never {
+        exit(await run(name: name, arguments: arguments, environment: environment, body))
+    }
+
+    /// `main` without the exit: returns the exit status. Tests pass `handlingSignals: false`
+    /// so that the test process keeps its own signal dispositions.
+    static func run(
+        name: String, arguments: [String], environment: [String: String], handlingSignals: Bool = true,
+        _ body: @Sendable (Sidecar) async throws -> Void
+    ) async -> Int32 {
+        let program = "chatmail-\(name)"
+        guard let path = configurationPath(in: Array(arguments.dropFirst())) else {
+            FileHandle.standardError.write(Data("usage: \(program) --config FILE\n".utf8))
+            return usageErrorStatus
+        }
+        let configuration: Configuration
+        do {
+            configuration = try Configuration.load(path: path)
+        } catch {
+            FileHandle.standardError.write(Data("\(program): \(error)\n".utf8))
+            return configurationErrorStatus
+        }
+        var logger = Logger(label: program)
+        logger.logLevel = Logger.Level(rawValue: configuration.supervisor.logLevel.rawValue) ?? .info
+
+        let group = MultiThreadedEventLoopGroup.singleton
+        let control: ControlClient?
+        do {
+            control = try await adoptControlChannel(environment["CHATMAIL_CONTROL_FD"], name: name, group: group)
+        } catch {
+            logger.critical("cannot speak to the supervisor: \(error)")
+            return 1
+        }
+        let sidecar = Sidecar(name: name, configuration: configuration, logger: logger, group: group, control: control)
+
+        let signalTask = Task {
+            guard handlingSignals else { return }
+            for await signal in await UnixSignalsSequence(trapping: .sigterm, .sigint, .sighup) {
+                if signal == .sighup {
+                    sidecar.deliver(.reload)
+                } else {
+                    logger.info("stopping on \(signal)")
+                    sidecar.shutdown()
+                }
+            }
+        }
+        let controlTask = Task {
+            guard let control else { return }
+            for await event in control.events { sidecar.deliver(event) }
+            logger.info("the supervisor closed the control channel: stopping")
+            sidecar.shutdown()
+        }
+        defer {
+            signalTask.cancel()
+            controlTask.cancel()
+        }
+
+        do {
+            try await body(sidecar)
+            await control?.close()
+            logger.info("stopped")
+            return 0
+        } catch let error as SidecarError {
+            logger.critical("\(error)")
+            return configurationErrorStatus
+        } catch {
+            logger.critical("stopped by an error: \(error)")
+            return 1
+        }
+    }
+
+    /// The control channel named by `CHATMAIL_CONTROL_FD`, after a successful hello; nil without one.
+    static func adoptControlChannel(
+        _ fd: String?, name: String, group: any EventLoopGroup
+    ) async throws -> ControlClient? {
+        guard let fd else { return nil }
+        guard let descriptor = CInt(fd), descriptor >= 0 else {
+            throw ControlClient.Failure(description: "CHATMAIL_CONTROL_FD=\(fd) is not a descriptor")
+        }
+        let client = try await ControlClient.adopt(descriptor: descriptor, group: group)
+        let answer = try await client.request(.hello(name: name, pid: getpid()))
+        guard answer.ok else { throw ControlClient.Failure(description: answer.error ?? "hello refused") }
+        return client
+    }
+
+    /// The value of `--config FILE` or `--config=FILE`, the only argument a sidecar takes.
+    static func configurationPath(in arguments: [String]) -> String? {
+        switch arguments.count {
+        case 1 where arguments[0].hasPrefix("--config="): String(arguments[0].dropFirst("--config=".count))
+        case 2 where arguments[0] == "--config": arguments[1]
+        default: nil
+        }
+    }
+}
+
+extension Sidecar {
+    /// Closes `channels` (listeners) once `events` has finished, then waits for them to close.
+    /// The common tail of a body: `try await sidecar.serveUntilShutdown(listeners) { event in … }`.
+    public func serveUntilShutdown(
+        _ channels: [any Channel], onEvent handle: (ControlEvent) async -> Void = { _ in }
+    ) async {
+        for await event in events { await handle(event) }
+        for channel in channels { try? await channel.close() }
+    }
+}
