@@ -58,12 +58,20 @@ struct Driver {
             ])
         #expect(driver.send("b SELECT INBOX") == ["b NO Not authenticated"])
         #expect(driver.send("c LOGIN user@example.org wrong") == ["c NO [AUTHENTICATIONFAILED] Authentication failed"])
+        driver.session.loginBlocked = true
+        #expect(
+            driver.send("c2 LOGIN user@example.org secret") == ["c2 NO [UNAVAILABLE] Too many failed logins, try later"]
+        )
+        driver.session.loginBlocked = false
+        driver.session.admit = { _ in false }
+        #expect(driver.send("c3 LOGIN user@example.org secret") == ["c3 NO [LIMIT] Too many sessions for this account"])
+        driver.session.admit = nil
         #expect(
             driver.send("d LOGIN {16}\r\nUSER@example.org \"secret\"") == [
                 "+ Ready for literal data",
                 "d OK [CAPABILITY IMAP4rev1 LITERAL+ ID IDLE MOVE UNSELECT QUOTA METADATA XCHATMAIL COMPRESS=DEFLATE] Logged in",
             ])
-        #expect(driver.effects == [.authenticated(Account(id: 1, address: "user@example.org"))])
+        #expect(driver.effects == [.loginFailed, .authenticated(Account(id: 1, address: "user@example.org"))])
         #expect(driver.send("e LOGIN x y") == ["e BAD Already authenticated"])
         #expect(driver.send("f STARTTLS") == ["f BAD STARTTLS not available"])
     }
@@ -86,7 +94,7 @@ struct Driver {
         _ = driver.send("a LOGIN u x")
         _ = driver.send("b LOGIN u x")
         #expect(driver.send("c LOGIN u x").last == "* BYE Too many failed logins")
-        #expect(driver.effects == [.close])
+        #expect(driver.effects == [.loginFailed, .loginFailed, .close])
     }
 
     @Test func badCommandsClose() {

@@ -32,6 +32,8 @@ public enum SessionEffect: Equatable, Sendable {
     case close
     /// The session authenticated: fetch discovery for it.
     case authenticated(Account)
+    /// A LOGIN failed (for the per-source limit).
+    case loginFailed
 }
 
 public struct SessionOutcome: Equatable, Sendable {
@@ -63,6 +65,10 @@ public struct IMAPSession {
     public var configuration: SessionConfiguration
     /// TURN and iroh entries from discovery, by lowercased entry name.
     public var discoveryMetadata: [String: String] = [:]
+    /// Set by the I/O layer while this client's source address has too many failed logins.
+    public var loginBlocked = false
+    /// Asked before a login succeeds (the per-account session limit); false refuses it.
+    public var admit: (@Sendable (Account) -> Bool)?
     private let store: any MailStore
     private var selection: Selection?
     private var idleTag: String?
@@ -218,6 +224,7 @@ public struct IMAPSession {
             guard !configuration.loginRequiresTLS || configuration.tlsActive else {
                 throw CommandError.no("[PRIVACYREQUIRED] Use STARTTLS first")
             }
+            guard !loginBlocked else { throw CommandError.no("[UNAVAILABLE] Too many failed logins, try later") }
             guard let account = try store.login(user: user, password: password) else {
                 failedLogins += 1
                 let failure = ResponseLine.tagged(tag, .no, "[AUTHENTICATIONFAILED] Authentication failed")
@@ -226,8 +233,9 @@ public struct IMAPSession {
                     return SessionOutcome(
                         responses: [failure, .untagged("BYE Too many failed logins")], effect: .close)
                 }
-                return SessionOutcome(responses: [failure])
+                return SessionOutcome(responses: [failure], effect: .loginFailed)
             }
+            if let admit, !admit(account) { throw CommandError.no("[LIMIT] Too many sessions for this account") }
             self.account = account
             phase = .authenticated
             return SessionOutcome(

@@ -3,17 +3,10 @@ import Foundation
 import GRDB
 import IMAPCore
 
-/// What LMTP learns for one recipient of a delivery.
-public enum DeliveryResult: Equatable, Sendable {
-    case delivered
-    case unknownRecipient
-    case overQuota
-}
-
 /// The mail store in its own SQLite database (WAL, synchronous=FULL so that a returned write
 /// is durable). Accounts, mailboxes with stable UIDVALIDITY and increasing UIDs, messages with
 /// flags, internal date and size, per-account quota and METADATA entries.
-public final class MailDatabase: MailStore {
+public final class MailDatabase: MailStore, LMTPBackend {
     public struct Settings: Sendable {
         public var rules: AccountRules
         public var autoCreate = true
