@@ -9,6 +9,7 @@ let package = Package(
     products: [
         .executable(name: "chatmail-supervisor", targets: ["chatmail-supervisor"]),
         .executable(name: "chatmailctl", targets: ["chatmailctl"]),
+        .executable(name: "chatmail-imap", targets: ["chatmail-imap"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
@@ -60,6 +61,23 @@ let package = Package(
             name: "IMAPStore",
             dependencies: ["IMAPCore", "ChatmailCrypto", .product(name: "GRDB", package: "GRDB.swift")],
             path: "sidecars/imap/IMAPStore", swiftSettings: strict),
+        .target(
+            name: "IMAPServer",
+            dependencies: [
+                "IMAPCore", "IMAPStore", "ChatmailTLS", "CZlib",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "sidecars/imap/IMAPServer", swiftSettings: strict),
+        .executableTarget(
+            name: "chatmail-imap",
+            dependencies: [
+                "IMAPServer", "IMAPStore", "IMAPCore", "ChatmailSidecar", "ChatmailConfig",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "sidecars/imap/chatmail-imap", swiftSettings: strict),
         .testTarget(name: "IMAPCoreTests", dependencies: ["IMAPCore"]),
         .testTarget(name: "IMAPStoreTests", dependencies: ["IMAPStore", "IMAPCore"]),
 

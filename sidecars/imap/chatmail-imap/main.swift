@@ -1,0 +1,110 @@
+import ChatmailConfig
+import ChatmailSidecar
+import Foundation
+import IMAPCore
+import IMAPServer
+import IMAPStore
+import Logging
+import NIOCore
+
+/// METADATA entry names served from the supervisor's discovery.
+let turnEntry = "/shared/vendor/deltachat/turn"
+let irohEntry = "/shared/vendor/deltachat/irohrelay"
+
+await Sidecar.main(name: "imap") { sidecar in
+    let imap = sidecar.configuration.imap
+    let stateDir = sidecar.configuration.supervisor.stateDir
+    try? FileManager.default.createDirectory(atPath: stateDir, withIntermediateDirectories: true)
+    let databasePath = imap.database.isEmpty ? stateDir + "/imap.sqlite" : imap.database
+
+    let notifier = MailboxNotifier()
+    var storeSettings = MailDatabase.Settings(
+        rules: AccountRules(
+            domain: imap.mailDomain, localpartLength: imap.localpartMinLength...imap.localpartMaxLength,
+            passwordMinLength: imap.passwordMinLength))
+    storeSettings.autoCreate = imap.autoCreateAccounts
+    storeSettings.quotaBytes = Int64(imap.quotaMB) * 1024 * 1024
+    storeSettings.passwordIterations = imap.passwordIterations
+    let database: MailDatabase
+    do {
+        database = try MailDatabase(path: databasePath, settings: storeSettings, changed: { notifier.notify($0) })
+    } catch {
+        throw SidecarError.configuration("cannot open the mail store \(databasePath): \(error)")
+    }
+
+    var settings = IMAPServerSettings()
+    settings.session.startTLSAvailable = imap.startTLS
+    settings.session.loginRequiresTLS = !imap.plaintextLogin
+    var metadata: [String: String] = [:]
+    if !imap.comment.isEmpty { metadata["/shared/comment"] = imap.comment }
+    if !imap.admin.isEmpty { metadata["/shared/admin"] = imap.admin }
+    if imap.maxSMTPRecipients > 0 {
+        metadata["/shared/vendor/deltachat/maxsmtprecipients"] = "\(imap.maxSMTPRecipients)"
+    }
+    settings.session.serverMetadata = metadata
+    settings.limits = IMAPLimits(lineLength: imap.maxLineLength, literalSize: imap.maxLiteralSize)
+    settings.maxSessionsPerAccount = imap.maxSessionsPerAccount
+    settings.maxFailedLoginsPerMinute = imap.maxFailedLoginsPerMinute
+
+    let tls = try sidecar.tlsProvider(alpn: ["imap"])
+    let services = IMAPServices(
+        store: database, notifier: notifier, settings: settings, tls: tls, logger: sidecar.logger
+    ) {
+        let discovery = await sidecar.discovery()
+        var entries: [String: String] = [:]
+        if let turn = discovery.turn { entries[turnEntry] = turn }
+        if let iroh = discovery.irohRelay { entries[irohEntry] = iroh }
+        return entries
+    }
+
+    var lmtpSettings = LMTPSession.Settings()
+    lmtpSettings.hostname = imap.mailDomain
+    lmtpSettings.maxMessageSize = imap.maxMessageSize
+
+    var channels: [any Channel] = []
+    do {
+        for (address, implicitTLS) in [(imap.listen, false), (imap.tlsListen, true)] {
+            let channel = try await IMAPServer.bindIMAP(
+                host: address.host, port: Int(address.port), implicitTLS: implicitTLS, services: services,
+                group: sidecar.group)
+            channels.append(channel)
+            sidecar.logger.info(
+                "IMAP\(implicitTLS ? " TLS" : "") listening on \(channel.localAddress?.description ?? "?")")
+        }
+        let socketDirectory = (imap.lmtpSocket as NSString).deletingLastPathComponent
+        try? FileManager.default.createDirectory(atPath: socketDirectory, withIntermediateDirectories: true)
+        channels.append(
+            try await IMAPServer.bindLMTP(
+                unixPath: imap.lmtpSocket, settings: lmtpSettings, backend: database, group: sidecar.group))
+        sidecar.logger.info("LMTP listening on \(imap.lmtpSocket)")
+        if let address = imap.lmtpListen {
+            let channel = try await IMAPServer.bindLMTP(
+                host: address.host, port: Int(address.port), settings: lmtpSettings, backend: database,
+                group: sidecar.group)
+            channels.append(channel)
+            sidecar.logger.info("LMTP listening on \(channel.localAddress?.description ?? "?")")
+        }
+    } catch {
+        for channel in channels { try? await channel.close() }
+        throw error
+    }
+
+    // The sweep: old messages and inactive accounts, hourly and once at start.
+    let sweep = Task {
+        while !Task.isCancelled {
+            do {
+                let removed = try database.sweep(
+                    messageAge: Int64(imap.maxMessageAgeDays) * 86400, inactiveAge: Int64(imap.maxInactiveDays) * 86400)
+                if removed.messages > 0 || removed.accounts > 0 {
+                    sidecar.logger.info("sweep removed \(removed.messages) messages, \(removed.accounts) accounts")
+                }
+            } catch {
+                sidecar.logger.error("sweep failed: \(error)")
+            }
+            try? await Task.sleep(for: .seconds(3600))
+        }
+    }
+    try await sidecar.ready()
+    await sidecar.serveUntilShutdown(channels)
+    sweep.cancel()
+}
