@@ -1,0 +1,72 @@
+"""The real Delta Chat core (deltachat-rpc-server) against chatmail-imap, with Debian's Postfix
+as the MTA delivering to us over LMTP: two accounts configure, join securely, exchange messages."""
+
+import shutil
+
+import pytest
+
+from postfix_instance import Postfix, available as postfix_available
+from test_imap import IMAPServer, free_port
+
+rpc_client = pytest.importorskip("deltachat_rpc_client")
+
+pytestmark = pytest.mark.skipif(
+    not postfix_available() or shutil.which("deltachat-rpc-server") is None,
+    reason="needs root, Debian's postfix and deltachat-rpc-server (make test-deps)")
+
+DOMAIN = "example.org"
+
+
+@pytest.fixture
+def mail_system(tmp_path):
+    server = IMAPServer(tmp_path)
+    postfix = Postfix(DOMAIN, free_port(), server.lmtp_port)
+    yield server, postfix
+    postfix.stop()
+    server.stop()
+
+
+def configure(account, address, server, postfix):
+    account.add_or_update_transport({
+        "addr": address,
+        "password": "password123",
+        "imapServer": "127.0.0.1",
+        "imapPort": server.tls_port,
+        "imapSecurity": "ssl",
+        "smtpServer": "127.0.0.1",
+        "smtpPort": postfix.port,
+        "smtpSecurity": "plain",
+        "certificateChecks": "acceptInvalidCertificates",
+    })
+    account.bring_online()
+
+
+def test_two_delta_chat_accounts_exchange_messages(mail_system, tmp_path):
+    server, postfix = mail_system
+    with rpc_client.Rpc(accounts_dir=str(tmp_path / "accounts")) as rpc:
+        dc = rpc_client.DeltaChat(rpc)
+        alice, bob = dc.add_account(), dc.add_account()
+        configure(alice, "alice0001@" + DOMAIN, server, postfix)
+        configure(bob, "bobby0001@" + DOMAIN, server, postfix)
+
+        bob.secure_join(alice.get_qr_code())
+        alice.wait_for_securejoin_inviter_success()
+        bob.wait_for_securejoin_joiner_success()
+
+        chat = bob.create_chat(alice)
+        chat.send_text("hello from bob")
+        message = alice.wait_for_incoming_msg().get_snapshot()
+        assert message.text == "hello from bob"
+        assert message.show_padlock
+
+        message.chat.send_text("hello back")
+        assert bob.wait_for_incoming_msg().get_snapshot().text == "hello back"
+
+        info = alice.get_info()
+        # The core shows them Rust-debug-quoted: the comment arrived as a literal, unescaped.
+        assert info.get("imap_server_comment") == '"Chatmail \\"test\\" server"', info
+        assert info.get("imap_server_admin") == '"mailto:root@example.org"', info
+        assert info.get("imap_server_id") == '{"name": "chatmail-swift"}', info
+        # Standalone (no supervisor): no TURN from METADATA, so the core's fallback servers.
+        assert not any("127.0.0.1" in url for server in alice.ice_servers() for url in server["urls"])
+    assert "status=sent" in postfix.log()
