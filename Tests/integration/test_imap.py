@@ -1,9 +1,13 @@
 """chatmail-imap against real clients: Python imaplib and imapclient, LMTP from smtplib."""
 
+import base64
+import hashlib
+import hmac
 import imaplib
 import re
 import smtplib
 import socket
+import sqlite3
 import ssl
 import subprocess
 import threading
@@ -387,3 +391,63 @@ def test_account_rules_and_failed_login_limits(server):
     raw.send(b"c LOGIN " + USER.encode() + b" wrong\r\n")
     assert b"BYE Too many failed logins" in raw.until(b"logins\r\n")
     assert raw.closed()
+
+
+def metadata_over_imap(port):
+    """A fresh session's answer to Delta Chat's first GETMETADATA."""
+    raw = RawClient(socket.create_connection(("127.0.0.1", port), timeout=10))
+    raw.until(b"\r\n")
+    raw.command(b"A0001 LOGIN " + USER.encode() + b" " + PASSWORD.encode())
+    response = raw.command(
+        b'A0002 GETMETADATA "" (/shared/vendor/deltachat/irohrelay /shared/vendor/deltachat/turn)')
+    raw.sock.close()
+    assert response.endswith(b"A0002 OK GETMETADATA completed\r\n"), response
+    return response
+
+
+class SupervisedIMAP:
+    """chatmail-imap run by the real supervisor, beside fake TURN and iroh children."""
+
+    port = 21143
+
+    def __init__(self, supervisor_factory, tmp_path, turn_host="turn.example.org"):
+        self.tls_port, self.lmtp_port = free_port(), free_port()
+        self.sup = supervisor_factory(
+            modes={"imap": str(bin_dir() / "chatmail-imap"), "shadowsocks": None}, extra={"imap": [
+                f'tls_listen = "127.0.0.1:{self.tls_port}"', f'lmtp_listen = "127.0.0.1:{self.lmtp_port}"',
+                f'lmtp_socket = "{tmp_path}/run/lmtp.sock"', f'mail_domain = "{DOMAIN}"', "plaintext_login = true",
+                'comment = "Chatmail \\"test\\" server"', f'admin = "mailto:root@{DOMAIN}"',
+                "password_iterations = 1000"]})
+        text = self.sup.config.read_text().replace('host = "turn.example.org"', f'host = "{turn_host}"')
+        self.sup.config.write_text(text + '\n[tls]\nself_signed = true\nnames = ["localhost"]\n')
+        self.sup.start()
+        self.sup.wait_state("imap", "ready", timeout=30)
+        self.state = tmp_path / "state"
+
+    def turn_secret(self):
+        with sqlite3.connect(self.state / "state.db") as db:
+            return db.execute("SELECT secret FROM turn_secrets ORDER BY id DESC").fetchone()[0]
+
+
+def test_discovery_from_the_supervisor_follows_enable_and_disable(supervisor_factory, tmp_path):
+    """Under the real supervisor (fake TURN and iroh children): TURN and iroh entries appear,
+    `chatmailctl disable turn` removes TURN from the next session, `enable turn` brings it back."""
+    supervised = SupervisedIMAP(supervisor_factory, tmp_path)
+    sup = supervised.sup
+    port = 21143
+    response = metadata_over_imap(port)
+    turn = re.search(rb'/shared/vendor/deltachat/turn "turn\.example\.org:23478:(\d+):([A-Za-z0-9+/=]+)"', response)
+    assert turn, response
+    assert int(turn.group(1)) > time.time() + 86400
+    # The password verifies against the supervisor's current secret (the IMAP child never has it).
+    secret = supervised.turn_secret()
+    expected = base64.b64encode(hmac.new(secret.encode(), turn.group(1), hashlib.sha1).digest())
+    assert turn.group(2) == expected
+    assert b'/shared/vendor/deltachat/irohrelay "http://127.0.0.1:23340"' in response
+    sup.ctl("disable", "turn")
+    sup.wait_state("turn", "disabled")
+    response = metadata_over_imap(port)
+    assert b"/shared/vendor/deltachat/turn" not in response and b"irohrelay" in response
+    sup.ctl("enable", "turn")
+    sup.wait_state("turn", "ready")
+    assert b"/shared/vendor/deltachat/turn " in metadata_over_imap(port)

@@ -1,12 +1,15 @@
 """The real Delta Chat core (deltachat-rpc-server) against chatmail-imap, with Debian's Postfix
 as the MTA delivering to us over LMTP: two accounts configure, join securely, exchange messages."""
 
+import base64
+import hashlib
+import hmac
 import shutil
 
 import pytest
 
 from postfix_instance import Postfix, available as postfix_available
-from test_imap import IMAPServer, free_port
+from test_imap import SupervisedIMAP, free_port
 
 rpc_client = pytest.importorskip("deltachat_rpc_client")
 
@@ -18,12 +21,12 @@ DOMAIN = "example.org"
 
 
 @pytest.fixture
-def mail_system(tmp_path):
-    server = IMAPServer(tmp_path)
+def mail_system(supervisor_factory, tmp_path):
+    """chatmail-imap under the real supervisor (fake TURN child on 127.0.0.1:23478), Postfix in front."""
+    server = SupervisedIMAP(supervisor_factory, tmp_path, turn_host="127.0.0.1")
     postfix = Postfix(DOMAIN, free_port(), server.lmtp_port)
     yield server, postfix
     postfix.stop()
-    server.stop()
 
 
 def configure(account, address, server, postfix):
@@ -67,6 +70,10 @@ def test_two_delta_chat_accounts_exchange_messages(mail_system, tmp_path):
         assert info.get("imap_server_comment") == '"Chatmail \\"test\\" server"', info
         assert info.get("imap_server_admin") == '"mailto:root@example.org"', info
         assert info.get("imap_server_id") == '{"name": "chatmail-swift"}', info
-        # Standalone (no supervisor): no TURN from METADATA, so the core's fallback servers.
-        assert not any("127.0.0.1" in url for server in alice.ice_servers() for url in server["urls"])
+        # Our TURN server from METADATA, with a credential minted from the supervisor's secret.
+        ice = alice.ice_servers()
+        assert [entry["urls"] for entry in ice] == [["turn:127.0.0.1:23478"]], ice
+        secret = server.turn_secret().encode()
+        expected = base64.b64encode(hmac.new(secret, ice[0]["username"].encode(), hashlib.sha1).digest()).decode()
+        assert ice[0]["credential"] == expected
     assert "status=sent" in postfix.log()
