@@ -59,7 +59,9 @@ let package = Package(
         .target(name: "IMAPCore", path: "sidecars/imap/IMAPCore", swiftSettings: strict),
         .target(
             name: "IMAPStore",
-            dependencies: ["IMAPCore", "ChatmailCrypto", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: [
+                "IMAPCore", "ChatmailCrypto", "ChatmailConfig", .product(name: "GRDB", package: "GRDB.swift"),
+            ],
             path: "sidecars/imap/IMAPStore", swiftSettings: strict),
         .target(
             name: "IMAPServer",
@@ -106,7 +108,7 @@ let package = Package(
         .executableTarget(
             name: "chatmailctl",
             dependencies: [
-                "ChatmailConfig", "ChatmailControl",
+                "ChatmailConfig", "ChatmailControl", "ChatmailCrypto", "IMAPStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict),

@@ -451,3 +451,31 @@ def test_discovery_from_the_supervisor_follows_enable_and_disable(supervisor_fac
     sup.ctl("enable", "turn")
     sup.wait_state("turn", "ready")
     assert b"/shared/vendor/deltachat/turn " in metadata_over_imap(port)
+
+
+def test_chatmailctl_user_commands(server):
+    def ctl(*args, check=True):
+        result = subprocess.run([str(bin_dir() / "chatmailctl"), "user", *args, "--config", str(server.config)],
+                                capture_output=True, text=True, timeout=60)
+        assert not check or result.returncode == 0, result.stderr
+        return result
+
+    # An operator account need not follow the first-login rules (a short localpart).
+    assert "added" in ctl("add", "Admin@" + DOMAIN, "--password", "pw").stdout
+    assert ctl("add", "admin@" + DOMAIN, "--password", "pw", check=False).returncode == 1
+    assert ctl("add", "x@other.org", check=False).returncode == 1
+    m = server.client()
+    assert m.login("admin@" + DOMAIN, "pw")[0] == "OK"
+    generated = ctl("passwd", "admin@" + DOMAIN).stdout.split("password: ")[1].split()[0]
+    assert len(generated) == 24
+    with pytest.raises(imaplib.IMAP4.error):
+        server.client().login("admin@" + DOMAIN, "pw")
+    assert server.client().login("admin@" + DOMAIN, generated)[0] == "OK"
+    server.deliver(to=["admin@" + DOMAIN])
+    listing = ctl("list").stdout
+    assert listing.startswith("admin@example.org\t0.0 MB\tlast login "), listing
+    assert "deleted" in ctl("del", "admin@" + DOMAIN).stdout
+    assert ctl("del", "admin@" + DOMAIN, check=False).returncode == 1
+    assert ctl("list").stdout == ""
+    with pytest.raises(smtplib.SMTPRecipientsRefused):
+        server.deliver(to=["admin@" + DOMAIN])

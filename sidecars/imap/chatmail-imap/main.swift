@@ -15,16 +15,9 @@ await Sidecar.main(name: "imap") { sidecar in
     let imap = sidecar.configuration.imap
     let stateDir = sidecar.configuration.supervisor.stateDir
     try? FileManager.default.createDirectory(atPath: stateDir, withIntermediateDirectories: true)
-    let databasePath = imap.database.isEmpty ? stateDir + "/imap.sqlite" : imap.database
-
+    let databasePath = MailDatabase.path(for: sidecar.configuration)
     let notifier = MailboxNotifier()
-    var storeSettings = MailDatabase.Settings(
-        rules: AccountRules(
-            domain: imap.mailDomain, localpartLength: imap.localpartMinLength...imap.localpartMaxLength,
-            passwordMinLength: imap.passwordMinLength))
-    storeSettings.autoCreate = imap.autoCreateAccounts
-    storeSettings.quotaBytes = Int64(imap.quotaMB) * 1024 * 1024
-    storeSettings.passwordIterations = imap.passwordIterations
+    let storeSettings = MailDatabase.Settings(imap)
     let database: MailDatabase
     do {
         database = try MailDatabase(path: databasePath, settings: storeSettings, changed: { notifier.notify($0) })
