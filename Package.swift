@@ -82,6 +82,12 @@ let package = Package(
             path: "sidecars/imap/chatmail-imap", swiftSettings: strict),
         .testTarget(name: "IMAPCoreTests", dependencies: ["IMAPCore"]),
         .testTarget(name: "IMAPStoreTests", dependencies: ["IMAPStore", "IMAPCore"]),
+        .testTarget(
+            name: "IMAPServerTests",
+            dependencies: [
+                "IMAPServer", "IMAPCore", .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
 
         // The supervisor: a pure core, the runtime around it, and the executable.
         .target(name: "ChatmailSupervisorCore", swiftSettings: strict),
