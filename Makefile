@@ -7,6 +7,7 @@ SUDO       := $(if $(filter 0,$(shell id -u)),,sudo)
 BUILD_DEPS := pkg-config libssl-dev libsqlite3-dev libsystemd-dev zlib1g-dev
 TEST_DEPS  := systemd util-linux openssl curl b3sum zbar-tools postfix
 PIP_DEPS   := pytest qrcode imapclient deltachat-rpc-server deltachat-rpc-client
+BENCH_DEPS := dovecot-imapd dovecot-lmtpd
 PROGRAMS   := chatmail-supervisor chatmailctl chatmail-imap chatmail-turn chatmail-iroh chatmail-shadowsocks
 BIN         = $(shell $(SWIFT) build --show-bin-path)
 RELEASE_BIN = $(shell $(SWIFT) build -c release --show-bin-path)
@@ -54,9 +55,11 @@ test-integration:
 	cd Tests/integration && CHATMAIL_BIN_DIR=$(BIN) python3 -m pytest -q -rs .
 
 bench: test-deps
+	$(call apt_install,$(BENCH_DEPS))
 	$(SWIFT) build -c release
 	CHATMAIL_BIN_DIR=$(RELEASE_BIN) python3 bench/supervisor_bench.py
 	CHATMAIL_BIN_DIR=$(RELEASE_BIN) python3 bench/tls_bench.py
+	CHATMAIL_BIN_DIR=$(RELEASE_BIN) python3 bench/imap_bench.py
 
 install: deps
 	$(SWIFT) build -c release
