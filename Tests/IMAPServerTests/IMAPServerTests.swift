@@ -119,3 +119,35 @@ final class Counter: Sendable {
         #expect(!channel.isActive)
     }
 }
+
+final class Answers: Sendable {
+    let next = Mutex<[(delay: Duration, entries: [String: String])]>([])
+}
+
+@Suite struct DiscoveryCacheTests {
+    @Test func slowAnswersFallBackToTheLastOne() async throws {
+        let answers = Answers()
+        answers.next.withLock {
+            $0 = [
+                (.zero, ["turn": "a"]), (.seconds(2), ["turn": "b"]), (.zero, [:]),
+            ]
+        }
+        let cache = DiscoveryCache(patience: .milliseconds(300)) {
+            let (delay, entries) = answers.next.withLock { $0.removeFirst() }
+            try? await Task.sleep(for: delay)
+            return entries
+        }
+        let first = await cache.current()
+        #expect(first.entries == ["turn": "a"] && first.fresh)
+        let clock = ContinuousClock()
+        let started = clock.now
+        let second = await cache.current()
+        #expect(second.entries == ["turn": "a"] && !second.fresh)
+        #expect(clock.now - started < .seconds(1))
+        // The slow answer still lands and becomes the last one; an empty answer is an answer.
+        try await Task.sleep(for: .seconds(2))
+        #expect(cache.lastAnswer == ["turn": "b"])
+        let third = await cache.current()
+        #expect(third.entries == [:] && third.fresh)
+    }
+}

@@ -40,13 +40,19 @@ await Sidecar.main(name: "imap") { sidecar in
     settings.maxFailedLoginsPerMinute = imap.maxFailedLoginsPerMinute
 
     let tls = try sidecar.tlsProvider(alpn: ["imap"])
-    let services = IMAPServices(
-        store: database, notifier: notifier, settings: settings, tls: tls, logger: sidecar.logger
-    ) {
-        let discovery = await sidecar.discovery()
+    // Discovery per session, bounded: a slow supervisor means the last answer, never a wait.
+    let discovery = DiscoveryCache(patience: .seconds(1)) {
+        let discovery = await sidecar.discovery(timeout: .seconds(10))
         var entries: [String: String] = [:]
         if let turn = discovery.turn { entries[turnEntry] = turn }
         if let iroh = discovery.irohRelay { entries[irohEntry] = iroh }
+        return entries
+    }
+    let services = IMAPServices(
+        store: database, notifier: notifier, settings: settings, tls: tls, logger: sidecar.logger
+    ) {
+        let (entries, fresh) = await discovery.current()
+        if !fresh { sidecar.logger.warning("discovery is slow: serving the last answer") }
         return entries
     }
 
