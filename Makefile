@@ -5,9 +5,12 @@ CONFIG     ?= supervisor.conf
 PREFIX     ?= /usr/local
 SUDO       := $(if $(filter 0,$(shell id -u)),,sudo)
 BUILD_DEPS := pkg-config libssl-dev libsqlite3-dev libsystemd-dev zlib1g-dev
-TEST_DEPS  := systemd util-linux openssl curl b3sum zbar-tools postfix
-PIP_DEPS   := pytest qrcode imapclient deltachat-rpc-server deltachat-rpc-client
+TEST_DEPS  := systemd util-linux openssl curl b3sum zbar-tools nftables python3-venv postfix
+PIP_DEPS   := pytest qrcode cryptography blake3 imapclient deltachat-rpc-server deltachat-rpc-client
 BENCH_DEPS := dovecot-imapd dovecot-lmtpd
+# The real iroh clients for the relay tests: both generations install as package `iroh`, so each gets a venv.
+IROH_CLIENTS := 1.2.0 0.35.0
+IROH_VENVS   := .build/iroh-venvs
 PROGRAMS   := chatmail-supervisor chatmailctl chatmail-imap chatmail-turn chatmail-iroh chatmail-shadowsocks
 BIN         = $(shell $(SWIFT) build --show-bin-path)
 RELEASE_BIN = $(shell $(SWIFT) build -c release --show-bin-path)
@@ -32,6 +35,11 @@ test-deps: deps
 	$(call apt_install,$(TEST_DEPS))
 	@python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore $(PIP_DEPS) \
 	  || python3 -m pip install -q --break-system-packages $(PIP_DEPS)
+	@for v in $(IROH_CLIENTS); do \
+	  $(IROH_VENVS)/$$v/bin/python -c 'import iroh' 2>/dev/null || { \
+	    python3 -m venv $(IROH_VENVS)/$$v && \
+	    $(IROH_VENVS)/$$v/bin/python -m pip install -q --disable-pip-version-check iroh==$$v; }; \
+	done
 
 build: deps
 	$(SWIFT) build
@@ -59,6 +67,7 @@ bench: test-deps
 	$(SWIFT) build -c release
 	CHATMAIL_BIN_DIR=$(RELEASE_BIN) python3 bench/supervisor_bench.py
 	CHATMAIL_BIN_DIR=$(RELEASE_BIN) python3 bench/tls_bench.py
+	CHATMAIL_BIN_DIR=$(RELEASE_BIN) python3 bench/iroh_bench.py
 	CHATMAIL_BIN_DIR=$(RELEASE_BIN) python3 bench/imap_bench.py
 
 install: deps

@@ -10,6 +10,7 @@ let package = Package(
         .executable(name: "chatmail-supervisor", targets: ["chatmail-supervisor"]),
         .executable(name: "chatmailctl", targets: ["chatmailctl"]),
         .executable(name: "chatmail-imap", targets: ["chatmail-imap"]),
+        .executable(name: "chatmail-iroh", targets: ["chatmail-iroh"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
@@ -118,6 +119,34 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict),
+
+        // iroh sidecar
+        .target(
+            name: "IrohCore", dependencies: ["ChatmailCrypto", .product(name: "NIOCore", package: "swift-nio")],
+            path: "sidecars/iroh/IrohCore", swiftSettings: strict),
+        .target(
+            name: "IrohServer",
+            dependencies: [
+                "IrohCore", "ChatmailConfig", "ChatmailTLS",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "sidecars/iroh/IrohServer", swiftSettings: strict),
+        .executableTarget(
+            name: "chatmail-iroh",
+            dependencies: ["IrohServer", "ChatmailSidecar"],
+            path: "sidecars/iroh/chatmail-iroh", swiftSettings: strict),
+        .testTarget(name: "IrohCoreTests", dependencies: ["IrohCore", "ChatmailCrypto"]),
+        .testTarget(
+            name: "IrohServerTests",
+            dependencies: [
+                "IrohServer", "IrohCore", "ChatmailConfig", "ChatmailCrypto",
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOTestUtils", package: "swift-nio"),
+            ]),
 
         // A TLS server over OpenSSLHandler for the integration tests (not installed).
         .executableTarget(

@@ -110,9 +110,36 @@ public struct TURNSection: Sendable, Equatable {
 
 public struct IrohSection: Sendable, Equatable {
     public var child: ChildSettings
+    /// Plain HTTP (behind a TLS proxy, or for `http://` relay URLs).
     public var listen: ListenAddress
+    /// HTTPS with the [tls] certificate, when set.
+    public var tlsListen: ListenAddress?
     /// The relay URL handed to clients in discovery.
     public var url: String
+    public var limits: IrohLimits = IrohLimits()
+}
+
+/// The iroh relay's per-connection bounds. The defaults follow iroh-relay's constants (notes §8, §9), plus a
+/// byte-rate limit that iroh leaves to the operator.
+public struct IrohLimits: Sendable, Equatable {
+    /// Bytes per second a client may send (a token bucket on bytes read); 0 turns the limit off.
+    public var rate: Int = 2 << 20
+    /// The bucket's size in bytes: what a client may send at once after being idle.
+    public var burst: Int = 4 << 20
+    /// The largest frame or WebSocket message in bytes.
+    public var maxFrameSize: Int = 1 << 20
+    /// The largest relayed packet in bytes (family L packet; family W frame body).
+    public var maxPacketSize: Int = 1 << 16
+    /// Seconds from accepting a connection to the end of the relay handshake.
+    public var handshakeTimeout: Double = 10
+    /// Concurrent TCP connections; more are closed at once.
+    public var maxConnections: Int = 10_000
+    /// Packets queued towards one client; more are dropped.
+    public var queueSize: Int = 512
+    /// Seconds a client may leave written data unread before it is dropped.
+    public var writeTimeout: Double = 2
+
+    public init() {}
 }
 
 public struct ShadowsocksSection: Sendable, Equatable {
@@ -151,6 +178,7 @@ extension Configuration {
         switch name {
         case "imap": return imap.lmtpSocket != other.imap.lmtpSocket
         case "turn": return turn.realm != other.turn.realm || turn.relayPorts != other.turn.relayPorts
+        case "iroh": return iroh.limits != other.iroh.limits
         default: return false
         }
     }

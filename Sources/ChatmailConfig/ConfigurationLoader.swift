@@ -246,7 +246,8 @@ final class ConfigurationReader {
     private func readIroh() -> IrohSection {
         let s = section("iroh")
         let listen = s.address("listen", default: "0.0.0.0:3340")
-        let child = s.child(stopTimeout: 5, listen: [listen])
+        let tlsListen = s.optionalString("tls_listen").map { _ in s.address("tls_listen", default: "0.0.0.0:443") }
+        let child = s.child(stopTimeout: 5, listen: [listen] + (tlsListen.map { [$0] } ?? []))
         let derived = listen.isWildcard ? "" : "http://\(listen)"
         let url = s.string("url", default: derived)
         if url.isEmpty {
@@ -254,8 +255,17 @@ final class ConfigurationReader {
         } else if !(url.hasPrefix("http://") || url.hasPrefix("https://")) || url.contains(where: \.isWhitespace) {
             s.fail("url", "must be an http:// or https:// URL")
         }
+        var limits = IrohLimits()
+        limits.rate = s.int("rate_limit", default: limits.rate, range: 0...(1 << 40))
+        limits.burst = s.int("rate_burst", default: limits.burst, range: 1...(1 << 40))
+        limits.maxFrameSize = s.int("max_frame_size", default: limits.maxFrameSize, range: 1024...(1 << 20))
+        limits.maxPacketSize = s.int("max_packet_size", default: limits.maxPacketSize, range: 1280...(1 << 16))
+        limits.handshakeTimeout = s.seconds("handshake_timeout", default: limits.handshakeTimeout)
+        limits.maxConnections = s.int("max_connections", default: limits.maxConnections, range: 1...10_000_000)
+        limits.queueSize = s.int("queue_size", default: limits.queueSize, range: 1...65536)
+        limits.writeTimeout = s.seconds("write_timeout", default: limits.writeTimeout)
         s.finish()
-        return IrohSection(child: child, listen: listen, url: url)
+        return IrohSection(child: child, listen: listen, tlsListen: tlsListen, url: url, limits: limits)
     }
 
     private func readShadowsocks() -> ShadowsocksSection {

@@ -135,6 +135,11 @@ import Testing
         ("[tls]\ncertificate = [\"a.pem\", \"b.pem\"]\nkey = \"a.key\"", "[tls] key: certificate and key go together"),
         ("[tls]\ncertificate = 3\nkey = 4", "[tls] certificate: expected a string or a list of strings"),
         ("[iroh]\nurl = \"ftp://x\"", "[iroh] url: must be an http:// or https:// URL"),
+        ("[iroh]\nurl = \"http://r\"\nqueue_size = 0", "[iroh] queue_size: expected an integer from 1 to 65536"),
+        ("[iroh]\nurl = \"http://r\"\nmax_packet_size = 70000", "[iroh] max_packet_size: expected an integer"),
+        ("[iroh]\nurl = \"http://r\"\nwrite_timeout = 0", "[iroh] write_timeout: expected a positive number"),
+        ("[iroh]\nurl = \"http://r\"\ntls_listen = \"x\"", "[iroh] tls_listen: expected \"host:port\""),
+        ("[iroh]\nurl = \"http://r\"\nratelimit = 1", "[iroh] ratelimit: unknown key"),
         ("supervisor = 3", "[supervisor]: must be a table"),
     ])
     func badValuesAreNamed(text: String, expected: String) {
@@ -190,6 +195,37 @@ import Testing
         #expect(!c.childSettingsDiffer(from: a, child: "turn"), "host is discovery only; enabled is applied apart")
         let d = try Configuration.parse(base + "[shadowsocks]\nlisten = \"127.0.0.1:9\"\n", path: path)
         #expect(d.childSettingsDiffer(from: a, child: "shadowsocks"))
+    }
+
+    @Test func irohLimitsHaveDefaultsAndCanBeSet() throws {
+        let base = "[turn]\nhost = \"t\"\n[iroh]\nurl = \"http://r\"\n"
+        let defaults = try Configuration.parse(base, path: path).iroh
+        #expect(defaults.tlsListen == nil && defaults.child.listen == [defaults.listen])
+        #expect(defaults.limits.rate == 2 << 20 && defaults.limits.burst == 4 << 20)
+        #expect(defaults.limits.maxFrameSize == 1 << 20 && defaults.limits.maxPacketSize == 1 << 16)
+        #expect(defaults.limits.queueSize == 512 && defaults.limits.writeTimeout == 2)
+        #expect(defaults.limits.handshakeTimeout == 10 && defaults.limits.maxConnections == 10_000)
+        let set = try Configuration.parse(
+            base + """
+                tls_listen = "127.0.0.1:8443"
+                rate_limit = 0
+                rate_burst = 1000
+                max_frame_size = 70000
+                max_packet_size = 1500
+                handshake_timeout = 2.5
+                max_connections = 3
+                queue_size = 16
+                write_timeout = 0.5
+                """, path: path)
+        #expect(set.iroh.tlsListen == ListenAddress(host: "127.0.0.1", port: 8443))
+        #expect(set.iroh.child.listen.count == 2)
+        var expected = IrohLimits()
+        (expected.rate, expected.burst, expected.maxFrameSize, expected.maxPacketSize) = (0, 1000, 70000, 1500)
+        (expected.handshakeTimeout, expected.maxConnections, expected.queueSize, expected.writeTimeout) = (
+            2.5, 3, 16, 0.5
+        )
+        #expect(set.iroh.limits == expected)
+        #expect(set.childSettingsDiffer(from: try Configuration.parse(base, path: path), child: "iroh"))
     }
 
     @Test func controlSocketIsFoundDespiteErrorsElsewhere() throws {

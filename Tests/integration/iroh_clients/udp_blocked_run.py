@@ -1,0 +1,60 @@
+"""Runs inside a fresh network namespace (`unshare -n`): brings up loopback, drops all UDP with nftables (so iroh
+cannot take a direct path), starts the relay, runs one real-client script against it, and prints one JSON line
+{"udp_blocked": bool, "client": {...}, "health": {...}}.
+
+Usage: udp_blocked_run.py RELAY_BIN CONFIG PORT PYTHON CLIENT_SCRIPT SIZE [IDLE]
+"""
+
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+
+def udp_blocked():
+    """Whether a datagram to ourselves on loopback is dropped."""
+    receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    receiver.bind(("127.0.0.1", 0))
+    receiver.settimeout(0.3)
+    socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b"x", receiver.getsockname())
+    try:
+        receiver.recv(10)
+        return False
+    except socket.timeout:
+        return True
+
+
+def main(relay_bin, config, port, python, client, size, idle="0"):
+    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+    for rule in (["add", "table", "inet", "f"],
+                 ["add", "chain", "inet", "f", "in", "{ type filter hook input priority 0; policy accept; }"],
+                 ["add", "rule", "inet", "f", "in", "meta", "l4proto", "udp", "drop"]):
+        subprocess.run(["nft", *rule], check=True)
+    relay = subprocess.Popen([relay_bin, "--config", config], stdout=sys.stderr, stderr=sys.stderr)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                urllib.request.urlopen(url + "/ping", timeout=1)
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        run = subprocess.run([python, client, url, str(size), idle], capture_output=True, text=True,
+                             timeout=90 + float(idle))
+        sys.stderr.write(run.stderr[-4000:])
+        lines = [line for line in run.stdout.splitlines() if line.startswith("{")]
+        result = json.loads(lines[-1]) if lines else {"ok": False, "error": "no output", "stdout": run.stdout[-2000:]}
+        health = json.loads(urllib.request.urlopen(url + "/healthz", timeout=2).read())
+        print(json.dumps({"udp_blocked": udp_blocked(), "client": result, "health": health}), flush=True)
+    finally:
+        relay.terminate()
+        relay.wait(10)
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:6], int(sys.argv[6]), *sys.argv[7:8])

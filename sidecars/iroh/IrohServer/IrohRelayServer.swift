@@ -1,0 +1,94 @@
+import ChatmailConfig
+import ChatmailTLS
+import IrohCore
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// The iroh relay: HTTP and optionally HTTPS listeners serving `/relay` for both protocol families, `/ping`,
+/// `/generate_204`, `/healthz` and `/`. All connections run on one event loop of `group`, where the hub lives.
+public final class IrohRelayServer: Sendable {
+    private let hub: RelayHub
+    private let listeners: [any Channel]
+
+    /// The bound plain-HTTP address (port resolved when 0 was asked for).
+    public var httpAddress: SocketAddress? { listeners.first?.localAddress }
+    /// The bound HTTPS address, when TLS is configured.
+    public var httpsAddress: SocketAddress? { listeners.count > 1 ? listeners[1].localAddress : nil }
+
+    private init(hub: RelayHub, listeners: [any Channel]) {
+        self.hub = hub
+        self.listeners = listeners
+    }
+
+    /// Binds `listen` (plain HTTP) and, when `tls` is given, `tlsListen` (HTTPS).
+    public static func start(
+        listen: ListenAddress, tlsListen: ListenAddress? = nil, tls: TLSContextProvider? = nil,
+        limits: IrohLimits, group: any EventLoopGroup, logger: Logger
+    ) async throws -> IrohRelayServer {
+        let eventLoop = group.next()
+        let hub = RelayHub(eventLoop: eventLoop, limits: limits, logger: logger)
+        var listeners: [any Channel] = []
+        do {
+            listeners.append(try await bind(listen, tls: nil, hub: hub))
+            if let tlsListen, let tls { listeners.append(try await bind(tlsListen, tls: tls, hub: hub)) }
+        } catch {
+            for channel in listeners { try? await channel.close() }
+            throw error
+        }
+        return IrohRelayServer(hub: hub, listeners: listeners)
+    }
+
+    /// The relay's counters, read on its event loop.
+    public func counters() async throws -> RelayCounters {
+        try await hub.eventLoop.submit { [hub] in hub.counters }.get()
+    }
+
+    /// Stops listening and closes the open connections.
+    public func close() async {
+        for channel in listeners { try? await channel.close() }
+        try? await hub.eventLoop.submit { [hub] in hub.closeAll() }.get()
+    }
+
+    private static func bind(_ address: ListenAddress, tls: TLSContextProvider?, hub: RelayHub) async throws
+        -> any Channel
+    {
+        try await ServerBootstrap(group: hub.eventLoop)
+            .serverChannelOption(.backlog, value: 1024)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.socketOption(.so_keepalive), value: 1)
+            .childChannelOption(.writeBufferWaterMark, value: .init(low: 32 << 10, high: 64 << 10))
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try configure(channel, tls: tls, hub: hub)
+                }
+            }
+            .bind(host: address.host, port: Int(address.port)).get()
+    }
+
+    private static func configure(_ channel: any Channel, tls: TLSContextProvider?, hub: RelayHub) throws {
+        guard hub.admit() else {
+            hub.logger.warning("connection limit reached; refusing a connection")
+            channel.close(promise: nil)
+            return
+        }
+        hub.track(channel)
+        let pipeline = channel.pipeline.syncOperations
+        if hub.limits.rate > 0 {
+            try pipeline.addHandler(RateLimitHandler(rate: hub.limits.rate, burst: hub.limits.burst))
+        }
+        if let tls { try pipeline.addHandler(try tls.makeHandler()) }
+        let timeout = TimeAmount.nanoseconds(Int64(hub.limits.handshakeTimeout * 1e9))
+        try pipeline.addHandler(HandshakeDeadlineHandler(timeout: timeout) { hub.countLimitClosure() })
+        try pipeline.configureHTTPServerPipeline(
+            withServerUpgrade: (
+                upgraders: [LegacyStreamUpgrader(hub: hub), hub.makeWebSocketUpgrader()],
+                completionHandler: { context in
+                    context.pipeline.syncOperations.removeHandler(name: HTTPRouter.name, promise: nil)
+                }
+            ))
+        try pipeline.addHandler(HTTPRouter(hub: hub), name: HTTPRouter.name)
+    }
+}

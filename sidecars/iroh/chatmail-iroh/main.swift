@@ -1,0 +1,24 @@
+import ChatmailSidecar
+import IrohServer
+
+/// The iroh relay child: plain HTTP on `[iroh] listen`, HTTPS on `tls_listen` when set; ready once both listen.
+@main struct Main {
+    static func main() async {
+        await Sidecar.main(name: "iroh") { sidecar in
+            let section = sidecar.configuration.iroh
+            let tls = try section.tlsListen.map { _ in try sidecar.tlsProvider() }
+            let server = try await IrohRelayServer.start(
+                listen: section.listen, tlsListen: section.tlsListen, tls: tls, limits: section.limits,
+                group: sidecar.group, logger: sidecar.logger)
+            sidecar.logger.info(
+                "iroh relay listening",
+                metadata: [
+                    "http": "\(server.httpAddress.map { "\($0)" } ?? "-")",
+                    "https": "\(server.httpsAddress.map { "\($0)" } ?? "-")",
+                ])
+            try await sidecar.ready()
+            for await _ in sidecar.events {}
+            await server.close()
+        }
+    }
+}
