@@ -78,6 +78,7 @@ let package = Package(
             dependencies: [
                 "IMAPServer", "IMAPStore", "IMAPCore", "ChatmailSidecar", "ChatmailConfig",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "sidecars/imap/chatmail-imap", swiftSettings: strict),

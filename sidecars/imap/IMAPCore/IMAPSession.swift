@@ -48,12 +48,12 @@ public struct SessionOutcome: Equatable, Sendable {
 
 /// The IMAP session state machine: frames in, responses and effects out. It holds no sockets,
 /// clocks or logs; storage is reached through `MailStore`.
-public struct IMAPSession {
+public struct IMAPSession: Sendable {
     public enum Phase: Equatable, Sendable {
         case notAuthenticated, authenticated, selected, idling, loggedOut
     }
 
-    struct Selection {
+    struct Selection: Sendable {
         var mailbox: MailboxInfo
         var readOnly: Bool
         /// UIDs by sequence number (index 0 is message 1), as last told to the client.

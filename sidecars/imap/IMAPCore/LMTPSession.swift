@@ -14,7 +14,7 @@ public protocol LMTPBackend: Sendable {
 
 /// An LMTP server session (RFC 2033) as a state machine: bytes in, reply lines out, one reply
 /// per accepted recipient after DATA. Replies carry their CRLF.
-public struct LMTPSession {
+public struct LMTPSession: Sendable {
     public struct Settings: Sendable {
         public var hostname = "localhost"
         public var maxMessageSize = 31_457_280

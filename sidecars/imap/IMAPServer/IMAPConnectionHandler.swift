@@ -4,8 +4,9 @@ import NIOCore
 
 /// One IMAP connection: bytes to the framer, frames to the session, responses and effects
 /// (STARTTLS, COMPRESS, discovery, IDLE notifications, close) back to the channel.
-final class IMAPConnectionHandler: ChannelInboundHandler {
+final class IMAPConnectionHandler: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
     private let services: IMAPServices
@@ -14,6 +15,10 @@ final class IMAPConnectionHandler: ChannelInboundHandler {
     private var context: ChannelHandlerContext?
     private var source = "unknown"
     private var waitingForDiscovery = false
+    /// A command runs on the thread pool: the session is there, and reading waits.
+    private var busy = false
+    private var readPending = false
+    private var changedWhileBusy = false
     private var closing = false
     private var subscription: (token: UInt64, mailbox: Int64)?
     private var timer: RepeatedTask?
@@ -75,31 +80,80 @@ final class IMAPConnectionHandler: ChannelInboundHandler {
 
     // MARK: The loop
 
+    /// Reads wait while a command runs, so a client cannot make us buffer without bound.
+    func read(context: ChannelHandlerContext) {
+        if busy || waitingForDiscovery {
+            readPending = true
+        } else {
+            context.read()
+        }
+    }
+
     private func process(context: ChannelHandlerContext) {
         var responses: [ResponseLine] = []
-        while !waitingForDiscovery && !closing, let event = framer.next() {
-            let outcome: SessionOutcome
+        while !busy && !waitingForDiscovery && !closing, let event = framer.next() {
             switch event {
             case .continuationNeeded:
                 responses.append(IMAPSession.continuationRequest)
-                continue
             case .command(let frame):
                 if session.phase == .notAuthenticated {
                     session.loginBlocked = !services.loginAllowed(from: source)
                 }
-                outcome = session.receive(frame)
-            default:
-                outcome = session.framingFailed(event)
-            }
-            responses += outcome.responses
-            if let effect = outcome.effect {
                 send(responses, context: context)
                 responses = []
-                apply(effect, context: context)
+                run(frame, context: context)
+            default:
+                let outcome = session.framingFailed(event)
+                responses += outcome.responses
+                if let effect = outcome.effect {
+                    send(responses, context: context)
+                    responses = []
+                    apply(effect, context: context)
+                }
             }
-            updateSubscription(context: context)
         }
         send(responses, context: context)
+        if !busy && !waitingForDiscovery && readPending && !closing {
+            readPending = false
+            context.read()
+        }
+    }
+
+    /// Runs one command: on the thread pool when there is one, else here.
+    private func run(_ frame: [UInt8], context: ChannelHandlerContext) {
+        guard let pool = services.threadPool else {
+            finish(session.receive(frame), context: context)
+            return
+        }
+        busy = true
+        let session = self.session
+        pool.runIfActive(eventLoop: context.eventLoop) { () -> IMAPSessionStep in
+            var session = session
+            let outcome = session.receive(frame)
+            return IMAPSessionStep(session: session, outcome: outcome)
+        }.assumeIsolated().whenComplete { [self] result in
+            busy = false
+            guard let context = self.context, !closing else { return }
+            switch result {
+            case .success(let step):
+                self.session = step.session
+                finish(step.outcome, context: context)
+            case .failure(let error):
+                services.logger.error("IMAP command could not run: \(error)")
+                close(context: context)
+            }
+            if changedWhileBusy {
+                changedWhileBusy = false
+                mailboxChanged()
+            }
+            process(context: context)
+        }
+    }
+
+    private func finish(_ outcome: SessionOutcome, context: ChannelHandlerContext) {
+        send(outcome.responses, context: context)
+        if let effect = outcome.effect { apply(effect, context: context) }
+        updateSubscription(context: context)
     }
 
     private func apply(_ effect: SessionEffect, context: ChannelHandlerContext) {
@@ -164,11 +218,15 @@ final class IMAPConnectionHandler: ChannelInboundHandler {
 
     private func mailboxChanged() {
         guard let context, !closing else { return }
+        guard !busy else {
+            changedWhileBusy = true
+            return
+        }
         send(session.selectedMailboxChanged(), context: context)
     }
 
     private func tick() {
-        guard let context, !closing else { return }
+        guard let context, !closing, !busy else { return }
         let now = NIODeadline.now()
         if session.phase == .idling {
             if now - lastKeepalive >= services.settings.keepaliveInterval {
@@ -204,4 +262,10 @@ final class IMAPConnectionHandler: ChannelInboundHandler {
             context.close(promise: nil)
         }
     }
+}
+
+/// A session after one command, carried back from the thread pool.
+struct IMAPSessionStep: Sendable {
+    var session: IMAPSession
+    var outcome: SessionOutcome
 }

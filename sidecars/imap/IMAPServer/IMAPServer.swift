@@ -28,14 +28,14 @@ public enum IMAPServer {
     /// An LMTP listener on a Unix socket (replacing a stale one) or, with `host`, on TCP.
     public static func bindLMTP(
         unixPath: String? = nil, host: String? = nil, port: Int = 0, settings: LMTPSession.Settings,
-        backend: any LMTPBackend, group: any EventLoopGroup
+        backend: any LMTPBackend, threadPool: NIOThreadPool? = nil, group: any EventLoopGroup
     ) async throws -> any Channel {
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(
-                        LMTPConnectionHandler(settings: settings, backend: backend))
+                        LMTPConnectionHandler(settings: settings, backend: backend, threadPool: threadPool))
                 }
             }
         if let unixPath {

@@ -2,6 +2,7 @@ import ChatmailTLS
 import IMAPCore
 import Logging
 import NIOCore
+import NIOPosix
 import Synchronization
 
 /// Settings of the IMAP listeners beyond the session's own.
@@ -28,6 +29,9 @@ public final class IMAPServices: Sendable {
     public let settings: IMAPServerSettings
     public let tls: TLSContextProvider?
     public let logger: Logger
+    /// Where commands run (they touch the store: SQLite, password hashes), so that the event
+    /// loops stay free; nil runs them on the event loop (tests).
+    public let threadPool: NIOThreadPool?
     /// METADATA entries from the supervisor's discovery, by lowercased entry name.
     let discovery: @Sendable () async -> [String: String]
     private let limiter: Mutex<LoginLimiter>
@@ -35,8 +39,10 @@ public final class IMAPServices: Sendable {
 
     public init(
         store: any MailStore, notifier: MailboxNotifier, settings: IMAPServerSettings, tls: TLSContextProvider?,
-        logger: Logger, discovery: @escaping @Sendable () async -> [String: String] = { [:] }
+        logger: Logger, threadPool: NIOThreadPool? = nil,
+        discovery: @escaping @Sendable () async -> [String: String] = { [:] }
     ) {
+        self.threadPool = threadPool
         self.store = store
         self.notifier = notifier
         self.settings = settings

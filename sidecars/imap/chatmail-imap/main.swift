@@ -6,6 +6,7 @@ import IMAPServer
 import IMAPStore
 import Logging
 import NIOCore
+import NIOPosix
 
 /// METADATA entry names served from the supervisor's discovery.
 let turnEntry = "/shared/vendor/deltachat/turn"
@@ -49,7 +50,8 @@ await Sidecar.main(name: "imap") { sidecar in
         return entries
     }
     let services = IMAPServices(
-        store: database, notifier: notifier, settings: settings, tls: tls, logger: sidecar.logger
+        store: database, notifier: notifier, settings: settings, tls: tls, logger: sidecar.logger,
+        threadPool: .singleton
     ) {
         let (entries, fresh) = await discovery.current()
         if !fresh { sidecar.logger.warning("discovery is slow: serving the last answer") }
@@ -74,12 +76,13 @@ await Sidecar.main(name: "imap") { sidecar in
         try? FileManager.default.createDirectory(atPath: socketDirectory, withIntermediateDirectories: true)
         channels.append(
             try await IMAPServer.bindLMTP(
-                unixPath: imap.lmtpSocket, settings: lmtpSettings, backend: database, group: sidecar.group))
+                unixPath: imap.lmtpSocket, settings: lmtpSettings, backend: database, threadPool: .singleton,
+                group: sidecar.group))
         sidecar.logger.info("LMTP listening on \(imap.lmtpSocket)")
         if let address = imap.lmtpListen {
             let channel = try await IMAPServer.bindLMTP(
                 host: address.host, port: Int(address.port), settings: lmtpSettings, backend: database,
-                group: sidecar.group)
+                threadPool: .singleton, group: sidecar.group)
             channels.append(channel)
             sidecar.logger.info("LMTP listening on \(channel.localAddress?.description ?? "?")")
         }
