@@ -479,3 +479,24 @@ def test_chatmailctl_user_commands(server):
     assert ctl("list").stdout == ""
     with pytest.raises(smtplib.SMTPRecipientsRefused):
         server.deliver(to=["admin@" + DOMAIN])
+
+
+def test_sessions_per_account_are_limited(tmp_path):
+    server = IMAPServer(tmp_path, extra="max_sessions_per_account = 2")
+    try:
+        first, second = server.client(), server.client()
+        assert first.login(USER, PASSWORD)[0] == "OK" and second.login(USER, PASSWORD)[0] == "OK"
+        with pytest.raises(imaplib.IMAP4.error, match="Too many sessions"):
+            server.client().login(USER, PASSWORD)
+        first.logout()
+        wait_until(lambda: _logs_in(server), what="a freed session slot")
+    finally:
+        server.stop()
+
+
+def _logs_in(server):
+    try:
+        server.client().login(USER, PASSWORD)
+        return True
+    except imaplib.IMAP4.error:
+        return False
