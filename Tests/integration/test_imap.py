@@ -410,12 +410,13 @@ class SupervisedIMAP:
 
     port = 21143
 
-    def __init__(self, supervisor_factory, tmp_path, turn_host="turn.example.org"):
+    def __init__(self, supervisor_factory, tmp_path, turn_host="turn.example.org", plaintext_login=True):
         self.tls_port, self.lmtp_port = free_port(), free_port()
         self.sup = supervisor_factory(
             modes={"imap": str(bin_dir() / "chatmail-imap"), "shadowsocks": None}, extra={"imap": [
                 f'tls_listen = "127.0.0.1:{self.tls_port}"', f'lmtp_listen = "127.0.0.1:{self.lmtp_port}"',
-                f'lmtp_socket = "{tmp_path}/run/lmtp.sock"', f'mail_domain = "{DOMAIN}"', "plaintext_login = true",
+                f'lmtp_socket = "{tmp_path}/run/lmtp.sock"', f'mail_domain = "{DOMAIN}"',
+                f"plaintext_login = {'true' if plaintext_login else 'false'}",
                 'comment = "Chatmail \\"test\\" server"', f'admin = "mailto:root@{DOMAIN}"',
                 "password_iterations = 1000"]})
         text = self.sup.config.read_text().replace('host = "turn.example.org"', f'host = "{turn_host}"')

@@ -23,19 +23,19 @@ DOMAIN = "example.org"
 @pytest.fixture
 def mail_system(supervisor_factory, tmp_path):
     """chatmail-imap under the real supervisor (fake TURN child on 127.0.0.1:23478), Postfix in front."""
-    server = SupervisedIMAP(supervisor_factory, tmp_path, turn_host="127.0.0.1")
+    server = SupervisedIMAP(supervisor_factory, tmp_path, turn_host="127.0.0.1", plaintext_login=False)
     postfix = Postfix(DOMAIN, free_port(), server.lmtp_port)
     yield server, postfix
     postfix.stop()
 
 
-def configure(account, address, server, postfix):
+def configure(account, address, server, postfix, security):
     account.add_or_update_transport({
         "addr": address,
         "password": "password123",
         "imapServer": "127.0.0.1",
-        "imapPort": server.tls_port,
-        "imapSecurity": "ssl",
+        "imapPort": server.tls_port if security == "ssl" else server.port,
+        "imapSecurity": security,
         "smtpServer": "127.0.0.1",
         "smtpPort": postfix.port,
         "smtpSecurity": "plain",
@@ -44,13 +44,14 @@ def configure(account, address, server, postfix):
     account.bring_online()
 
 
-def test_two_delta_chat_accounts_exchange_messages(mail_system, tmp_path):
+@pytest.mark.parametrize("security", ["ssl", "starttls"])
+def test_two_delta_chat_accounts_exchange_messages(mail_system, tmp_path, security):
     server, postfix = mail_system
     with rpc_client.Rpc(accounts_dir=str(tmp_path / "accounts")) as rpc:
         dc = rpc_client.DeltaChat(rpc)
         alice, bob = dc.add_account(), dc.add_account()
-        configure(alice, "alice0001@" + DOMAIN, server, postfix)
-        configure(bob, "bobby0001@" + DOMAIN, server, postfix)
+        configure(alice, "alice0001@" + DOMAIN, server, postfix, security)
+        configure(bob, "bobby0001@" + DOMAIN, server, postfix, security)
 
         bob.secure_join(alice.get_qr_code())
         alice.wait_for_securejoin_inviter_success()
