@@ -501,3 +501,17 @@ def _logs_in(server):
         return True
     except imaplib.IMAP4.error:
         return False
+
+
+def test_failed_logins_per_source_address_are_limited(tmp_path):
+    server = IMAPServer(tmp_path, extra="max_failed_logins_per_minute = 2")
+    try:
+        assert server.client().login(USER, PASSWORD)[0] == "OK"  # creates the account
+        for _ in range(2):
+            with pytest.raises(imaplib.IMAP4.error, match="AUTHENTICATIONFAILED"):
+                server.client().login(USER, "wrong-password")
+        # Even the right password is refused from this address for a while.
+        with pytest.raises(imaplib.IMAP4.error, match="UNAVAILABLE"):
+            server.client().login(USER, PASSWORD)
+    finally:
+        server.stop()
