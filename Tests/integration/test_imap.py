@@ -4,6 +4,7 @@ import base64
 import hashlib
 import hmac
 import imaplib
+import os
 import re
 import smtplib
 import socket
@@ -169,6 +170,8 @@ def server(tmp_path):
 
 
 def test_login_select_fetch_store_close(server):
+    # The MTA's LMTP client is another user: the socket is open, its directory guards it.
+    assert os.stat(server.lmtp_socket).st_mode & 0o777 == 0o666
     m = server.client()
     assert "STARTTLS" in m.capabilities and "METADATA" not in m.capabilities
     typ, data = m.login(USER, PASSWORD)

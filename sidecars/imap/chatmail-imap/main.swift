@@ -78,6 +78,9 @@ await Sidecar.main(name: "imap") { sidecar in
             try await IMAPServer.bindLMTP(
                 unixPath: imap.lmtpSocket, settings: lmtpSettings, backend: database, threadPool: .singleton,
                 group: sidecar.group))
+        // The MTA's LMTP client runs as its own user: the socket is open to all, and the
+        // directory it is in decides who can reach it.
+        chmod(imap.lmtpSocket, 0o666)
         sidecar.logger.info("LMTP listening on \(imap.lmtpSocket)")
         if let address = imap.lmtpListen {
             let channel = try await IMAPServer.bindLMTP(
