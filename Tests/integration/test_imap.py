@@ -518,3 +518,31 @@ def test_failed_logins_per_source_address_are_limited(tmp_path):
             server.client().login(USER, PASSWORD)
     finally:
         server.stop()
+
+
+def test_examine_uid_expunge_unselect_and_friends(server):
+    c = imapclient.IMAPClient("127.0.0.1", port=server.port, ssl=False)
+    c.login(USER, PASSWORD)
+    for _ in range(3):
+        server.deliver()
+    info = c.select_folder("INBOX", readonly=True)
+    assert info[b"EXISTS"] == 3 and info[b"READ-ONLY"] == [b""]
+    with pytest.raises(imapclient.exceptions.IMAPClientError):
+        c.add_flags([1], [imapclient.DELETED])
+    # Reading in EXAMINE does not set \Seen.
+    c.fetch([1], ["BODY[]"])
+    assert c.get_flags([1]) == {1: ()}
+    c.unselect_folder()
+    c.select_folder("INBOX")
+    c.add_flags([1, 2, 3], [imapclient.DELETED])
+    # UID EXPUNGE works though UIDPLUS (which also needs COPYUID codes) is not advertised.
+    assert c._imap.uid("EXPUNGE", "2")[0] == "OK"
+    assert c.search(["UID", "1:*"]) == [1, 3]
+    assert c.search(["DELETED"]) == [1, 3]
+    assert c._imap.check()[0] == "OK"
+    assert c.folder_status("INBOX", ["MESSAGES"]) == {b"MESSAGES": 2}
+    with pytest.raises(imapclient.exceptions.IMAPClientError):
+        c.select_folder("Nope")
+    c.create_folder("Old")
+    assert c.delete_folder("Old")
+    c.logout()
