@@ -151,3 +151,13 @@ final class Answers: Sendable {
         #expect(third.entries == [:] && third.fresh)
     }
 }
+
+@Suite struct ResponseEncodingTests {
+    @Test func byteBufferEncodingMatchesTheCore() {
+        let line = ResponseLine([.text("* 1 FETCH (UID 1 BODY[] "), .literal(Array("a\r\nb".utf8)), .text(")")])
+        var buffer = ByteBuffer()
+        line.encode(into: &buffer)
+        #expect(Array(buffer.readableBytesView) == line.encoded)
+        #expect(line.encodedSize >= buffer.readableBytes)
+    }
+}

@@ -244,10 +244,8 @@ final class IMAPConnectionHandler: ChannelDuplexHandler {
 
     private func send(_ responses: [ResponseLine], context: ChannelHandlerContext) {
         guard !responses.isEmpty else { return }
-        var bytes: [UInt8] = []
-        for response in responses { response.encode(into: &bytes) }
-        var buffer = context.channel.allocator.buffer(capacity: bytes.count)
-        buffer.writeBytes(bytes)
+        var buffer = context.channel.allocator.buffer(capacity: responses.reduce(0) { $0 + $1.encodedSize })
+        for response in responses { response.encode(into: &buffer) }
         if session.phase == .idling { lastKeepalive = .now() }
         lastWrite = context.writeAndFlush(wrapOutboundOut(buffer))
     }
@@ -268,4 +266,29 @@ final class IMAPConnectionHandler: ChannelDuplexHandler {
 struct IMAPSessionStep: Sendable {
     var session: IMAPSession
     var outcome: SessionOutcome
+}
+
+extension ResponseLine {
+    /// An upper bound for the wire size (literal headers counted generously).
+    var encodedSize: Int {
+        parts.reduce(2) { size, part in
+            switch part {
+            case .text(let text): size + text.utf8.count
+            case .literal(let bytes): size + bytes.count + 16
+            }
+        }
+    }
+
+    /// The wire bytes, CRLF included, straight into `buffer` (message bodies are copied once).
+    func encode(into buffer: inout ByteBuffer) {
+        for part in parts {
+            switch part {
+            case .text(let text): buffer.writeString(text)
+            case .literal(let bytes):
+                buffer.writeString("{\(bytes.count)}\r\n")
+                buffer.writeBytes(bytes)
+            }
+        }
+        buffer.writeStaticString("\r\n")
+    }
 }
