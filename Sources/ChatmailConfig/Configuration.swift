@@ -92,6 +92,8 @@ public struct IMAPSection: Sendable, Equatable {
     public var maxFailedLoginsPerMinute: Int = 20
     /// PBKDF2-SHA256 iterations for new password hashes.
     public var passwordIterations: Int = 20000
+    /// Seconds between `* OK Still here` lines to idling clients (Delta Chat waits 5 minutes).
+    public var idleKeepalive: Int = 120
 }
 
 public struct TURNSection: Sendable, Equatable {

@@ -210,6 +210,7 @@ final class ConfigurationReader {
             "max_failed_logins_per_minute", default: result.maxFailedLoginsPerMinute, range: 1...100_000)
         result.passwordIterations = s.int(
             "password_iterations", default: result.passwordIterations, range: 1000...10_000_000)
+        result.idleKeepalive = s.int("idle_keepalive", default: result.idleKeepalive, range: 5...290)
         s.finish()
         return result
     }

@@ -125,6 +125,7 @@ import Testing
             "[imap] localpart_max_length: must not be below"
         ),
         ("[imap]\nquota_mb = 0", "[imap] quota_mb"),
+        ("[imap]\nidle_keepalive = 300", "[imap] idle_keepalive"),
         ("[imap]\nmax_line_lenght = 9000", "[imap] max_line_lenght"),
         ("[turn]\nhost = \"2001:db8::1\"", "[turn] host: must be a DNS name or an IPv4 address"),
         ("[turn]\nrelay_ports = \"60000-50000\"", "[turn] relay_ports: must be \"LOW-HIGH\""),

@@ -546,3 +546,19 @@ def test_examine_uid_expunge_unselect_and_friends(server):
     c.create_folder("Old")
     assert c.delete_folder("Old")
     c.logout()
+
+
+def test_idle_keepalive(tmp_path):
+    server = IMAPServer(tmp_path, extra="idle_keepalive = 5")
+    try:
+        c = imapclient.IMAPClient("127.0.0.1", port=server.port, ssl=False)
+        c.login(USER, PASSWORD)
+        c.select_folder("INBOX")
+        c.idle()
+        started = time.monotonic()
+        responses = c.idle_check(timeout=15)
+        assert (b"OK", b"Still here") in responses, responses
+        assert time.monotonic() - started < 12
+        c.idle_done()
+    finally:
+        server.stop()

@@ -39,6 +39,7 @@ await Sidecar.main(name: "imap") { sidecar in
     settings.limits = IMAPLimits(lineLength: imap.maxLineLength, literalSize: imap.maxLiteralSize)
     settings.maxSessionsPerAccount = imap.maxSessionsPerAccount
     settings.maxFailedLoginsPerMinute = imap.maxFailedLoginsPerMinute
+    settings.keepaliveInterval = .seconds(Int64(imap.idleKeepalive))
 
     let tls = try sidecar.tlsProvider(alpn: ["imap"])
     // Discovery per session, bounded: a slow supervisor means the last answer, never a wait.
