@@ -494,8 +494,26 @@ def test_sessions_per_account_are_limited(tmp_path):
             server.client().login(USER, PASSWORD)
         first.logout()
         wait_until(lambda: _logs_in(server), what="a freed session slot")
+        second.logout()
+        # Clients that vanish while their LOGIN runs do not keep slots.
+        for _ in range(20):
+            raw = server.raw()
+            raw.until(b"\r\n")
+            raw.send(b"a LOGIN " + USER.encode() + b" " + PASSWORD.encode() + b"\r\n")
+            raw.sock.close()
+        time.sleep(0.5)
+        third, fourth = server.client(), server.client()
+        wait_until(lambda: _logs_in_client(third), what="a slot after vanished logins")
+        assert fourth.login(USER, PASSWORD)[0] == "OK"
     finally:
         server.stop()
+
+
+def _logs_in_client(client):
+    try:
+        return client.login(USER, PASSWORD)[0] == "OK"
+    except imaplib.IMAP4.error:
+        return False
 
 
 def _logs_in(server):

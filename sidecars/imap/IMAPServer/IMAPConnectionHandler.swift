@@ -19,6 +19,7 @@ final class IMAPConnectionHandler: ChannelDuplexHandler {
     private var busy = false
     private var readPending = false
     private var changedWhileBusy = false
+    private var inactive = false
     private var closing = false
     private var subscription: (token: UInt64, mailbox: Int64)?
     private var timer: RepeatedTask?
@@ -57,6 +58,7 @@ final class IMAPConnectionHandler: ChannelDuplexHandler {
         subscription = nil
         if let account = session.account { services.release(account) }
         closing = true
+        inactive = true
         context.fireChannelInactive()
     }
 
@@ -133,15 +135,20 @@ final class IMAPConnectionHandler: ChannelDuplexHandler {
             return IMAPSessionStep(session: session, outcome: outcome)
         }.assumeIsolated().whenComplete { [self] result in
             busy = false
-            guard let context = self.context, !closing else { return }
+            var outcome: SessionOutcome?
             switch result {
             case .success(let step):
+                let newlyAuthenticated = self.session.account == nil && step.session.account != nil
                 self.session = step.session
-                finish(step.outcome, context: context)
+                // A login admitted after the connection went away gives its slot back here.
+                if inactive, newlyAuthenticated, let account = step.session.account { services.release(account) }
+                outcome = step.outcome
             case .failure(let error):
                 services.logger.error("IMAP command could not run: \(error)")
-                close(context: context)
             }
+            guard let context = self.context, !closing else { return }
+            guard let outcome else { return close(context: context) }
+            finish(outcome, context: context)
             if changedWhileBusy {
                 changedWhileBusy = false
                 mailboxChanged()
