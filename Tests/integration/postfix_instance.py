@@ -38,7 +38,8 @@ def available():
 
 
 class Postfix:
-    def __init__(self, domain: str, smtp_port: int, lmtp_port: int):
+    def __init__(self, domain: str, smtp_port: int, lmtp: str):
+        """`lmtp` is Postfix's next hop: "inet:127.0.0.1:PORT" or "unix:/path/to/socket"."""
         # Postfix's daemons run as the postfix user: keep everything out of root-only temp dirs.
         self.root = Path(tempfile.mkdtemp(prefix="chatmail-postfix-", dir="/var/tmp"))
         os.chmod(self.root, 0o755)
@@ -58,7 +59,7 @@ inet_interfaces = 127.0.0.1
 inet_protocols = ipv4
 mynetworks = 127.0.0.0/8
 relay_domains = {domain}
-relay_transport = lmtp:inet:127.0.0.1:{lmtp_port}
+relay_transport = lmtp:{lmtp}
 smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
 smtpd_recipient_restrictions = permit_mynetworks, reject
 smtputf8_enable = yes

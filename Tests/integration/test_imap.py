@@ -413,12 +413,14 @@ class SupervisedIMAP:
 
     port = 21143
 
-    def __init__(self, supervisor_factory, tmp_path, turn_host="turn.example.org", plaintext_login=True):
+    def __init__(self, supervisor_factory, tmp_path, turn_host="turn.example.org", plaintext_login=True,
+                 lmtp_socket=None):
         self.tls_port, self.lmtp_port = free_port(), free_port()
+        self.lmtp_socket = lmtp_socket or f"{tmp_path}/run/lmtp.sock"
         self.sup = supervisor_factory(
             modes={"imap": str(bin_dir() / "chatmail-imap"), "shadowsocks": None}, extra={"imap": [
                 f'tls_listen = "127.0.0.1:{self.tls_port}"', f'lmtp_listen = "127.0.0.1:{self.lmtp_port}"',
-                f'lmtp_socket = "{tmp_path}/run/lmtp.sock"', f'mail_domain = "{DOMAIN}"',
+                f'lmtp_socket = "{self.lmtp_socket}"', f'mail_domain = "{DOMAIN}"',
                 f"plaintext_login = {'true' if plaintext_login else 'false'}",
                 'comment = "Chatmail \\"test\\" server"', f'admin = "mailto:root@{DOMAIN}"',
                 "password_iterations = 1000"]})

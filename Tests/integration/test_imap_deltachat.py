@@ -4,7 +4,10 @@ as the MTA delivering to us over LMTP: two accounts configure, join securely, ex
 import base64
 import hashlib
 import hmac
+import os
 import shutil
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -20,13 +23,20 @@ pytestmark = pytest.mark.skipif(
 DOMAIN = "example.org"
 
 
-@pytest.fixture
-def mail_system(supervisor_factory, tmp_path):
-    """chatmail-imap under the real supervisor (fake TURN child on 127.0.0.1:23478), Postfix in front."""
-    server = SupervisedIMAP(supervisor_factory, tmp_path, turn_host="127.0.0.1", plaintext_login=False)
-    postfix = Postfix(DOMAIN, free_port(), server.lmtp_port)
-    yield server, postfix
+@pytest.fixture(params=["unix", "inet"])
+def mail_system(request, supervisor_factory, tmp_path):
+    """chatmail-imap under the real supervisor (fake TURN child on 127.0.0.1:23478), Postfix in front
+    delivering over LMTP on the Unix socket or on loopback TCP."""
+    # Postfix's LMTP client runs as the postfix user: the socket lives where it can reach it.
+    socket_dir = Path(tempfile.mkdtemp(prefix="chatmail-lmtp-", dir="/var/tmp"))
+    os.chmod(socket_dir, 0o755)
+    server = SupervisedIMAP(supervisor_factory, tmp_path, turn_host="127.0.0.1", plaintext_login=False,
+                            lmtp_socket=str(socket_dir / "lmtp.sock"))
+    next_hop = f"unix:{server.lmtp_socket}" if request.param == "unix" else f"inet:127.0.0.1:{server.lmtp_port}"
+    postfix = Postfix(DOMAIN, free_port(), next_hop)
+    yield server, postfix, request.param
     postfix.stop()
+    shutil.rmtree(socket_dir, ignore_errors=True)
 
 
 def configure(account, address, server, postfix, security):
@@ -46,7 +56,7 @@ def configure(account, address, server, postfix, security):
 
 @pytest.mark.parametrize("security", ["ssl", "starttls"])
 def test_two_delta_chat_accounts_exchange_messages(mail_system, tmp_path, security):
-    server, postfix = mail_system
+    server, postfix, transport = mail_system
     with rpc_client.Rpc(accounts_dir=str(tmp_path / "accounts")) as rpc:
         dc = rpc_client.DeltaChat(rpc)
         alice, bob = dc.add_account(), dc.add_account()
@@ -77,4 +87,6 @@ def test_two_delta_chat_accounts_exchange_messages(mail_system, tmp_path, securi
         secret = server.turn_secret().encode()
         expected = base64.b64encode(hmac.new(secret, ice[0]["username"].encode(), hashlib.sha1).digest()).decode()
         assert ice[0]["credential"] == expected
-    assert "status=sent" in postfix.log()
+    log = postfix.log()
+    hop = f"[{server.lmtp_socket}]" if transport == "unix" else f"relay=127.0.0.1[127.0.0.1]:{server.lmtp_port}"
+    assert hop in log and "status=sent (250 2.0.0" in log, log
