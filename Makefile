@@ -5,8 +5,8 @@ CONFIG     ?= supervisor.conf
 PREFIX     ?= /usr/local
 SUDO       := $(if $(filter 0,$(shell id -u)),,sudo)
 BUILD_DEPS := pkg-config libssl-dev libsqlite3-dev libsystemd-dev zlib1g-dev
-TEST_DEPS  := systemd util-linux openssl curl b3sum zbar-tools nftables python3-venv postfix
-PIP_DEPS   := pytest qrcode cryptography blake3 imapclient deltachat-rpc-server deltachat-rpc-client
+TEST_DEPS  := systemd util-linux openssl curl b3sum zbar-tools nftables python3-venv shadowsocks-libev postfix
+PIP_DEPS   := pytest qrcode cryptography blake3 pycryptodome pproxy imapclient deltachat-rpc-server deltachat-rpc-client
 BENCH_DEPS := dovecot-imapd dovecot-lmtpd
 # The real iroh clients for the relay tests: both generations install as package `iroh`, so each gets a venv.
 IROH_CLIENTS := 1.2.0 0.35.0
@@ -68,6 +68,7 @@ bench: test-deps
 	CHATMAIL_BIN_DIR=$(RELEASE_BIN) python3 bench/supervisor_bench.py
 	CHATMAIL_BIN_DIR=$(RELEASE_BIN) python3 bench/tls_bench.py
 	CHATMAIL_BIN_DIR=$(RELEASE_BIN) python3 bench/iroh_bench.py
+	CHATMAIL_BIN_DIR=$(RELEASE_BIN) python3 bench/shadowsocks_bench.py
 	CHATMAIL_BIN_DIR=$(RELEASE_BIN) python3 bench/imap_bench.py
 
 install: deps

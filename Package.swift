@@ -11,6 +11,7 @@ let package = Package(
         .executable(name: "chatmailctl", targets: ["chatmailctl"]),
         .executable(name: "chatmail-imap", targets: ["chatmail-imap"]),
         .executable(name: "chatmail-iroh", targets: ["chatmail-iroh"]),
+        .executable(name: "chatmail-shadowsocks", targets: ["chatmail-shadowsocks"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
@@ -56,7 +57,8 @@ let package = Package(
         .target(name: "TURNCore", dependencies: ["ChatmailCrypto"], path: "sidecars/turn/TURNCore", swiftSettings: strict),
 
         // imap sidecar
-        .systemLibrary(name: "CZlib", path: "sidecars/imap/CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(
+            name: "CZlib", path: "sidecars/imap/CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .target(name: "IMAPCore", path: "sidecars/imap/IMAPCore", swiftSettings: strict),
         .target(
             name: "IMAPStore",
@@ -116,7 +118,8 @@ let package = Package(
         .executableTarget(
             name: "chatmailctl",
             dependencies: [
-                "ChatmailConfig", "ChatmailControl", "ChatmailCrypto", "IMAPStore",
+                "ChatmailConfig", "ChatmailControl", "ChatmailCrypto", "ChatmailQR", "IMAPStore", "ShadowsocksCore",
+                "ShadowsocksServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict),
@@ -176,6 +179,36 @@ let package = Package(
         .testTarget(
             name: "ChatmailSupervisorTests",
             dependencies: ["ChatmailSupervisor", "ChatmailControl", "ChatmailSystemd", "ChatmailConfig"]),
+
+        // shadowsocks sidecar
+        .target(
+            name: "ShadowsocksCore",
+            dependencies: ["ChatmailCrypto", .product(name: "NIOCore", package: "swift-nio")],
+            path: "sidecars/shadowsocks/ShadowsocksCore", swiftSettings: strict),
+        .target(
+            name: "ShadowsocksServer",
+            dependencies: [
+                "ShadowsocksCore", "ChatmailCrypto", "ChatmailConfig", "ChatmailSupervisor",
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "sidecars/shadowsocks/ShadowsocksServer", swiftSettings: strict),
+        .executableTarget(
+            name: "chatmail-shadowsocks",
+            dependencies: [
+                "ShadowsocksServer", "ChatmailSidecar",
+            ],
+            path: "sidecars/shadowsocks/chatmail-shadowsocks", swiftSettings: strict),
+        .testTarget(
+            name: "ShadowsocksServerTests",
+            dependencies: [
+                "ShadowsocksServer", "ShadowsocksCore", .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict),
+        .testTarget(
+            name: "ShadowsocksCoreTests", dependencies: ["ShadowsocksCore", "ChatmailCrypto"],
+            swiftSettings: strict),
     ],
     swiftLanguageModes: [.v6]
 )

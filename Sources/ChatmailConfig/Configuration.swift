@@ -145,8 +145,42 @@ public struct IrohLimits: Sendable, Equatable {
 }
 
 public struct ShadowsocksSection: Sendable, Equatable {
+    /// The methods the server speaks (SIP004 and SIP022, as Delta Chat's client does).
+    public static let methods = [
+        "aes-128-gcm", "aes-256-gcm", "chacha20-ietf-poly1305", "2022-blake3-aes-128-gcm", "2022-blake3-aes-256-gcm",
+        "2022-blake3-chacha20-poly1305",
+    ]
+
     public var child: ChildSettings
     public var listen: ListenAddress
+    /// One of `methods`.
+    public var method: String
+    /// The password (SIP004) or base64 PSK (SIP022); nil means generated at first start and kept in the state
+    /// database.
+    public var key: String?
+    /// This server's DNS names that clients may name as the target (never `localhost`).
+    public var names: [String]
+    /// This server's IP addresses that clients may name as the target.
+    public var addresses: [String]
+    /// Target ports clients may reach, each mapped to the local address of its service.
+    public var upstreams: [UInt16: ListenAddress]
+    /// The host and port put into the `ss://` link.
+    public var publicHost: String
+    public var publicPort: UInt16
+    /// Seconds a connection has to send a valid request; a failed one is read silently until then.
+    public var handshakeTimeout: Double
+    /// Seconds without traffic either way before a proxied connection is closed.
+    public var idleTimeout: Double
+    /// Seconds to connect to an upstream.
+    public var connectTimeout: Double
+    /// Connections that have not completed a handshake (including failed ones being drained), at most.
+    public var maxHalfOpen: Int
+    /// Half-open connections from one source address, at most.
+    public var maxHalfOpenPerSource: Int
+    /// Connections in all, at most.
+    public var maxConnections: Int
+    /// Salts remembered per generation (two generations) against replays.
+    public var replayHistory: Int
 }
 
 public struct TLSSection: Sendable, Equatable {
@@ -180,6 +214,7 @@ extension Configuration {
         switch name {
         case "imap": return imap.lmtpSocket != other.imap.lmtpSocket
         case "turn": return turn.realm != other.turn.realm || turn.relayPorts != other.turn.relayPorts
+        case "shadowsocks": return shadowsocks != other.shadowsocks
         case "iroh": return iroh.limits != other.iroh.limits
         default: return false
         }

@@ -131,9 +131,14 @@ final class ConfigurationReader {
                     file: file, line: locator.line(section: key), key: "[\(key)]",
                     message: "unknown section (known: \(known.joined(separator: ", ")))"))
         }
+        let supervisor = readSupervisor()
+        let imap = readIMAP()
+        let turn = readTURN()
+        let iroh = readIroh()
+        let tls = readTLS()
         return Configuration(
-            path: file, supervisor: readSupervisor(), imap: readIMAP(), turn: readTURN(), iroh: readIroh(),
-            shadowsocks: readShadowsocks(), tls: readTLS())
+            path: file, supervisor: supervisor, imap: imap, turn: turn, iroh: iroh,
+            shadowsocks: readShadowsocks(imap: imap, iroh: iroh, tls: tls), tls: tls)
     }
 
     func section(_ name: String) -> Section {
@@ -269,12 +274,83 @@ final class ConfigurationReader {
         return IrohSection(child: child, listen: listen, tlsListen: tlsListen, url: url, limits: limits)
     }
 
-    private func readShadowsocks() -> ShadowsocksSection {
+    /// Defaults: the TLS ports of this bundle's services (IMAP 993, SMTP 465, HTTPS 443, and the iroh relay's
+    /// port when it runs), each to the local address of its service; the names of the TLS certificate.
+    private func readShadowsocks(imap: IMAPSection, iroh: IrohSection, tls: TLSSection) -> ShadowsocksSection {
         let s = section("shadowsocks")
         let listen = s.address("listen", default: "0.0.0.0:8388")
         let child = s.child(stopTimeout: 5, listen: [listen])
+        let method = s.string("method", default: "2022-blake3-aes-256-gcm")
+        if !ShadowsocksSection.methods.contains(method) {
+            s.fail("method", "expected one of \(ShadowsocksSection.methods.joined(separator: ", "))")
+        }
+        let key = s.optionalString("key")
+        if key?.isEmpty == true { s.fail("key", "must not be empty (leave it out to generate one)") }
+        let names = s.stringList("names", default: tls.names.filter { $0 != "localhost" })
+        if let bad = names.first(where: { $0.isEmpty || $0.contains(where: \.isWhitespace) || $0 == "localhost" }) {
+            s.fail("names", "\"\(bad)\" is not a usable name (never localhost)")
+        }
+        let addresses = s.stringList("addresses", default: listen.isWildcard ? [] : [listen.host])
+        if let bad = addresses.first(where: { ListenAddress(parsing: "[\($0)]:1") == nil && !Self.isIPv4($0) }) {
+            s.fail("addresses", "\"\(bad)\" is not an IP address")
+        }
+        func local(_ address: ListenAddress) -> ListenAddress {
+            guard address.isWildcard else { return address }
+            return ListenAddress(host: address.isIPv6 ? "::1" : "127.0.0.1", port: address.port)
+        }
+        var defaults: [UInt16: ListenAddress] = [
+            993: local(imap.tlsListen), 465: ListenAddress(host: "127.0.0.1", port: 465),
+            443: ListenAddress(host: "127.0.0.1", port: 443),
+        ]
+        // The relay's public port (from its URL) goes to its HTTPS listener for https:// URLs (or stays with
+        // the TLS proxy in front of it), to its HTTP listener for http:// URLs.
+        if iroh.child.enabled, let url = URLComponents(string: iroh.url) {
+            let https = url.scheme == "https"
+            let port = url.port.flatMap { UInt16(exactly: $0) } ?? (https ? 443 : 80)
+            if https {
+                if let tlsListen = iroh.tlsListen { defaults[port] = local(tlsListen) }
+                if defaults[port] == nil { defaults[port] = ListenAddress(host: "127.0.0.1", port: port) }
+            } else {
+                defaults[port] = local(iroh.listen)
+            }
+        }
+        var upstreams: [UInt16: ListenAddress] = [:]
+        let ports = s.intList("allowed_ports", default: defaults.keys.sorted().map(Int.init), range: 1...65535)
+        for port in ports.map({ UInt16($0) }) {
+            upstreams[port] = defaults[port] ?? ListenAddress(host: "127.0.0.1", port: port)
+        }
+        for entry in s.stringList("upstreams", default: []) {
+            let parts = entry.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2, let port = UInt16(parts[0]), let address = ListenAddress(parsing: parts[1]) else {
+                s.fail("upstreams", "expected \"PORT=HOST:PORT\", found \"\(entry)\"")
+                continue
+            }
+            guard upstreams[port] != nil else {
+                s.fail("upstreams", "port \(port) is not in allowed_ports")
+                continue
+            }
+            upstreams[port] = address
+        }
+        let publicHost = s.string("public_host", default: names.first ?? addresses.first ?? "")
+        let publicPort = UInt16(s.int("public_port", default: Int(listen.port), range: 1...65535))
+        let result = ShadowsocksSection(
+            child: child, listen: listen, method: method, key: key, names: names, addresses: addresses,
+            upstreams: upstreams, publicHost: publicHost, publicPort: publicPort,
+            handshakeTimeout: s.seconds("handshake_timeout", default: 60),
+            idleTimeout: s.seconds("idle_timeout", default: 1800),
+            connectTimeout: s.seconds("connect_timeout", default: 10),
+            maxHalfOpen: s.int("max_half_open", default: 1024, range: 1...1_000_000),
+            maxHalfOpenPerSource: s.int("max_half_open_per_source", default: 32, range: 1...1_000_000),
+            maxConnections: s.int("max_connections", default: 8192, range: 1...1_000_000),
+            replayHistory: s.int("replay_history", default: 100_000, range: 100...10_000_000))
         s.finish()
-        return ShadowsocksSection(child: child, listen: listen)
+        return result
+    }
+
+    private static func isIPv4(_ text: String) -> Bool {
+        let parts = text.split(separator: ".", omittingEmptySubsequences: false)
+        return parts.count == 4
+            && parts.allSatisfy { !$0.isEmpty && $0.count <= 3 && (Int($0).map { $0 <= 255 } ?? false) }
     }
 
     private func readTLS() -> TLSSection {

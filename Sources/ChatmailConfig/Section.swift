@@ -91,6 +91,16 @@ struct Section {
         return strings
     }
 
+    /// A list of integers, each in `range`.
+    func intList(_ key: String, default fallback: [Int], range: ClosedRange<Int>) -> [Int] {
+        guard let value = value(key) else { return fallback }
+        guard let array = value.array, array.allSatisfy({ $0.int.map(range.contains) == true }) else {
+            fail(key, "expected a list of integers from \(range.lowerBound) to \(range.upperBound)")
+            return fallback
+        }
+        return array.compactMap(\.int)
+    }
+
     /// A string or a list of strings; empty when absent.
     func stringOrList(_ key: String) -> [String] {
         guard let value = value(key) else { return [] }

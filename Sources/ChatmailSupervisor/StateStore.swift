@@ -3,7 +3,8 @@ import Foundation
 import GRDB
 
 /// The supervisor's state database (SQLite in WAL mode): runtime toggles under madmail-compatible
-/// `settings` keys, and the TURN secrets. The supervisor is its only writer.
+/// `settings` keys, and the TURN secrets. The supervisor writes it; a sidecar or chatmailctl may
+/// add a setting made at first use (`setting(_:creatingWith:)`), waiting out the other's lock.
 public final class StateStore: Sendable {
     private let pool: DatabasePool
     public let path: String
@@ -13,7 +14,9 @@ public final class StateStore: Sendable {
         try FileManager.default.createDirectory(
             atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o750])
         path = directory + "/state.db"
-        pool = try DatabasePool(path: path)
+        var configuration = GRDB.Configuration()
+        configuration.busyMode = .timeout(10)  // another process (chatmailctl, a sidecar) may hold the write lock
+        pool = try DatabasePool(path: path, configuration: configuration)
         chmod(path, 0o600)
         var migrator = DatabaseMigrator()
         migrator.registerMigration("v1") { db in
@@ -46,6 +49,19 @@ public final class StateStore: Sendable {
             } else {
                 try db.execute(sql: "DELETE FROM settings WHERE key = ?", arguments: [key])
             }
+        }
+    }
+
+    /// The setting `key`, created with `make()` in the same transaction when it is unset (secrets made at
+    /// first use, such as the Shadowsocks key, which a sidecar or chatmailctl may create first).
+    public func setting(_ key: String, creatingWith make: @Sendable () -> String) throws -> String {
+        try pool.write { db in
+            if let value = try String.fetchOne(db, sql: "SELECT value FROM settings WHERE key = ?", arguments: [key]) {
+                return value
+            }
+            let value = make()
+            try db.execute(sql: "INSERT INTO settings(key, value) VALUES (?, ?)", arguments: [key, value])
+            return value
         }
     }
 

@@ -2,8 +2,11 @@ import ArgumentParser
 import ChatmailConfig
 import ChatmailControl
 import ChatmailCrypto
+import ChatmailQR
 import Foundation
 import IMAPStore
+import ShadowsocksCore
+import ShadowsocksServer
 
 @main
 struct Chatmailctl: AsyncParsableCommand {
@@ -12,6 +15,7 @@ struct Chatmailctl: AsyncParsableCommand {
         abstract: "Operate a running chatmail supervisor.",
         subcommands: [
             Status.self, Start.self, Stop.self, Restart.self, Enable.self, Disable.self, Reload.self, Turn.self,
+            Shadowsocks.self,
             CheckConfig.self, User.self,
         ])
 }
@@ -273,6 +277,47 @@ struct User: AsyncParsableCommand {
                 fail("no account \(address)")
             }
             print("password of \(address.lowercased()) changed")
+        }
+    }
+}
+
+struct Shadowsocks: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "shadowsocks", abstract: "Shadowsocks operations.", subcommands: [URL.self])
+
+    struct URL: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "url",
+            abstract: "Print the ss:// link for Delta Chat (the key is created in the state database if needed).")
+        @Option(name: .long, help: "The configuration file.") var config = "/etc/chatmail/supervisor.conf"
+        @Option(name: .long, help: "The host in the link (default: [shadowsocks] public_host).") var host: String?
+        @Flag(name: .long, help: "Also print the link as a QR code for the terminal.") var qr = false
+
+        func run() async throws {
+            let configuration: Configuration
+            do {
+                configuration = try Configuration.load(path: config)
+            } catch {
+                fail("\n\(error)")
+            }
+            let section = configuration.shadowsocks
+            let credential: ShadowsocksCredential
+            do {
+                credential = try ShadowsocksSettings.credential(from: configuration)
+            } catch {
+                fail("\(error)")
+            }
+            let host = host ?? section.publicHost
+            guard !host.isEmpty else { fail("no host for the link: set [shadowsocks] public_host or use --host") }
+            let link = credential.link(host: host, port: section.publicPort, tag: host)
+            print(link)
+            if qr {
+                do {
+                    print(try QRCode(encoding: link).render())
+                } catch {
+                    fail("cannot draw the QR code: \(error)")
+                }
+            }
         }
     }
 }

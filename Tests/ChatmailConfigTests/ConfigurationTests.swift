@@ -293,3 +293,80 @@ import Testing
         #expect(refused > 100)
     }
 }
+
+@Suite struct ShadowsocksConfigurationTests {
+    let path = "/etc/chatmail/supervisor.conf"
+    let base = "[turn]\nhost = \"chat.example.org\"\n[iroh]\nurl = \"https://chat.example.org:3341\"\n"
+
+    @Test func defaultsReachTheBundlesTLSPortsOnly() throws {
+        let configuration = try Configuration.parse(
+            base + "[tls]\nnames = [\"chat.example.org\", \"localhost\"]\n[imap]\ntls_listen = \"0.0.0.0:1993\"\n",
+            path: path)
+        let ss = configuration.shadowsocks
+        #expect(ss.method == "2022-blake3-aes-256-gcm")
+        #expect(ss.key == nil)
+        #expect(ss.names == ["chat.example.org"])
+        #expect(ss.addresses.isEmpty)
+        #expect(ss.upstreams.keys.sorted() == [443, 465, 993, 3341])
+        #expect(ss.upstreams[993] == ListenAddress(host: "127.0.0.1", port: 1993))
+        // An https:// relay URL without an HTTPS listener: a TLS proxy in front of the relay.
+        #expect(ss.upstreams[3341] == ListenAddress(host: "127.0.0.1", port: 3341))
+        #expect(ss.publicHost == "chat.example.org" && ss.publicPort == 8388)
+        #expect(ss.handshakeTimeout == 60 && ss.idleTimeout == 1800 && ss.maxHalfOpen == 1024)
+    }
+
+    @Test func theIrohRelayPortGoesToTheListenerItsURLNames() throws {
+        let https = try Configuration.parse(
+            "[turn]\nhost = \"h\"\n[iroh]\nlisten = \"0.0.0.0:3340\"\ntls_listen = \"0.0.0.0:3341\"\n"
+                + "url = \"https://chat.example.org:3341\"\n[shadowsocks]\nnames = [\"chat.example.org\"]\n",
+            path: path)
+        #expect(https.shadowsocks.upstreams[3341] == ListenAddress(host: "127.0.0.1", port: 3341))
+        let http = try Configuration.parse(
+            "[turn]\nhost = \"h\"\n[iroh]\nurl = \"http://chat.example.org:3340\"\n", path: path)
+        #expect(http.shadowsocks.upstreams[3340] == ListenAddress(host: "127.0.0.1", port: 3340))
+        #expect(http.shadowsocks.upstreams.keys.sorted() == [443, 465, 993, 3340])
+    }
+
+    @Test func explicitSettings() throws {
+        let configuration = try Configuration.parse(
+            base + """
+                [shadowsocks]
+                listen = "127.0.0.1:18388"
+                method = "aes-256-gcm"
+                key = "secret"
+                names = ["mail.example.org"]
+                addresses = ["203.0.113.5", "2001:db8::5"]
+                allowed_ports = [993, 465]
+                upstreams = ["465=[::1]:10465"]
+                handshake_timeout = 2
+                public_host = "proxy.example.org"
+                public_port = 443
+                """, path: path)
+        let ss = configuration.shadowsocks
+        #expect(ss.method == "aes-256-gcm" && ss.key == "secret")
+        #expect(ss.addresses == ["203.0.113.5", "2001:db8::5"])
+        #expect(
+            ss.upstreams == [
+                993: ListenAddress(host: "127.0.0.1", port: 993), 465: ListenAddress(host: "::1", port: 10465),
+            ])
+        #expect(ss.handshakeTimeout == 2 && ss.publicHost == "proxy.example.org" && ss.publicPort == 443)
+    }
+
+    @Test(arguments: [
+        ("method = \"rc4-md5\"", "[shadowsocks] method"), ("key = \"\"", "[shadowsocks] key"),
+        ("names = [\"localhost\"]", "[shadowsocks] names"),
+        ("addresses = [\"chat.example.org\"]", "[shadowsocks] addresses"),
+        ("allowed_ports = [0]", "[shadowsocks] allowed_ports"),
+        ("upstreams = [\"25=127.0.0.1:25\"]", "[shadowsocks] upstreams"),
+        ("upstreams = [\"993\"]", "[shadowsocks] upstreams"), ("max_half_open = 0", "[shadowsocks] max_half_open"),
+        ("bogus = 1", "[shadowsocks] bogus"),
+    ])
+    func badSettingsAreErrors(line: String, key: String) {
+        do {
+            _ = try Configuration.parse(base + "[shadowsocks]\n" + line + "\n", path: path)
+            Issue.record("accepted \(line)")
+        } catch {
+            #expect(error.errors.contains { $0.description.contains(key) }, "\(error)")
+        }
+    }
+}

@@ -1,0 +1,393 @@
+import ChatmailCrypto
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import ShadowsocksCore
+
+/// One client connection: reads the request, then splices the decrypted stream to the upstream of the
+/// requested port and the sealed replies back, with backpressure both ways and half-close passed on.
+///
+/// A request that fails in any way (too short, bad tag, bad header, old timestamp, replayed salt, refused
+/// target) gets the same treatment: no byte is sent, everything is read and dropped, and the connection is
+/// closed when the handshake deadline (counted from accept) passes, so a prober learns nothing from timing,
+/// byte counts or RST/FIN.
+final class ConnectionHandler: ChannelDuplexHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private enum State {
+        case handshaking(ServerHandshake)
+        /// Reading and dropping until the deadline.
+        case draining
+        /// Connecting to the upstream; `pending` holds what the client sends meanwhile, decrypted.
+        case connecting(ChunkOpener, ChunkSealer)
+        case established(ChunkOpener, ChunkSealer, UpstreamHandler)
+        case closed
+    }
+
+    private let server: ServerState
+    private var state: State
+    private var cumulation = ByteBuffer()
+    /// Decrypted client data waiting for the upstream connection.
+    private var pending = ByteBuffer()
+    private var deadline: Scheduled<Void>?
+    private var halfOpen = false
+    private var admitted = false
+    /// A read the pipeline asked for while the upstream could not take more.
+    private var readPending = false
+    /// The client's address bytes, for the per-source cap.
+    private var source: [UInt8] = []
+    /// The client / the upstream sent its FIN.
+    private var clientFinished = false
+    private var upstreamFinished = false
+    /// Both directions finished: all data written and the write side shut down.
+    private var clientOutputDone = false
+    private var upstreamOutputDone = false
+    private var context: ChannelHandlerContext?
+
+    init(server: ServerState) {
+        self.server = server
+        self.state = .handshaking(ServerHandshake(credential: server.settings.credential))
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        source = Self.addressBytes(context.remoteAddress)
+        guard server.admit(source: source) else {
+            state = .closed
+            context.close(promise: nil)
+            return
+        }
+        admitted = true
+        halfOpen = true
+        deadline = context.eventLoop.assumeIsolated().scheduleTask(in: server.settings.handshakeTimeout) {
+            [weak self] in
+            self?.handshakeDeadlinePassed()
+        }
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        deadline?.cancel()
+        if admitted {
+            server.closed(source: source, halfOpen: halfOpen)
+            admitted = false
+        }
+        if case .established(_, _, let upstream) = state { upstream.close() }
+        state = .closed
+        self.context = nil
+        context.fireChannelInactive()
+    }
+
+    static func addressBytes(_ address: SocketAddress?) -> [UInt8] {
+        switch address {
+        case .v4(let v4): withUnsafeBytes(of: v4.address.sin_addr) { Array($0) }
+        case .v6(let v6): withUnsafeBytes(of: v6.address.sin6_addr) { Array($0) }
+        default: []
+        }
+    }
+
+    private func handshakeDeadlinePassed() {
+        switch state {
+        case .handshaking, .draining, .connecting:
+            state = .closed
+            context?.close(promise: nil)
+        case .established, .closed:
+            break
+        }
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var buffer = unwrapInboundIn(data)
+        switch state {
+        case .handshaking(var handshake):
+            append(&buffer)
+            let outcome = handshake.receive(&cumulation, now: UInt64(time(nil)))
+            state = .handshaking(handshake)
+            switch outcome {
+            case .needMore: break
+            case .failed(let error): fail(error)
+            case .accepted(let request): accept(request, context: context)
+            }
+        case .connecting(var opener, let sealer):
+            append(&buffer)
+            do {
+                try opener.open(from: &cumulation, into: &pending)
+                state = .connecting(opener, sealer)
+            } catch {
+                close()
+            }
+        case .established(var opener, let sealer, let upstream):
+            server.count { $0.bytesFromClients += buffer.readableBytes }
+            append(&buffer)
+            var plaintext = context.channel.allocator.buffer(capacity: cumulation.readableBytes)
+            do {
+                try opener.open(from: &cumulation, into: &plaintext)
+            } catch {
+                state = .established(opener, sealer, upstream)
+                server.logger.debug("closing: client stream: \(error)")
+                close()
+                return
+            }
+            state = .established(opener, sealer, upstream)
+            compact()
+            if plaintext.readableBytes > 0 { upstream.write(plaintext) }
+        case .draining, .closed:
+            break
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        if case .established(_, _, let upstream) = state { upstream.flush() }
+    }
+
+    private func append(_ buffer: inout ByteBuffer) {
+        if cumulation.readableBytes == 0 {
+            cumulation = buffer
+        } else {
+            cumulation.writeBuffer(&buffer)
+        }
+    }
+
+    private func compact() {
+        if cumulation.readableBytes == 0 {
+            cumulation.clear()
+        } else if cumulation.readerIndex > 65536 {
+            cumulation.discardReadBytes()
+        }
+    }
+
+    private func fail(_ error: ShadowsocksError) {
+        server.count { counters in
+            switch error {
+            case .replay: break  // counted where it is detected
+            default: counters.failedHandshakes += 1
+            }
+        }
+        server.logger.debug("handshake failed: \(error); reading until the deadline")
+        state = .draining
+        cumulation = ByteBuffer()
+    }
+
+    private func accept(_ request: ShadowsocksRequest, context: ChannelHandlerContext) {
+        let settings = server.settings
+        let method = settings.credential.method
+        let upstreamAddress: DestinationPolicy.Upstream
+        switch settings.policy.decide(request.target) {
+        case .success(let upstream):
+            upstreamAddress = upstream
+        case .failure(let refusal):
+            server.count { refusal == .port ? ($0.refusedPort += 1) : ($0.refusedHost += 1) }
+            server.logger.info(
+                "refused target \(request.target) (\(refusal == .port ? "port not allowed" : "not this server"))")
+            return fail(.address)
+        }
+        let responseSalt = Crypto.randomBytes(method.saltLength)
+        guard server.remember(requestSalt: request.salt, responseSalt: method.is2022 ? nil : responseSalt) else {
+            server.logger.debug("replayed salt")
+            return fail(.replay)
+        }
+        let sealer: ChunkSealer
+        do {
+            sealer = try ChunkSealer(
+                method: method, key: settings.credential.masterKey, salt: responseSalt, requestSalt: request.salt)
+        } catch {
+            return fail(.authentication)
+        }
+        var opener = request.opener
+        pending = request.initialPayload
+        do {
+            try opener.open(from: &cumulation, into: &pending)
+        } catch {
+            return fail(.authentication)
+        }
+        server.count { $0.accepted += 1 }
+        state = .connecting(opener, sealer)
+        connect(to: upstreamAddress, context: context)
+    }
+
+    private func connect(to upstream: DestinationPolicy.Upstream, context: ChannelHandlerContext) {
+        let handler = UpstreamHandler(client: self)
+        let bound = NIOLoopBound(handler, eventLoop: context.eventLoop)
+        ClientBootstrap(group: context.eventLoop)
+            .connectTimeout(server.settings.connectTimeout)
+            .channelOption(.allowRemoteHalfClosure, value: true)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
+            .channelOption(.recvAllocator, value: receiveAllocator)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(bound.value) }
+            }
+            .connect(to: server.upstreamAddresses[upstream]!)
+            .assumeIsolated()
+            .whenComplete { [weak self] result in
+                guard let self else { return }
+                switch result {
+                case .success:
+                    self.upstreamConnected(handler)
+                case .failure(let error):
+                    self.server.count { $0.upstreamFailures += 1 }
+                    self.server.logger.warning("cannot connect to upstream \(upstream): \(error)")
+                    self.close()
+                }
+            }
+    }
+
+    private func upstreamConnected(_ upstream: UpstreamHandler) {
+        guard case .connecting(let opener, let sealer) = state, let context else {
+            upstream.close()
+            return
+        }
+        deadline?.cancel()
+        deadline = nil
+        halfOpen = false
+        server.established(source: source)
+        state = .established(opener, sealer, upstream)
+        let idle = server.settings.idleTimeout
+        try? context.pipeline.syncOperations.addHandler(
+            IdleStateHandler(allTimeout: idle), position: .before(self))
+        if pending.readableBytes > 0 {
+            upstream.write(pending)
+            upstream.flush()
+        }
+        pending = ByteBuffer()
+        if clientFinished { shutDownUpstreamOutput(upstream) }
+        if readPending {
+            readPending = false
+            context.read()
+        }
+    }
+
+    // MARK: outbound reads: hold them while the upstream cannot take more
+
+    func read(context: ChannelHandlerContext) {
+        switch state {
+        case .connecting:
+            readPending = true
+        case .established(_, _, let upstream) where !upstream.isWritable:
+            readPending = true
+        default:
+            context.read()
+        }
+    }
+
+    /// The upstream can take data again.
+    func upstreamWritable() {
+        guard readPending, let context else { return }
+        readPending = false
+        context.read()
+    }
+
+    // MARK: data from the upstream
+
+    var isWritable: Bool { context?.channel.isWritable ?? false }
+
+    func upstreamRead(_ data: ByteBuffer) {
+        guard case .established(let opener, var sealer, let upstream) = state, let context else { return }
+        var data = data
+        var sealed = context.channel.allocator.buffer(capacity: sealer.sealedSize(data.readableBytes))
+        do {
+            try sealer.seal(&data, into: &sealed, now: UInt64(time(nil)))
+        } catch {
+            close()
+            return
+        }
+        state = .established(opener, sealer, upstream)
+        server.count { $0.bytesToClients += sealed.readableBytes }
+        context.write(wrapOutboundOut(sealed), promise: nil)
+    }
+
+    func upstreamReadComplete() { context?.flush() }
+
+    /// The service finished sending: pass the FIN on once everything before it is written.
+    func upstreamInputClosed() {
+        upstreamFinished = true
+        guard let context else { return }
+        let written = context.eventLoop.makePromise(of: Void.self)
+        context.writeAndFlush(wrapOutboundOut(ByteBuffer()), promise: written)
+        written.futureResult.assumeIsolated().whenComplete { [weak self] _ in
+            context.close(mode: .output, promise: nil)
+            self?.clientOutputDone = true
+            self?.finishIfDone()
+        }
+    }
+
+    func upstreamInactive() {
+        guard case .established = state else { return }
+        server.logger.debug("upstream closed (after its FIN: \(upstreamFinished))")
+        if upstreamFinished {
+            upstreamOutputDone = true
+            finishIfDone()
+        } else {
+            close()
+        }
+    }
+
+    func upstreamError(_ error: any Error) {
+        server.logger.debug("upstream connection: \(error)")
+    }
+
+    private func shutDownUpstreamOutput(_ upstream: UpstreamHandler) {
+        upstream.shutDownOutputAfterWrites { [weak self] in
+            self?.upstreamOutputDone = true
+            self?.finishIfDone()
+        }
+    }
+
+    private func finishIfDone() {
+        if clientOutputDone && upstreamOutputDone { close() }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if case .established(_, _, let upstream) = state, context.channel.isWritable { upstream.clientWritable() }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        switch event {
+        case ChannelEvent.inputClosed:
+            clientFinished = true
+            switch state {
+            case .established(_, _, let upstream):
+                shutDownUpstreamOutput(upstream)
+            case .connecting:
+                break  // passed on once connected
+            case .handshaking:
+                // Nothing more can come; wait for the deadline like any failed request.
+                state = .draining
+            case .draining, .closed:
+                break
+            }
+        case is IdleStateHandler.IdleStateEvent:
+            server.logger.debug("idle timeout")
+            close()
+        default:
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        server.logger.debug("client connection: \(error)")
+        switch state {
+        case .handshaking, .draining:
+            // Keep the failure invisible: the deadline closes it.
+            state = .draining
+        default:
+            close()
+        }
+    }
+
+    /// Closes both sides.
+    func close() {
+        if case .established(_, _, let upstream) = state { upstream.close() }
+        if case .closed = state {
+        } else {
+            state = .closed
+            context?.close(promise: nil)
+        }
+    }
+}
