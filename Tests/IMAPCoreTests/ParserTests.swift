@@ -286,3 +286,38 @@ import Testing
         #expect(IMAPDate.format(951_782_400) == "29-Feb-2000 00:00:00 +0000")
     }
 }
+
+@Suite struct SequenceSetTests {
+    func set(_ text: String) throws -> SequenceSet {
+        guard case .fetch(let set, _, _) = try CommandParser.parse(Array("a FETCH \(text) (UID)".utf8)).kind else {
+            throw ParseError(tag: nil, message: "not a fetch")
+        }
+        return set
+    }
+
+    @Test func coalescing() throws {
+        #expect(try set("5:3,1,2,9:*,7").coalesced(last: 12) == [1...5, 7...7, 9...12])
+        #expect(try set("1:*").coalesced(last: nil) == [])
+        #expect(try set("4294967295,1:4294967294").coalesced(last: 3) == [1...4_294_967_295])
+        #expect(try set("1:4294967295,5:10,4294967295").coalesced(last: 3) == [1...4_294_967_295])
+        // Repeating a huge range costs no more than one.
+        let repeated = try set(Array(repeating: "1:4000000000", count: 800).joined(separator: ","))
+        #expect(repeated.coalesced(last: 10) == [1...4_000_000_000])
+    }
+
+    @Test func membershipMatchesTheNaiveDefinition() throws {
+        var rng = SeededGenerator(state: 3)
+        for _ in 0..<300 {
+            let ranges = (0..<Int.random(in: 1...5, using: &rng)).map { _ in
+                SequenceSet.Range(
+                    .number(UInt32.random(in: 1...50, using: &rng)),
+                    Bool.random(using: &rng) ? .last : .number(UInt32.random(in: 1...50, using: &rng)))
+            }
+            let set = SequenceSet(ranges)
+            for value in UInt32(0)...60 {
+                let naive = set.resolved(last: 40).contains { $0.contains(value) }
+                #expect(set.contains(value, last: 40) == naive)
+            }
+        }
+    }
+}

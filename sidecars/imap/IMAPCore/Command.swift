@@ -141,8 +141,37 @@ public struct SequenceSet: Equatable, Sendable {
         }
     }
 
+    /// The resolved ranges sorted and merged where they overlap or touch, so that a client
+    /// repeating huge ranges costs no more than one.
+    public func coalesced(last: UInt32?) -> [ClosedRange<UInt32>] {
+        var merged: [ClosedRange<UInt32>] = []
+        for range in resolved(last: last).sorted(by: { $0.lowerBound < $1.lowerBound }) {
+            if let previous = merged.last, UInt64(range.lowerBound) <= UInt64(previous.upperBound) + 1 {
+                merged[merged.count - 1] = previous.lowerBound...max(previous.upperBound, range.upperBound)
+            } else {
+                merged.append(range)
+            }
+        }
+        return merged
+    }
+
     /// Whether `value` lies in the set.
     public func contains(_ value: UInt32, last: UInt32?) -> Bool {
-        resolved(last: last).contains { $0.contains(value) }
+        Self.contains(value, in: coalesced(last: last))
+    }
+
+    /// Binary search in coalesced ranges.
+    public static func contains(_ value: UInt32, in ranges: [ClosedRange<UInt32>]) -> Bool {
+        var low = 0
+        var high = ranges.count
+        while low < high {
+            let middle = (low + high) / 2
+            if ranges[middle].upperBound < value {
+                low = middle + 1
+            } else {
+                high = middle
+            }
+        }
+        return low < ranges.count && ranges[low].contains(value)
     }
 }

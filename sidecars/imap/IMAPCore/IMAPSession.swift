@@ -389,12 +389,20 @@ public struct IMAPSession: Sendable {
             let selected = try requireSelected()
             let messages = try store.messages(mailbox: selected.mailbox.id, uids: selected.uids)
             let flagsByUID = Dictionary(uniqueKeysWithValues: messages.map { ($0.uid, Set($0.flags)) })
+            // Sets resolved once, not per message.
+            let count = UInt32(selected.uids.count)
+            let ranges = keys.map { key -> [ClosedRange<UInt32>] in
+                switch key {
+                case .uid(let set): set.coalesced(last: selected.uids.last)
+                case .sequence(let set): set.coalesced(last: count == 0 ? nil : count)
+                default: []
+                }
+            }
             var found: [String] = []
             for (index, uid) in selected.uids.enumerated() {
                 guard let flags = flagsByUID[uid] else { continue }
                 let sequence = UInt32(index + 1)
-                let last = (uid: selected.uids.last, sequence: UInt32(selected.uids.count))
-                let matches = keys.allSatisfy { key in
+                let matches = zip(keys, ranges).allSatisfy { key, ranges in
                     switch key {
                     case .all: true
                     case .seen: flags.contains(Flag.seen)
@@ -405,8 +413,8 @@ public struct IMAPSession: Sendable {
                     case .unflagged: !flags.contains(Flag.flagged)
                     case .answered: flags.contains(Flag.answered)
                     case .unanswered: !flags.contains(Flag.answered)
-                    case .uid(let set): set.contains(uid, last: last.uid)
-                    case .sequence(let set): set.contains(sequence, last: last.sequence)
+                    case .uid: SequenceSet.contains(uid, in: ranges)
+                    case .sequence: SequenceSet.contains(sequence, in: ranges)
                     }
                 }
                 if matches { found.append(byUID ? "\(uid)" : "\(sequence)") }
@@ -508,18 +516,18 @@ public struct IMAPSession: Sendable {
     private func resolve(_ set: SequenceSet, byUID: Bool) throws -> [(sequence: Int, uid: UInt32)] {
         let selected = try requireSelected()
         if byUID {
-            let ranges = set.resolved(last: selected.uids.last)
-            return selected.uids.enumerated().filter { _, uid in ranges.contains { $0.contains(uid) } }
+            let ranges = set.coalesced(last: selected.uids.last)
+            return selected.uids.enumerated().filter { SequenceSet.contains($0.element, in: ranges) }
                 .map { ($0.offset + 1, $0.element) }
         }
         let count = UInt32(selected.uids.count)
-        let ranges = set.resolved(last: count == 0 ? nil : count)
-        guard ranges.count == set.ranges.count, ranges.allSatisfy({ $0.upperBound <= count }) else {
+        let ranges = set.coalesced(last: count == 0 ? nil : count)
+        guard set.resolved(last: count == 0 ? nil : count).count == set.ranges.count,
+            ranges.allSatisfy({ $0.upperBound <= count })
+        else {
             throw CommandError.bad("Invalid message sequence number")
         }
-        var seen = Set<UInt32>()
-        return ranges.flatMap { Array($0) }.filter { seen.insert($0).inserted }.sorted()
-            .map { (Int($0), selected.uids[Int($0) - 1]) }
+        return ranges.flatMap { $0 }.map { (Int($0), selected.uids[Int($0) - 1]) }
     }
 
     private mutating func fetch(_ set: SequenceSet, _ requested: [FetchAttribute], byUID: Bool) throws
