@@ -3,6 +3,7 @@ message for `domain` relayed over LMTP to chatmail-imap. Needs root and Debian's
 
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
@@ -76,9 +77,15 @@ message_size_limit = 31457280
         shutil.chown(self.root / "data", "postfix", "postfix")
         self.postfix("check")
         self.postfix("start")
+        try:
+            self._wait_listening(smtp_port)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _wait_listening(self, smtp_port):
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
-            import socket
             try:
                 socket.create_connection(("127.0.0.1", smtp_port), timeout=1).close()
                 return

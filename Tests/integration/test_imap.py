@@ -68,9 +68,13 @@ names = ["localhost"]
         self.log = open(tmp / "imap.log", "w+")
         self.process = subprocess.Popen(
             [str(bin_dir() / "chatmail-imap"), "--config", str(self.config)], stdout=self.log, stderr=self.log)
-        wait_until(lambda: "LMTP listening on [" in self.output() or self.process.poll() is not None,
-                   what="chatmail-imap to listen")
-        assert self.process.poll() is None, self.output()
+        try:
+            wait_until(lambda: "LMTP listening on [" in self.output() or self.process.poll() is not None,
+                       what="chatmail-imap to listen")
+            assert self.process.poll() is None, self.output()
+        except BaseException:
+            self.stop()
+            raise
 
     def output(self):
         return (self.tmp / "imap.log").read_text()

@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import os
 import shutil
+import signal
 import tempfile
 from pathlib import Path
 
@@ -23,6 +24,19 @@ pytestmark = pytest.mark.skipif(
 DOMAIN = "example.org"
 
 
+@pytest.fixture(autouse=True)
+def time_limit():
+    """The client's waits have no timeout of their own: bound the whole test (teardown still runs)."""
+    def expire(signum, frame):
+        raise TimeoutError("the Delta Chat test took longer than 120 s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(120)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, previous)
+
+
 @pytest.fixture(params=["unix", "inet"])
 def mail_system(request, supervisor_factory, tmp_path):
     """chatmail-imap under the real supervisor (fake TURN child on 127.0.0.1:23478), Postfix in front
@@ -30,13 +44,17 @@ def mail_system(request, supervisor_factory, tmp_path):
     # Postfix's LMTP client runs as the postfix user: the socket lives where it can reach it.
     socket_dir = Path(tempfile.mkdtemp(prefix="chatmail-lmtp-", dir="/var/tmp"))
     os.chmod(socket_dir, 0o755)
-    server = SupervisedIMAP(supervisor_factory, tmp_path, turn_host="127.0.0.1", plaintext_login=False,
-                            lmtp_socket=str(socket_dir / "lmtp.sock"))
-    next_hop = f"unix:{server.lmtp_socket}" if request.param == "unix" else f"inet:127.0.0.1:{server.lmtp_port}"
-    postfix = Postfix(DOMAIN, free_port(), next_hop)
-    yield server, postfix, request.param
-    postfix.stop()
-    shutil.rmtree(socket_dir, ignore_errors=True)
+    postfix = None
+    try:
+        server = SupervisedIMAP(supervisor_factory, tmp_path, turn_host="127.0.0.1", plaintext_login=False,
+                                lmtp_socket=str(socket_dir / "lmtp.sock"))
+        next_hop = f"unix:{server.lmtp_socket}" if request.param == "unix" else f"inet:127.0.0.1:{server.lmtp_port}"
+        postfix = Postfix(DOMAIN, free_port(), next_hop)
+        yield server, postfix, request.param
+    finally:
+        if postfix:
+            postfix.stop()
+        shutil.rmtree(socket_dir, ignore_errors=True)
 
 
 def configure(account, address, server, postfix, security):
@@ -51,7 +69,7 @@ def configure(account, address, server, postfix, security):
         "smtpSecurity": "plain",
         "certificateChecks": "acceptInvalidCertificates",
     })
-    account.bring_online()
+    account.start_io()
 
 
 @pytest.mark.parametrize("security", ["ssl", "starttls"])
