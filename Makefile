@@ -5,8 +5,10 @@ CONFIG     ?= supervisor.conf
 PREFIX     ?= /usr/local
 SUDO       := $(if $(filter 0,$(shell id -u)),,sudo)
 BUILD_DEPS := pkg-config libssl-dev libsqlite3-dev libsystemd-dev zlib1g-dev
-TEST_DEPS  := systemd util-linux openssl curl b3sum zbar-tools nftables python3-venv shadowsocks-libev
-PIP_DEPS   := pytest qrcode cryptography blake3 pycryptodome pproxy aioice
+TEST_DEPS  := systemd util-linux openssl curl b3sum zbar-tools nftables python3-venv shadowsocks-libev postfix
+PIP_DEPS   := pytest qrcode cryptography blake3 pycryptodome pproxy aioice imapclient deltachat-rpc-server \
+              deltachat-rpc-client
+BENCH_DEPS := dovecot-imapd dovecot-lmtpd
 # The real iroh clients for the relay tests: both generations install as package `iroh`, so each gets a venv.
 IROH_CLIENTS := 1.2.0 0.35.0
 IROH_VENVS   := .build/iroh-venvs
@@ -69,12 +71,14 @@ test-integration:
 	cd Tests/integration && CHATMAIL_BIN_DIR=$(BIN) python3 -m pytest -q -rs .
 
 bench: test-deps
+	$(call apt_install,$(BENCH_DEPS))
 	$(SWIFT) build -c release
 	CHATMAIL_BIN_DIR=$(RELEASE_BIN) python3 bench/supervisor_bench.py
 	CHATMAIL_BIN_DIR=$(RELEASE_BIN) python3 bench/tls_bench.py
 	CHATMAIL_BIN_DIR=$(RELEASE_BIN) python3 bench/iroh_bench.py
 	CHATMAIL_BIN_DIR=$(RELEASE_BIN) python3 bench/shadowsocks_bench.py
 	CHATMAIL_BIN_DIR=$(RELEASE_BIN) python3 bench/turn_bench.py
+	CHATMAIL_BIN_DIR=$(RELEASE_BIN) python3 bench/imap_bench.py
 
 install: deps
 	$(SWIFT) build -c release

@@ -9,6 +9,7 @@ let package = Package(
     products: [
         .executable(name: "chatmail-supervisor", targets: ["chatmail-supervisor"]),
         .executable(name: "chatmailctl", targets: ["chatmailctl"]),
+        .executable(name: "chatmail-imap", targets: ["chatmail-imap"]),
         .executable(name: "chatmail-turn", targets: ["chatmail-turn"]),
         .executable(name: "chatmail-iroh", targets: ["chatmail-iroh"]),
         .executable(name: "chatmail-shadowsocks", targets: ["chatmail-shadowsocks"]),
@@ -55,6 +56,43 @@ let package = Package(
             swiftSettings: strict),
         .target(name: "ChatmailQR", swiftSettings: strict),
 
+        // imap sidecar
+        .systemLibrary(
+            name: "CZlib", path: "sidecars/imap/CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .target(name: "IMAPCore", path: "sidecars/imap/IMAPCore", swiftSettings: strict),
+        .target(
+            name: "IMAPStore",
+            dependencies: [
+                "IMAPCore", "ChatmailCrypto", "ChatmailConfig", .product(name: "GRDB", package: "GRDB.swift"),
+            ],
+            path: "sidecars/imap/IMAPStore", swiftSettings: strict),
+        .target(
+            name: "IMAPServer",
+            dependencies: [
+                "IMAPCore", "IMAPStore", "ChatmailTLS", "CZlib",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "sidecars/imap/IMAPServer", swiftSettings: strict),
+        .executableTarget(
+            name: "chatmail-imap",
+            dependencies: [
+                "IMAPServer", "IMAPStore", "IMAPCore", "ChatmailSidecar", "ChatmailConfig",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "sidecars/imap/chatmail-imap", swiftSettings: strict),
+        .testTarget(name: "IMAPCoreTests", dependencies: ["IMAPCore"]),
+        .testTarget(name: "IMAPStoreTests", dependencies: ["IMAPStore", "IMAPCore"]),
+        .testTarget(
+            name: "IMAPServerTests",
+            dependencies: [
+                "IMAPServer", "IMAPCore", .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+
         // The supervisor: a pure core, the runtime around it, and the executable.
         .target(name: "ChatmailSupervisorCore", swiftSettings: strict),
         .target(
@@ -80,7 +118,8 @@ let package = Package(
         .executableTarget(
             name: "chatmailctl",
             dependencies: [
-                "ChatmailConfig", "ChatmailControl", "ChatmailQR", "ShadowsocksCore", "ShadowsocksServer",
+                "ChatmailConfig", "ChatmailControl", "ChatmailCrypto", "ChatmailQR", "IMAPStore", "ShadowsocksCore",
+                "ShadowsocksServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict),

@@ -59,6 +59,41 @@ public struct IMAPSection: Sendable, Equatable {
     public var listen: ListenAddress
     public var tlsListen: ListenAddress
     public var lmtpSocket: String
+    /// Optional loopback TCP address for LMTP besides the socket.
+    public var lmtpListen: ListenAddress?
+    /// The mail store database; empty means `imap.sqlite` in state_dir.
+    public var database: String = ""
+    /// Addresses are `localpart@mailDomain`; LMTP refuses other domains.
+    public var mailDomain: String = "localhost"
+    /// Create an account on the first login whose localpart and password meet the rules below.
+    public var autoCreateAccounts: Bool = true
+    public var localpartMinLength: Int = 9
+    public var localpartMaxLength: Int = 9
+    public var passwordMinLength: Int = 9
+    public var quotaMB: Int = 100
+    /// LMTP refuses larger messages (bytes).
+    public var maxMessageSize: Int = 31_457_280
+    /// The sweep removes messages older than this and accounts not logged into for longer.
+    public var maxMessageAgeDays: Int = 20
+    public var maxInactiveDays: Int = 90
+    /// Offer STARTTLS on the plain port.
+    public var startTLS: Bool = true
+    /// Allow LOGIN on the plain port before STARTTLS (tests, trusted networks).
+    public var plaintextLogin: Bool = false
+    /// METADATA `/shared/comment` and `/shared/admin`; empty means not served.
+    public var comment: String = ""
+    public var admin: String = ""
+    /// METADATA `/shared/vendor/deltachat/maxsmtprecipients`; 0 means not served.
+    public var maxSMTPRecipients: Int = 1000
+    public var maxLineLength: Int = 8192
+    public var maxLiteralSize: Int = 65536
+    public var maxSessionsPerAccount: Int = 50
+    /// Failed logins per source address per minute before that address is refused for a while.
+    public var maxFailedLoginsPerMinute: Int = 20
+    /// PBKDF2-SHA256 iterations for new password hashes.
+    public var passwordIterations: Int = 20000
+    /// Seconds between `* OK Still here` lines to idling clients (Delta Chat waits 5 minutes).
+    public var idleKeepalive: Int = 120
 }
 
 public struct TURNSection: Sendable, Equatable {

@@ -179,9 +179,45 @@ final class ConfigurationReader {
         let listen = s.address("listen", default: "0.0.0.0:143")
         let tlsListen = s.address("tls_listen", default: "0.0.0.0:993")
         let lmtp = absolute(s.string("lmtp_socket", default: "/run/chatmail/lmtp.sock"))
+        let lmtpListenText = s.string("lmtp_listen", default: "")
+        let lmtpListen = lmtpListenText.isEmpty ? nil : ListenAddress(parsing: lmtpListenText)
+        if !lmtpListenText.isEmpty && lmtpListen == nil { s.fail("lmtp_listen", "expected \"host:port\"") }
         let child = s.child(stopTimeout: 20, listen: [listen, tlsListen])
+        var result = IMAPSection(
+            child: child, listen: listen, tlsListen: tlsListen, lmtpSocket: lmtp, lmtpListen: lmtpListen)
+        let database = s.string("database", default: "")
+        result.database = database.isEmpty ? "" : absolute(database)
+        result.mailDomain = s.string("mail_domain", default: result.mailDomain).lowercased()
+        if result.mailDomain.isEmpty || result.mailDomain.contains(where: { $0.isWhitespace || $0 == "@" }) {
+            s.fail("mail_domain", "must be a domain name")
+        }
+        result.autoCreateAccounts = s.bool("auto_create_accounts", default: result.autoCreateAccounts)
+        result.localpartMinLength = s.int("localpart_min_length", default: result.localpartMinLength, range: 1...64)
+        result.localpartMaxLength = s.int("localpart_max_length", default: result.localpartMaxLength, range: 1...64)
+        if result.localpartMaxLength < result.localpartMinLength {
+            s.fail("localpart_max_length", "must not be below localpart_min_length")
+        }
+        result.passwordMinLength = s.int("password_min_length", default: result.passwordMinLength, range: 1...1024)
+        result.quotaMB = s.int("quota_mb", default: result.quotaMB, range: 1...1_000_000)
+        result.maxMessageSize = s.int("max_message_size", default: result.maxMessageSize, range: 1024...1_073_741_824)
+        result.maxMessageAgeDays = s.int("max_message_age_days", default: result.maxMessageAgeDays, range: 1...36500)
+        result.maxInactiveDays = s.int("max_inactive_days", default: result.maxInactiveDays, range: 1...36500)
+        result.startTLS = s.bool("starttls", default: result.startTLS)
+        result.plaintextLogin = s.bool("plaintext_login", default: result.plaintextLogin)
+        result.comment = s.string("comment", default: result.comment)
+        result.admin = s.string("admin", default: result.admin)
+        result.maxSMTPRecipients = s.int("max_smtp_recipients", default: result.maxSMTPRecipients, range: 0...1_000_000)
+        result.maxLineLength = s.int("max_line_length", default: result.maxLineLength, range: 1024...1_048_576)
+        result.maxLiteralSize = s.int("max_literal_size", default: result.maxLiteralSize, range: 1024...16_777_216)
+        result.maxSessionsPerAccount = s.int(
+            "max_sessions_per_account", default: result.maxSessionsPerAccount, range: 1...100_000)
+        result.maxFailedLoginsPerMinute = s.int(
+            "max_failed_logins_per_minute", default: result.maxFailedLoginsPerMinute, range: 1...100_000)
+        result.passwordIterations = s.int(
+            "password_iterations", default: result.passwordIterations, range: 1000...10_000_000)
+        result.idleKeepalive = s.int("idle_keepalive", default: result.idleKeepalive, range: 5...290)
         s.finish()
-        return IMAPSection(child: child, listen: listen, tlsListen: tlsListen, lmtpSocket: lmtp)
+        return result
     }
 
     private func readTURN() -> TURNSection {

@@ -1,8 +1,10 @@
 import ArgumentParser
 import ChatmailConfig
 import ChatmailControl
+import ChatmailCrypto
 import ChatmailQR
 import Foundation
+import IMAPStore
 import ShadowsocksCore
 import ShadowsocksServer
 
@@ -14,7 +16,7 @@ struct Chatmailctl: AsyncParsableCommand {
         subcommands: [
             Status.self, Start.self, Stop.self, Restart.self, Enable.self, Disable.self, Reload.self, Turn.self,
             Shadowsocks.self,
-            CheckConfig.self,
+            CheckConfig.self, User.self,
         ])
 }
 
@@ -180,6 +182,101 @@ struct CheckConfig: AsyncParsableCommand {
             print("\(configuration.path): OK (enabled in the file: \(enabled.joined(separator: ", ")))")
         } catch {
             fail("\n\(error)")
+        }
+    }
+}
+
+/// Mail accounts, straight in chatmail-imap's store (SQLite in WAL mode: safe while it runs).
+struct User: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Mail accounts: add, delete, list, change passwords.",
+        subcommands: [Add.self, Del.self, List.self, Passwd.self])
+
+    struct Store: ParsableArguments {
+        @Option(name: .long, help: "The configuration file, which says where the mail store is.")
+        var config = "/etc/chatmail/supervisor.conf"
+
+        func open() -> MailDatabase {
+            do {
+                let configuration = try Configuration.load(path: config)
+                try FileManager.default.createDirectory(
+                    atPath: configuration.supervisor.stateDir, withIntermediateDirectories: true)
+                return try MailDatabase(
+                    path: MailDatabase.path(for: configuration), settings: MailDatabase.Settings(configuration.imap))
+            } catch {
+                fail("cannot open the mail store: \(error)")
+            }
+        }
+    }
+
+    /// The given password, or a new random one that is printed.
+    static func password(_ given: String?) -> String {
+        if let given { return given }
+        let generated = String(Crypto.base64URL(Crypto.randomBytes(18)).prefix(24))
+        print("password: \(generated)")
+        return generated
+    }
+
+    struct Add: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Add an account (a random password unless given).")
+        @OptionGroup var store: Store
+        @Argument(help: "The address, localpart@mail_domain.") var address: String
+        @Option(name: .long, help: "The password (default: generated and printed).") var password: String?
+
+        func run() async throws {
+            do {
+                guard try store.open().addAccount(address: address, password: User.password(password)) else {
+                    fail("\(address) exists")
+                }
+                print("\(address.lowercased()) added")
+            } catch {
+                fail("\(error)")
+            }
+        }
+    }
+
+    struct Del: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Delete an account and all its mail.")
+        @OptionGroup var store: Store
+        @Argument var address: String
+
+        func run() async throws {
+            guard (try? store.open().deleteAccount(address: address)) == true else { fail("no account \(address)") }
+            print("\(address.lowercased()) deleted")
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List accounts with their usage and last login.")
+        @OptionGroup var store: Store
+
+        func run() async throws {
+            let accounts: [MailDatabase.AccountSummary]
+            do {
+                accounts = try store.open().accounts()
+            } catch {
+                fail("\(error)")
+            }
+            let formatter = ISO8601DateFormatter()
+            for account in accounts {
+                let used = String(format: "%.1f", Double(account.usedBytes) / 1_048_576)
+                let login = formatter.string(from: Date(timeIntervalSince1970: TimeInterval(account.lastLogin)))
+                print("\(account.address)\t\(used) MB\tlast login \(login)")
+            }
+        }
+    }
+
+    struct Passwd: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Set an account's password.")
+        @OptionGroup var store: Store
+        @Argument var address: String
+        @Option(name: .long, help: "The new password (default: generated and printed).") var password: String?
+
+        func run() async throws {
+            guard (try? store.open().setPassword(address: address, password: User.password(password))) == true else {
+                fail("no account \(address)")
+            }
+            print("password of \(address.lowercased()) changed")
         }
     }
 }

@@ -21,6 +21,11 @@ import Testing
         #expect(configuration.supervisor.controlSocket == "/run/chatmail/control.sock")
         #expect(configuration.imap.listen == ListenAddress(host: "0.0.0.0", port: 143))
         #expect(configuration.imap.tlsListen.port == 993)
+        #expect(configuration.imap.lmtpListen == nil && configuration.imap.database.isEmpty)
+        #expect(configuration.imap.quotaMB == 100 && configuration.imap.maxMessageAgeDays == 20)
+        #expect(configuration.imap.maxInactiveDays == 90 && configuration.imap.autoCreateAccounts)
+        #expect(configuration.imap.localpartMinLength == 9 && configuration.imap.passwordMinLength == 9)
+        #expect(!configuration.imap.plaintextLogin && configuration.imap.startTLS)
         #expect(configuration.turn.listen.port == 3478 && configuration.turn.tlsListen.port == 5349)
         #expect(configuration.turn.port == 3478)
         #expect(configuration.turn.credentialTTL == 5 * 86400)
@@ -84,12 +89,44 @@ import Testing
             ])
     }
 
+    @Test func imapSettings() throws {
+        let configuration = try Configuration.parse(
+            """
+            [imap]
+            lmtp_listen = "127.0.0.1:2424"
+            database = "mail.db"
+            mail_domain = "Chat.Example.org"
+            comment = "Chatmail server"
+            admin = "mailto:root@chat.example.org"
+            quota_mb = 5
+            plaintext_login = true
+            [turn]
+            host = "t.example"
+            [iroh]
+            url = "http://r.example"
+            """, path: path)
+        #expect(configuration.imap.lmtpListen == ListenAddress(host: "127.0.0.1", port: 2424))
+        #expect(configuration.imap.database == "/etc/chatmail/mail.db")
+        #expect(configuration.imap.mailDomain == "chat.example.org")
+        #expect(configuration.imap.comment == "Chatmail server" && configuration.imap.quotaMB == 5)
+        #expect(configuration.imap.plaintextLogin)
+    }
+
     @Test(arguments: [
         ("[imap]\nlisten = \"localhost\"", "[imap] listen: expected \"host:port\""),
         ("[imap]\nlisten = \"[::1]:0\"", "[imap] listen: expected \"host:port\""),
         ("[imap]\nenabled = \"yes\"", "[imap] enabled: expected true or false, found string"),
         ("[imap]\ncommand = []", "[imap] command: must not be empty"),
         ("[imap]\ncommand = 5", "[imap] command: expected a program path or a list of strings"),
+        ("[imap]\nmail_domain = \"a@b\"", "[imap] mail_domain: must be a domain name"),
+        ("[imap]\nlmtp_listen = \"nowhere\"", "[imap] lmtp_listen: expected \"host:port\""),
+        (
+            "[imap]\nlocalpart_min_length = 10\nlocalpart_max_length = 5",
+            "[imap] localpart_max_length: must not be below"
+        ),
+        ("[imap]\nquota_mb = 0", "[imap] quota_mb"),
+        ("[imap]\nidle_keepalive = 300", "[imap] idle_keepalive"),
+        ("[imap]\nmax_line_lenght = 9000", "[imap] max_line_lenght"),
         ("[turn]\nhost = \"2001:db8::1\"", "[turn] host: must be a DNS name or an IPv4 address"),
         ("[turn]\nrelay_ports = \"60000-50000\"", "[turn] relay_ports: must be \"LOW-HIGH\""),
         ("[supervisor]\nlog_level = \"loud\"", "[supervisor] log_level: expected one of trace, debug"),

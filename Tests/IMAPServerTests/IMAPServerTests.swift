@@ -1,0 +1,163 @@
+import IMAPCore
+import Logging
+import NIOCore
+import NIOEmbedded
+import Synchronization
+import Testing
+
+@testable import IMAPServer
+
+@Suite struct ZlibStreamTests {
+    @Test func roundTripAcrossManyWrites() throws {
+        let compressor = try ZlibStream(.compress)
+        let decompressor = try ZlibStream(.decompress)
+        let allocator = ByteBufferAllocator()
+        var rng = SystemRandomNumberGenerator()
+        var sent: [UInt8] = []
+        var received: [UInt8] = []
+        for index in 0..<200 {
+            let chunk = (0..<(index * 37 % 3000)).map { _ in UInt8.random(in: 0...20, using: &rng) }
+            sent += chunk
+            // Each write is sync-flushed: it decompresses on its own, without later data.
+            let compressed = try compressor.process(ByteBuffer(bytes: chunk), allocator: allocator)
+            received += Array(try decompressor.process(compressed, allocator: allocator).readableBytesView)
+            #expect(received.count == sent.count)
+        }
+        #expect(received == sent)
+    }
+
+    @Test func decompressionIsBounded() throws {
+        let compressor = try ZlibStream(.compress)
+        let bomb = try compressor.process(
+            ByteBuffer(repeating: 0, count: 10_000_000), allocator: ByteBufferAllocator())
+        #expect(bomb.readableBytes < 20_000)
+        #expect(throws: ZlibStream.Failure.self) {
+            _ = try ZlibStream(.decompress).process(bomb, allocator: ByteBufferAllocator(), limit: 1_000_000)
+        }
+    }
+
+    @Test func garbageIsAnError() throws {
+        #expect(throws: ZlibStream.Failure.self) {
+            _ = try ZlibStream(.decompress).process(
+                ByteBuffer(bytes: [0xFF, 0xFF, 0xFF, 0xFF, 0x00, 0x12]), allocator: ByteBufferAllocator())
+        }
+    }
+}
+
+final class Counter: Sendable {
+    let value = Mutex(0)
+}
+
+@Suite struct MailboxNotifierTests {
+    @Test func notifiesSubscribersOfThatMailboxOnly() {
+        let loop = EmbeddedEventLoop()
+        let notifier = MailboxNotifier()
+        let first = Counter()
+        let second = Counter()
+        let token = notifier.subscribe(mailbox: 1, on: loop) { first.value.withLock { $0 += 1 } }
+        _ = notifier.subscribe(mailbox: 2, on: loop) { second.value.withLock { $0 += 1 } }
+        notifier.notify([1, 1, 3])
+        loop.run()
+        #expect(first.value.withLock { $0 } == 1 && second.value.withLock { $0 } == 0)
+        notifier.unsubscribe(token)
+        notifier.notify([1, 2])
+        loop.run()
+        #expect(first.value.withLock { $0 } == 1 && second.value.withLock { $0 } == 1)
+        #expect(notifier.subscriberCount == 1)
+    }
+}
+
+@Suite struct IMAPConnectionHandlerTests {
+    func makeChannel(startTLS: Bool = true) throws -> EmbeddedChannel {
+        let store = MemoryMailStore()
+        store.addAccount("user@example.org", password: "secret")
+        var settings = IMAPServerSettings()
+        settings.session.startTLSAvailable = startTLS
+        settings.limits = IMAPLimits(lineLength: 100, literalSize: 50, commandSize: 1000)
+        let services = IMAPServices(
+            store: store, notifier: MailboxNotifier(), settings: settings, tls: nil, logger: Logger(label: "test"))
+        let channel = EmbeddedChannel(handler: IMAPConnectionHandler(services: services, implicitTLS: false))
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        return channel
+    }
+
+    func output(_ channel: EmbeddedChannel) throws -> String {
+        var text = ""
+        while let buffer = try channel.readOutbound(as: ByteBuffer.self) { text += String(buffer: buffer) }
+        return text
+    }
+
+    @Test func greetingCommandsAndByteAtATime() throws {
+        let channel = try makeChannel()
+        // No certificate: STARTTLS is not offered even when configured.
+        #expect(try output(channel) == "* OK [CAPABILITY IMAP4rev1 LITERAL+ ID IDLE] chatmail IMAP ready\r\n")
+        for byte in "a CAPABILITY\r\nb NOOP\r\n".utf8 { try channel.writeInbound(ByteBuffer(bytes: [byte])) }
+        #expect(
+            try output(channel)
+                == "* CAPABILITY IMAP4rev1 LITERAL+ ID IDLE\r\na OK CAPABILITY completed\r\nb OK NOOP completed\r\n")
+        try channel.writeInbound(ByteBuffer(string: "c LOGIN {4}\r\n"))
+        #expect(try output(channel) == "+ Ready for literal data\r\n")
+        try channel.writeInbound(ByteBuffer(string: "user \"wrong\"\r\nd STARTTLS\r\n"))
+        #expect(
+            try output(channel)
+                == "c NO [AUTHENTICATIONFAILED] Authentication failed\r\nd BAD STARTTLS not available\r\n")
+    }
+
+    @Test func longLinesCloseTheConnection() throws {
+        let channel = try makeChannel()
+        _ = try output(channel)
+        try channel.writeInbound(ByteBuffer(string: String(repeating: "x", count: 200)))
+        #expect(try output(channel) == "* BAD Line too long\r\n* BYE Line too long\r\n")
+        #expect(!channel.isActive)
+    }
+
+    @Test func logoutCloses() throws {
+        let channel = try makeChannel()
+        _ = try output(channel)
+        try channel.writeInbound(ByteBuffer(string: "z LOGOUT\r\nafter NOOP\r\n"))
+        #expect(try output(channel) == "* BYE Logging out\r\nz OK LOGOUT completed\r\n")
+        #expect(!channel.isActive)
+    }
+}
+
+final class Answers: Sendable {
+    let next = Mutex<[(delay: Duration, entries: [String: String])]>([])
+}
+
+@Suite struct DiscoveryCacheTests {
+    @Test func slowAnswersFallBackToTheLastOne() async throws {
+        let answers = Answers()
+        answers.next.withLock {
+            $0 = [
+                (.zero, ["turn": "a"]), (.seconds(2), ["turn": "b"]), (.zero, [:]),
+            ]
+        }
+        let cache = DiscoveryCache(patience: .milliseconds(300)) {
+            let (delay, entries) = answers.next.withLock { $0.removeFirst() }
+            try? await Task.sleep(for: delay)
+            return entries
+        }
+        let first = await cache.current()
+        #expect(first.entries == ["turn": "a"] && first.fresh)
+        let clock = ContinuousClock()
+        let started = clock.now
+        let second = await cache.current()
+        #expect(second.entries == ["turn": "a"] && !second.fresh)
+        #expect(clock.now - started < .seconds(1))
+        // The slow answer still lands and becomes the last one; an empty answer is an answer.
+        try await Task.sleep(for: .seconds(2))
+        #expect(cache.lastAnswer == ["turn": "b"])
+        let third = await cache.current()
+        #expect(third.entries == [:] && third.fresh)
+    }
+}
+
+@Suite struct ResponseEncodingTests {
+    @Test func byteBufferEncodingMatchesTheCore() {
+        let line = ResponseLine([.text("* 1 FETCH (UID 1 BODY[] "), .literal(Array("a\r\nb".utf8)), .text(")")])
+        var buffer = ByteBuffer()
+        line.encode(into: &buffer)
+        #expect(Array(buffer.readableBytesView) == line.encoded)
+        #expect(line.encodedSize >= buffer.readableBytes)
+    }
+}

@@ -1,0 +1,145 @@
+import Foundation
+import IMAPCore
+import IMAPStore
+import Synchronization
+import Testing
+
+final class Clock: Sendable {
+    let value = Mutex<Int64>(1_700_000_000)
+    func advance(_ seconds: Int64) { value.withLock { $0 += seconds } }
+}
+
+final class ChangeLog: Sendable {
+    let value = Mutex<[Int64]>([])
+}
+
+@Suite struct MailDatabaseTests {
+    let directory: String
+    let clock = Clock()
+    let changes = ChangeLog()
+    let database: MailDatabase
+
+    init() throws {
+        directory = NSTemporaryDirectory() + "imap-store-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        var settings = MailDatabase.Settings(rules: AccountRules(domain: "example.org"))
+        settings.quotaBytes = 1000
+        settings.passwordIterations = 1000
+        let clock = clock
+        let changes = changes
+        database = try MailDatabase(
+            path: directory + "/imap.sqlite", settings: settings, now: { clock.value.withLock { $0 } },
+            changed: { ids in changes.value.withLock { $0 += ids } })
+    }
+
+    @Test func passwordHashes() {
+        let hash = PasswordHash.make("secret", iterations: 1000)
+        #expect(hash.hasPrefix("$pbkdf2-sha256$1000$"))
+        #expect(PasswordHash.verify("secret", against: hash))
+        #expect(!PasswordHash.verify("Secret", against: hash))
+        #expect(!PasswordHash.verify("secret", against: "$pbkdf2-sha256$0$AA==$AA=="))
+        #expect(!PasswordHash.verify("secret", against: "garbage"))
+        #expect(PasswordHash.make("secret", iterations: 1000) != hash)
+    }
+
+    @Test func firstLoginCreatesAccordingToRules() throws {
+        #expect(try database.login(user: "short@example.org", password: "longenough") == nil)
+        #expect(try database.login(user: "abcdefghi@other.org", password: "longenough") == nil)
+        #expect(try database.login(user: "abcdefghi@example.org", password: "short") == nil)
+        let account = try #require(try database.login(user: "ABCDEFGHI@example.org", password: "longenough"))
+        #expect(account.address == "abcdefghi@example.org")
+        #expect(try database.login(user: "abcdefghi@example.org", password: "longenough") == account)
+        #expect(try database.login(user: "abcdefghi@example.org", password: "otherpassword") == nil)
+        #expect(try database.mailboxes(account: account).map(\.name) == ["INBOX"])
+        #expect(try database.recipientExists("abcdefghi@example.org"))
+        #expect(try !database.recipientExists("nobody123@example.org"))
+    }
+
+    @Test func operatorAccounts() throws {
+        #expect(try database.addAccount(address: "admin@example.org", password: "pw"))
+        #expect(try !database.addAccount(address: "admin@example.org", password: "pw"))
+        #expect(throws: MailStoreError.self) { try database.addAccount(address: "admin@elsewhere.org", password: "pw") }
+        #expect(try database.login(user: "admin@example.org", password: "pw") != nil)
+        #expect(try database.setPassword(address: "admin@example.org", password: "new"))
+        #expect(try database.login(user: "admin@example.org", password: "pw") == nil)
+        #expect(try database.accounts().map(\.address) == ["admin@example.org"])
+        #expect(try database.deleteAccount(address: "admin@example.org"))
+        #expect(try database.accounts().isEmpty)
+    }
+
+    @Test func deliveryUIDsFlagsQuotaAndExpunge() throws {
+        let account = try #require(try database.login(user: "abcdefghi@example.org", password: "longenough"))
+        let inbox = try #require(try database.mailbox(account: account, name: "INBOX"))
+        let message = Array("Subject: x\r\n\r\nhello".utf8)
+        #expect(
+            try database.deliver(message, to: ["abcdefghi@example.org", "nobody123@example.org"]) == [
+                .delivered, .unknownRecipient,
+            ])
+        #expect(try database.deliver(message, to: ["ABCDEFGHI@example.org"]) == [.delivered])
+        #expect(try database.uids(mailbox: inbox.id) == [1, 2])
+        #expect(try database.body(mailbox: inbox.id, uid: 2) == message)
+        #expect(try database.mailbox(account: account, name: "INBOX")?.uidNext == 3)
+        #expect(try database.quota(account: account).usedBytes == Int64(2 * message.count))
+        #expect(try database.deliver(Array(repeating: 1, count: 990), to: ["abcdefghi@example.org"]) == [.overQuota])
+        let flagged = try database.storeFlags(
+            mailbox: inbox.id, uids: [1, 2, 9], operation: .add, flags: [Flag.seen, Flag.deleted])
+        #expect(flagged.map(\.flags) == [[Flag.deleted, Flag.seen], [Flag.deleted, Flag.seen]])
+        #expect(try database.expunge(mailbox: inbox.id, uids: [1]) == [1])
+        #expect(try database.messages(mailbox: inbox.id, uids: [1, 2]).map(\.uid) == [2])
+        #expect(try database.quota(account: account).usedBytes == Int64(message.count))
+        // New UIDs keep increasing after an expunge; UIDVALIDITY stays.
+        _ = try database.deliver(message, to: ["abcdefghi@example.org"])
+        #expect(try database.uids(mailbox: inbox.id) == [2, 3])
+        #expect(try database.mailbox(account: account, name: "INBOX")?.uidValidity == inbox.uidValidity)
+        #expect(changes.value.withLock { $0 }.allSatisfy { $0 == inbox.id })
+    }
+
+    @Test func mailboxesCopyAndMetadata() throws {
+        let account = try #require(try database.login(user: "abcdefghi@example.org", password: "longenough"))
+        try database.createMailbox(account: account, name: "DeltaChat")
+        #expect(throws: MailStoreError.mailboxExists) {
+            try database.createMailbox(account: account, name: "DeltaChat")
+        }
+        let inbox = try #require(try database.mailbox(account: account, name: "INBOX"))
+        let other = try #require(try database.mailbox(account: account, name: "DeltaChat"))
+        #expect(other.uidValidity > inbox.uidValidity)
+        _ = try database.deliver(Array("a".utf8), to: [account.address])
+        try database.copy(mailbox: inbox.id, uids: [1], to: other.id)
+        #expect(try database.uids(mailbox: other.id) == [1])
+        try database.deleteMailbox(account: account, name: "DeltaChat")
+        try database.createMailbox(account: account, name: "DeltaChat")
+        #expect(try database.mailbox(account: account, name: "DeltaChat")!.uidValidity > other.uidValidity)
+        try database.setMetadata(
+            account: account, mailbox: "INBOX", entry: "/private/devicetoken", value: Array("t".utf8))
+        #expect(
+            try database.metadata(account: account, mailbox: "INBOX", entry: "/private/devicetoken") == Array("t".utf8))
+        try database.setMetadata(account: account, mailbox: "INBOX", entry: "/private/devicetoken", value: nil)
+        #expect(try database.metadata(account: account, mailbox: "INBOX", entry: "/private/devicetoken") == nil)
+    }
+
+    @Test func sweepRemovesOldMailAndInactiveAccounts() throws {
+        let old = try #require(try database.login(user: "oldoldold@example.org", password: "longenough"))
+        _ = try database.deliver(Array("a".utf8), to: [old.address])
+        clock.advance(10 * 86400)
+        let recent = try #require(try database.login(user: "newnewnew@example.org", password: "longenough"))
+        _ = try database.deliver(Array("b".utf8), to: [recent.address, old.address])
+        let counts = try database.sweep(messageAge: 5 * 86400, inactiveAge: 8 * 86400)
+        #expect(counts.messages == 1 && counts.accounts == 1)
+        #expect(try database.accounts().map(\.address) == ["newnewnew@example.org"])
+    }
+
+    /// The session machine works over the database as over the memory store.
+    @Test func sessionOverDatabase() throws {
+        var session = IMAPSession(configuration: SessionConfiguration(), store: database)
+        _ = try database.deliver(Array("Subject: x\r\n\r\nhi".utf8), to: ["abcdefghi@example.org"])  // unknown yet
+        #expect(
+            session.receive(Array("a LOGIN abcdefghi@example.org longenough".utf8)).responses.last?.text.hasPrefix(
+                "a OK") == true)
+        _ = try database.deliver(Array("Subject: x\r\n\r\nhi".utf8), to: ["abcdefghi@example.org"])
+        #expect(session.receive(Array("b SELECT INBOX".utf8)).responses.map(\.text).contains("* 1 EXISTS"))
+        #expect(
+            session.receive(Array("c UID FETCH 1:* (FLAGS BODY.PEEK[])".utf8)).responses.map(\.text) == [
+                "* 1 FETCH (UID 1 FLAGS () BODY[] {16}\r\nSubject: x\r\n\r\nhi)", "c OK FETCH completed",
+            ])
+    }
+}

@@ -1,0 +1,210 @@
+/// What LMTP learns for one recipient of a delivery.
+public enum DeliveryResult: Equatable, Sendable {
+    case delivered
+    case unknownRecipient
+    case overQuota
+}
+
+/// Where LMTP delivers.
+public protocol LMTPBackend: Sendable {
+    func recipientExists(_ address: String) throws -> Bool
+    /// Stores the message for every recipient; a returned `.delivered` is durable.
+    func deliver(_ message: [UInt8], to recipients: [String]) throws -> [DeliveryResult]
+}
+
+/// An LMTP server session (RFC 2033) as a state machine: bytes in, reply lines out, one reply
+/// per accepted recipient after DATA. Replies carry their CRLF.
+public struct LMTPSession: Sendable {
+    public struct Settings: Sendable {
+        public var hostname = "localhost"
+        public var maxMessageSize = 31_457_280
+        public var maxRecipients = 1000
+        public var maxLineLength = 4096
+
+        public init() {}
+    }
+
+    public struct Output: Equatable, Sendable {
+        public var replies: [String]
+        public var close: Bool
+    }
+
+    private enum Phase {
+        case greeted, ready, mail, data
+    }
+
+    public let settings: Settings
+    private let backend: any LMTPBackend
+    private var phase = Phase.greeted
+    private var recipients: [String] = []
+    private var input: [UInt8] = []
+    private var message: [UInt8] = []
+    private var messageTooLarge = false
+    private var closed = false
+
+    public init(settings: Settings, backend: any LMTPBackend) {
+        self.settings = settings
+        self.backend = backend
+    }
+
+    public var greeting: String { "220 \(settings.hostname) LMTP ready\r\n" }
+
+    /// Feeds received bytes; returns the replies they call for.
+    public mutating func receive(_ bytes: some Sequence<UInt8>) -> Output {
+        input.append(contentsOf: bytes)
+        var replies: [String] = []
+        var start = 0
+        while !closed, let lf = input[start...].firstIndex(of: UInt8(ascii: "\n")) {
+            var line = input[start..<lf]
+            if line.last == UInt8(ascii: "\r") { line = line.dropLast() }
+            start = lf + 1
+            if let reply = handle(line) { replies.append(reply) }
+        }
+        input.removeFirst(start)
+        if !closed && phase != .data && input.count > settings.maxLineLength {
+            closed = true
+            replies.append("500 5.5.2 Line too long\r\n")
+        }
+        return Output(replies: replies, close: closed)
+    }
+
+    private mutating func handle(_ line: ArraySlice<UInt8>) -> String? {
+        if phase == .data { return dataLine(line) }
+        guard line.count <= settings.maxLineLength else {
+            closed = true
+            return "500 5.5.2 Line too long\r\n"
+        }
+        let text = String(decoding: line, as: UTF8.self)
+        let verb = text.prefix { $0 != " " && $0 != ":" }.uppercased()
+        let argument = text.dropFirst(verb.count)
+        switch verb {
+        case "LHLO":
+            phase = .ready
+            recipients = []
+            return "250-\(settings.hostname)\r\n250-PIPELINING\r\n250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n"
+                + "250-SMTPUTF8\r\n250 SIZE \(settings.maxMessageSize)\r\n"
+        case "HELO", "EHLO": return "500 5.5.1 This is LMTP: use LHLO\r\n"
+        case "MAIL":
+            guard phase == .ready else {
+                return phase == .greeted ? "503 5.5.1 LHLO first\r\n" : "503 5.5.1 Nested MAIL\r\n"
+            }
+            guard let (_, parameters) = Self.path(argument, keyword: "FROM:") else {
+                return "501 5.5.4 Syntax: MAIL FROM:<address>\r\n"
+            }
+            for parameter in parameters {
+                let parts = parameter.split(separator: "=", maxSplits: 1)
+                if parts.first?.uppercased() == "SIZE", let size = parts.last.flatMap({ Int($0) }),
+                    size > settings.maxMessageSize
+                {
+                    return "552 5.3.4 Message too large\r\n"
+                }
+            }
+            phase = .mail
+            return "250 2.1.0 Ok\r\n"
+        case "RCPT":
+            guard phase == .mail else { return "503 5.5.1 MAIL first\r\n" }
+            guard let (address, _) = Self.path(argument, keyword: "TO:"), !address.isEmpty else {
+                return "501 5.5.4 Syntax: RCPT TO:<address>\r\n"
+            }
+            guard recipients.count < settings.maxRecipients else { return "452 4.5.3 Too many recipients\r\n" }
+            do {
+                guard try backend.recipientExists(address) else { return "550 5.1.1 <\(address)>: no such user\r\n" }
+            } catch {
+                return "451 4.3.0 Temporary lookup failure\r\n"
+            }
+            recipients.append(address)
+            return "250 2.1.5 Ok\r\n"
+        case "DATA":
+            guard phase == .mail else { return "503 5.5.1 MAIL first\r\n" }
+            guard !recipients.isEmpty else { return "503 5.5.1 No valid recipients\r\n" }
+            phase = .data
+            message = []
+            messageTooLarge = false
+            return "354 End data with <CR><LF>.<CR><LF>\r\n"
+        case "RSET":
+            if phase != .greeted { phase = .ready }
+            recipients = []
+            return "250 2.0.0 Ok\r\n"
+        case "NOOP": return "250 2.0.0 Ok\r\n"
+        case "VRFY": return "252 2.5.0 Cannot verify\r\n"
+        case "QUIT":
+            closed = true
+            return "221 2.0.0 Bye\r\n"
+        default: return "500 5.5.2 Unknown command\r\n"
+        }
+    }
+
+    /// A data line: the lone dot ends the message, a leading dot is unstuffed, lines end in CRLF.
+    private mutating func dataLine(_ line: ArraySlice<UInt8>) -> String? {
+        if line.count == 1 && line.first == UInt8(ascii: ".") { return endOfData() }
+        let content = line.first == UInt8(ascii: ".") ? line.dropFirst() : line
+        if message.count + content.count + 2 > settings.maxMessageSize {
+            messageTooLarge = true
+            message = []
+        }
+        if !messageTooLarge {
+            message.append(contentsOf: content)
+            message.append(contentsOf: [13, 10])
+        }
+        return nil
+    }
+
+    private mutating func endOfData() -> String {
+        defer {
+            phase = .ready
+            recipients = []
+            message = []
+        }
+        if messageTooLarge {
+            return recipients.map { "552 5.3.4 <\($0)>: message too large\r\n" }.joined()
+        }
+        let results: [DeliveryResult]
+        do {
+            results = try backend.deliver(message, to: recipients)
+        } catch {
+            return recipients.map { "451 4.3.0 <\($0)>: temporary failure\r\n" }.joined()
+        }
+        return zip(recipients, results).map { recipient, result in
+            switch result {
+            case .delivered: "250 2.0.0 <\(recipient)> delivered\r\n"
+            case .unknownRecipient: "550 5.1.1 <\(recipient)>: no such user\r\n"
+            case .overQuota: "552 5.2.2 <\(recipient)>: mailbox full\r\n"
+            }
+        }.joined()
+    }
+
+    /// `FROM:<address> PARAM=VALUE ...` after the verb.
+    static func path(_ argument: Substring, keyword: String) -> (String, [Substring])? {
+        var rest = argument.drop { $0 == " " }
+        guard rest.uppercased().hasPrefix(keyword) else { return nil }
+        rest = rest.dropFirst(keyword.count).drop { $0 == " " }
+        guard rest.first == "<", let close = rest.firstIndex(of: ">") else { return nil }
+        let address = String(rest[rest.index(after: rest.startIndex)..<close])
+        guard !address.contains(where: { $0 == " " || $0 == "<" }) else { return nil }
+        return (address, rest[rest.index(after: close)...].split(separator: " "))
+    }
+}
+
+/// Failed logins per source address within a window; pure, time passed in.
+public struct LoginLimiter: Sendable {
+    public var limit: Int
+    public var window: Double
+    private var failures: [String: [Double]] = [:]
+
+    public init(limit: Int, window: Double = 60) {
+        self.limit = limit
+        self.window = window
+    }
+
+    /// Whether `source` may try another login now.
+    public mutating func allows(_ source: String, now: Double) -> Bool {
+        let recent = (failures[source] ?? []).filter { now - $0 < window }
+        failures[source] = recent.isEmpty ? nil : recent
+        return recent.count < limit
+    }
+
+    public mutating func recordFailure(_ source: String, now: Double) {
+        failures[source, default: []].append(now)
+        if failures.count > 100_000 { failures = failures.filter { $0.value.contains { now - $0 < window } } }
+    }
+}

@@ -1,0 +1,116 @@
+import ChatmailConfig
+import ChatmailSidecar
+import Foundation
+import IMAPCore
+import IMAPServer
+import IMAPStore
+import Logging
+import NIOCore
+import NIOPosix
+
+/// METADATA entry names served from the supervisor's discovery.
+let turnEntry = "/shared/vendor/deltachat/turn"
+let irohEntry = "/shared/vendor/deltachat/irohrelay"
+
+await Sidecar.main(name: "imap") { sidecar in
+    let imap = sidecar.configuration.imap
+    let stateDir = sidecar.configuration.supervisor.stateDir
+    try? FileManager.default.createDirectory(atPath: stateDir, withIntermediateDirectories: true)
+    let databasePath = MailDatabase.path(for: sidecar.configuration)
+    let notifier = MailboxNotifier()
+    let storeSettings = MailDatabase.Settings(imap)
+    let database: MailDatabase
+    do {
+        database = try MailDatabase(path: databasePath, settings: storeSettings, changed: { notifier.notify($0) })
+    } catch {
+        throw SidecarError.configuration("cannot open the mail store \(databasePath): \(error)")
+    }
+
+    var settings = IMAPServerSettings()
+    settings.session.startTLSAvailable = imap.startTLS
+    settings.session.loginRequiresTLS = !imap.plaintextLogin
+    var metadata: [String: String] = [:]
+    if !imap.comment.isEmpty { metadata["/shared/comment"] = imap.comment }
+    if !imap.admin.isEmpty { metadata["/shared/admin"] = imap.admin }
+    if imap.maxSMTPRecipients > 0 {
+        metadata["/shared/vendor/deltachat/maxsmtprecipients"] = "\(imap.maxSMTPRecipients)"
+    }
+    settings.session.serverMetadata = metadata
+    settings.limits = IMAPLimits(lineLength: imap.maxLineLength, literalSize: imap.maxLiteralSize)
+    settings.maxSessionsPerAccount = imap.maxSessionsPerAccount
+    settings.maxFailedLoginsPerMinute = imap.maxFailedLoginsPerMinute
+    settings.keepaliveInterval = .seconds(Int64(imap.idleKeepalive))
+
+    let tls = try sidecar.tlsProvider(alpn: ["imap"])
+    // Discovery per session, bounded: a slow supervisor means the last answer, never a wait.
+    let discovery = DiscoveryCache(patience: .seconds(1)) {
+        let discovery = await sidecar.discovery(timeout: .seconds(10))
+        var entries: [String: String] = [:]
+        if let turn = discovery.turn { entries[turnEntry] = turn }
+        if let iroh = discovery.irohRelay { entries[irohEntry] = iroh }
+        return entries
+    }
+    let services = IMAPServices(
+        store: database, notifier: notifier, settings: settings, tls: tls, logger: sidecar.logger,
+        threadPool: .singleton
+    ) {
+        let (entries, fresh) = await discovery.current()
+        if !fresh { sidecar.logger.warning("discovery is slow: serving the last answer") }
+        return entries
+    }
+
+    var lmtpSettings = LMTPSession.Settings()
+    lmtpSettings.hostname = imap.mailDomain
+    lmtpSettings.maxMessageSize = imap.maxMessageSize
+
+    var channels: [any Channel] = []
+    do {
+        for (address, implicitTLS) in [(imap.listen, false), (imap.tlsListen, true)] {
+            let channel = try await IMAPServer.bindIMAP(
+                host: address.host, port: Int(address.port), implicitTLS: implicitTLS, services: services,
+                group: sidecar.group)
+            channels.append(channel)
+            sidecar.logger.info(
+                "IMAP\(implicitTLS ? " TLS" : "") listening on \(channel.localAddress?.description ?? "?")")
+        }
+        let socketDirectory = (imap.lmtpSocket as NSString).deletingLastPathComponent
+        try? FileManager.default.createDirectory(atPath: socketDirectory, withIntermediateDirectories: true)
+        channels.append(
+            try await IMAPServer.bindLMTP(
+                unixPath: imap.lmtpSocket, settings: lmtpSettings, backend: database, threadPool: .singleton,
+                group: sidecar.group))
+        // The MTA's LMTP client runs as its own user: the socket is open to all, and the
+        // directory it is in decides who can reach it.
+        chmod(imap.lmtpSocket, 0o666)
+        sidecar.logger.info("LMTP listening on \(imap.lmtpSocket)")
+        if let address = imap.lmtpListen {
+            let channel = try await IMAPServer.bindLMTP(
+                host: address.host, port: Int(address.port), settings: lmtpSettings, backend: database,
+                threadPool: .singleton, group: sidecar.group)
+            channels.append(channel)
+            sidecar.logger.info("LMTP listening on \(channel.localAddress?.description ?? "?")")
+        }
+    } catch {
+        for channel in channels { try? await channel.close() }
+        throw error
+    }
+
+    // The sweep: old messages and inactive accounts, hourly and once at start.
+    let sweep = Task {
+        while !Task.isCancelled {
+            do {
+                let removed = try database.sweep(
+                    messageAge: Int64(imap.maxMessageAgeDays) * 86400, inactiveAge: Int64(imap.maxInactiveDays) * 86400)
+                if removed.messages > 0 || removed.accounts > 0 {
+                    sidecar.logger.info("sweep removed \(removed.messages) messages, \(removed.accounts) accounts")
+                }
+            } catch {
+                sidecar.logger.error("sweep failed: \(error)")
+            }
+            try? await Task.sleep(for: .seconds(3600))
+        }
+    }
+    try await sidecar.ready()
+    await sidecar.serveUntilShutdown(channels)
+    sweep.cancel()
+}
