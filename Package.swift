@@ -84,7 +84,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "sidecars/imap/chatmail-imap", swiftSettings: strict),
-        .testTarget(name: "IMAPCoreTests", dependencies: ["IMAPCore"]),
+        .testTarget(name: "IMAPCoreTests", dependencies: ["ChatmailTestSupport", "IMAPCore"]),
         .testTarget(name: "IMAPStoreTests", dependencies: ["IMAPStore", "IMAPCore"]),
         .testTarget(
             name: "IMAPServerTests",
@@ -143,7 +143,7 @@ let package = Package(
             name: "chatmail-iroh",
             dependencies: ["IrohServer", "ChatmailSidecar"],
             path: "sidecars/iroh/chatmail-iroh", swiftSettings: strict),
-        .testTarget(name: "IrohCoreTests", dependencies: ["IrohCore", "ChatmailCrypto"]),
+        .testTarget(name: "IrohCoreTests", dependencies: ["ChatmailTestSupport", "IrohCore", "ChatmailCrypto"]),
         .testTarget(
             name: "IrohServerTests",
             dependencies: [
@@ -165,12 +165,14 @@ let package = Package(
             dependencies: ["ChatmailTLS", .product(name: "NIOEmbedded", package: "swift-nio")]),
         .testTarget(name: "ChatmailSupervisorCoreTests", dependencies: ["ChatmailSupervisorCore"]),
         .testTarget(name: "ChatmailConfigTests", dependencies: ["ChatmailConfig"]),
-        .testTarget(name: "ChatmailCryptoTests", dependencies: ["ChatmailCrypto"]),
+        .testTarget(name: "ChatmailCryptoTests", dependencies: ["ChatmailTestSupport", "ChatmailCrypto"]),
         .testTarget(name: "ChatmailSidecarTests", dependencies: ["ChatmailSidecar", "ChatmailControl"]),
-        .testTarget(name: "ChatmailQRTests", dependencies: ["ChatmailQR"]),
+        .target(name: "ChatmailTestSupport", path: "Tests/ChatmailTestSupport"),
+        .testTarget(name: "ChatmailQRTests", dependencies: ["ChatmailTestSupport", "ChatmailQR"]),
         .testTarget(
             name: "ChatmailControlTests",
             dependencies: [
+                "ChatmailTestSupport",
                 "ChatmailControl", "ChatmailCrypto",
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOTestUtils", package: "swift-nio"),
@@ -179,7 +181,8 @@ let package = Package(
             name: "ChatmailSupervisorTests",
             dependencies: ["ChatmailSupervisor", "ChatmailControl", "ChatmailSystemd", "ChatmailConfig"]),
         // turn sidecar
-        .target(name: "TURNCore", dependencies: ["ChatmailCrypto"], path: "sidecars/turn/TURNCore", swiftSettings: strict),
+        .target(
+            name: "TURNCore", dependencies: ["ChatmailCrypto"], path: "sidecars/turn/TURNCore", swiftSettings: strict),
         .target(
             name: "TURNServer",
             dependencies: [
@@ -196,7 +199,7 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
             ],
             path: "sidecars/turn/chatmail-turn", swiftSettings: strict),
-        .testTarget(name: "TURNCoreTests", dependencies: ["TURNCore", "ChatmailControl"]),
+        .testTarget(name: "TURNCoreTests", dependencies: ["ChatmailTestSupport", "TURNCore", "ChatmailControl"]),
         .testTarget(
             name: "TURNServerTests",
             dependencies: ["TURNServer", "TURNCore", "ChatmailConfig", "ChatmailTLS"]),
@@ -228,7 +231,7 @@ let package = Package(
             ],
             swiftSettings: strict),
         .testTarget(
-            name: "ShadowsocksCoreTests", dependencies: ["ShadowsocksCore", "ChatmailCrypto"],
+            name: "ShadowsocksCoreTests", dependencies: ["ChatmailTestSupport", "ShadowsocksCore", "ChatmailCrypto"],
             swiftSettings: strict),
     ],
     swiftLanguageModes: [.v6]

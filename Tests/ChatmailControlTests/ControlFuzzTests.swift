@@ -1,26 +1,16 @@
 import ChatmailControl
+import ChatmailTestSupport
 import Testing
 
 /// A seeded, bounded fuzz pass over the control decoders: mutated valid lines must either be
 /// refused with an error or decode to a request that survives a round trip. A crash fails it.
 @Suite struct ControlFuzzTests {
-    /// SplitMix64: reproducible inputs from a fixed seed.
-    struct Generator: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
 
     static let seeds: [[UInt8]] =
         ControlCodecTests.commands.map { ControlCodec.encode(ControlRequest(id: 5, command: $0)) }
         + [ControlCodec.encode(ControlEvent.turnSecrets(["a", "b"])), ControlCodec.encode(ControlResponse(id: 1))]
 
-    static func mutate(_ input: [UInt8], _ rng: inout Generator) -> [UInt8] {
+    static func mutate(_ input: [UInt8], _ rng: inout SeededGenerator) -> [UInt8] {
         var bytes = input
         for _ in 0..<Int.random(in: 1...4, using: &rng) {
             let position = bytes.isEmpty ? 0 : Int.random(in: 0..<bytes.count, using: &rng)
@@ -35,7 +25,7 @@ import Testing
     }
 
     @Test func mutatedLinesAreRefusedOrRoundTrip() throws {
-        var rng = Generator(state: 2026)
+        var rng = SeededGenerator(seed: 2026)
         var refused = 0
         for round in 0..<20_000 {
             let line = Self.mutate(Self.seeds[round % Self.seeds.count], &rng)

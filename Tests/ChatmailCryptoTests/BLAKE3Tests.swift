@@ -1,4 +1,5 @@
 import ChatmailCrypto
+import ChatmailTestSupport
 import Foundation
 import Testing
 
@@ -93,7 +94,7 @@ struct BLAKE3Tests {
         "Random pieces give the same output as one update, in all three modes",
         arguments: [0, 1, 63, 64, 65, 1023, 1024, 1025, 2047, 4096, 5000, 17_000, 70_001])
     func randomPiecesEqualOneShot(length: Int) throws {
-        var random = SplitMix64(seed: 0xB1A4E3 &+ UInt64(length))
+        var random = SeededGenerator(seed: 0xB1A4E3 &+ UInt64(length))
         let input = random.bytes(length)
         let key = random.bytes(32)
         let context = "chatmail-swift BLAKE3 tests 2026 incremental"
@@ -126,7 +127,7 @@ struct BLAKE3Tests {
 
     @Test("update(UnsafeRawBufferPointer) equals the collection version, whole and in pieces")
     func rawBufferEqualsCollection() throws {
-        var random = SplitMix64(seed: 42)
+        var random = SeededGenerator(seed: 42)
         let input = random.bytes(9000)
         var fromCollection = try BLAKE3(key: Array(repeating: 7, count: 32))
         var fromRaw = fromCollection
@@ -186,40 +187,20 @@ struct BLAKE3Tests {
 
     // MARK: - Against b3sum
 
-    /// The `b3sum` executable on PATH (Debian package `b3sum`), or nil.
-    static func b3sumPath() -> String? {
-        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
-        return path.split(separator: ":").map { "\($0)/b3sum" }.first {
-            FileManager.default.isExecutableFile(atPath: $0)
-        }
-    }
-
     /// Runs `b3sum` with `arguments` and `input` on standard input; its output up to the first whitespace.
     static func b3sum(_ executable: String, _ arguments: [String], input: [UInt8] = []) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        let stdin = Pipe()
-        let stdout = Pipe()
-        process.standardInput = stdin
-        process.standardOutput = stdout
-        try process.run()
-        try stdin.fileHandleForWriting.write(contentsOf: Data(input))
-        try stdin.fileHandleForWriting.close()
-        let output = stdout.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0, "b3sum \(arguments.joined(separator: " ")) failed")
-        return String(decoding: output, as: UTF8.self).split(whereSeparator: \.isWhitespace).first.map(String.init)
-            ?? ""
+        let (status, output) = try ExternalProgram.run(executable, arguments, input: input)
+        #expect(status == 0, "b3sum \(arguments.joined(separator: " ")) failed")
+        return output.split(whereSeparator: \.isWhitespace).first.map(String.init) ?? ""
     }
 
     @Test("Matches the b3sum command line on seeded random files", arguments: [0, 1000, (1 << 20) + 17])
     func matchesB3sum(size: Int) throws {
-        guard let b3sum = Self.b3sumPath() else {
+        guard let b3sum = ExternalProgram.path("b3sum") else {
             Issue.record("b3sum is not installed: run `apt-get install b3sum` (`make test-deps` installs it)")
             return
         }
-        var random = SplitMix64(seed: 0x5EED_B3 &+ UInt64(size))
+        var random = SeededGenerator(seed: 0x5EED_B3 &+ UInt64(size))
         let data = random.bytes(size)
         let key = random.bytes(32)
         let context = "chatmail-swift BLAKE3 tests 2026 b3sum"
@@ -291,25 +272,6 @@ struct BLAKE3Tests {
 /// Hex text without the whitespace of the multi-line literals below.
 private func compact(_ text: String) -> String {
     String(text.unicodeScalars.filter { !$0.properties.isWhitespace }.map(Character.init))
-}
-
-/// SplitMix64: reproducible test inputs from a fixed seed.
-private struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    mutating func bytes(_ count: Int) -> [UInt8] {
-        (0..<count).map { _ in UInt8(truncatingIfNeeded: next()) }
-    }
 }
 
 /// One case of the official BLAKE3 test vectors: the 131-byte extended outputs for the input of `inputLength`

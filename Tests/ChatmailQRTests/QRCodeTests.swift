@@ -1,3 +1,4 @@
+import ChatmailTestSupport
 import Foundation
 import Testing
 
@@ -98,25 +99,12 @@ import Testing
 
     /// Runs `program` from PATH; its standard output. A missing program fails the test with the package to install.
     func run(_ program: String, _ arguments: [String], input: Data = Data()) throws -> String {
-        let path = (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":")
-            .map { "\($0)/\(program)" }.first { FileManager.default.isExecutableFile(atPath: $0) }
-        guard let path else {
+        guard let path = ExternalProgram.path(program) else {
             Issue.record("\(program) is not installed: `make test-deps` installs it")
             return ""
         }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: path)
-        process.arguments = arguments
-        let stdin = Pipe()
-        let stdout = Pipe()
-        process.standardInput = stdin
-        process.standardOutput = stdout
-        try process.run()
-        try stdin.fileHandleForWriting.write(contentsOf: input)
-        try stdin.fileHandleForWriting.close()
-        let output = stdout.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0, "\(program) \(arguments.joined(separator: " ")) failed")
-        return String(decoding: output, as: UTF8.self)
+        let (status, output) = try ExternalProgram.run(path, arguments, input: Array(input))
+        #expect(status == 0, "\(program) \(arguments.joined(separator: " ")) failed")
+        return output
     }
 }

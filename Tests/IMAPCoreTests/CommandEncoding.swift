@@ -1,21 +1,10 @@
+import ChatmailTestSupport
+
 @testable import IMAPCore
 
 /// A client-side encoder for commands, for round-trip tests: how a client would send `command`.
 enum LiteralStyle: CaseIterable {
     case quoted, synchronizing, nonSynchronizing
-}
-
-/// A deterministic generator (SplitMix64) so that fuzz runs repeat.
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
 }
 
 extension Command {

@@ -1,3 +1,4 @@
+import ChatmailTestSupport
 import Synchronization
 import Testing
 
@@ -81,7 +82,7 @@ final class FakeBackend: LMTPBackend {
     }
 
     @Test func fuzz() {
-        var rng = SeededGenerator(state: 99)
+        var rng = SeededGenerator(seed: 99)
         let backend = FakeBackend(known: ["a@x"])
         let words = [
             "LHLO x", "MAIL FROM:<s@y>", "RCPT TO:<a@x>", "RCPT TO:<b@x>", "DATA", ".", "RSET", "QUIT", "x", "",

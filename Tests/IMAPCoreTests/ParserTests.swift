@@ -1,3 +1,4 @@
+import ChatmailTestSupport
 import Testing
 
 @testable import IMAPCore
@@ -202,7 +203,7 @@ import Testing
     /// Commands encoded as clients would (quoted, with either kind of literal), framed in
     /// chunks of random size, parse back to themselves.
     @Test func roundTrip() throws {
-        var rng = SeededGenerator(state: 42)
+        var rng = SeededGenerator(seed: 42)
         for _ in 0..<2000 {
             let command = Self.randomCommand(&rng)
             let style = LiteralStyle.allCases.randomElement(using: &rng)!
@@ -221,7 +222,7 @@ import Testing
     /// Random and mutated input never crashes the framer, the parser or the session, and every
     /// complete command gets exactly one tagged or final answer.
     @Test func fuzz() {
-        var rng = SeededGenerator(state: 7)
+        var rng = SeededGenerator(seed: 7)
         let store = MemoryMailStore()
         store.addAccount("a@x", password: "pw")
         for _ in 0..<300 { _ = try? store.deliver(Array("Subject: x\r\n\r\nhi".utf8), to: "a@x") }
@@ -306,7 +307,7 @@ import Testing
     }
 
     @Test func membershipMatchesTheNaiveDefinition() throws {
-        var rng = SeededGenerator(state: 3)
+        var rng = SeededGenerator(seed: 3)
         for _ in 0..<300 {
             let ranges = (0..<Int.random(in: 1...5, using: &rng)).map { _ in
                 SequenceSet.Range(

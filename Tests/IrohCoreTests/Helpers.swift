@@ -1,4 +1,5 @@
 import ChatmailCrypto
+import ChatmailTestSupport
 import IrohCore
 import NIOCore
 
@@ -14,19 +15,6 @@ func buffer(_ text: String) -> ByteBuffer { ByteBuffer(bytes: hex(text)) }
 let secretKey = [UInt8](repeating: 0x2a, count: 32)
 let publicKeyHex = "197f6b23e16c8532c6abc838facd5ea789be0c76b2920334039bfa8b3d368d61"
 let vectorKey = EndpointKey(hex(publicKeyHex))!
-
-/// A deterministic generator for the fuzz tests (SplitMix64).
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 extension ByteBuffer {
     var bytes: [UInt8] { Array(readableBytesView) }

@@ -1,4 +1,5 @@
 import ChatmailCrypto
+import ChatmailTestSupport
 import NIOCore
 import Testing
 

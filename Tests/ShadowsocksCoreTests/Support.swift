@@ -1,3 +1,4 @@
+import ChatmailTestSupport
 import Foundation
 import NIOCore
 
@@ -13,20 +14,3 @@ func bytes(_ hex: String) -> [UInt8] {
 }
 
 func run(_ first: UInt8, count: Int) -> [UInt8] { (0..<count).map { first &+ UInt8($0) } }
-
-/// A seeded generator (SplitMix64), so fuzz runs are reproducible.
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
-extension RandomNumberGenerator {
-    mutating func bytes(_ count: Int) -> [UInt8] { (0..<count).map { _ in UInt8.random(in: 0...255, using: &self) } }
-}

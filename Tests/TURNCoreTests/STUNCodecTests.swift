@@ -1,3 +1,4 @@
+import ChatmailTestSupport
 import Testing
 
 @testable import TURNCore
