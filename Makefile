@@ -12,6 +12,7 @@ BENCH_DEPS := dovecot-imapd dovecot-lmtpd
 # The real iroh clients for the relay tests: both generations install as package `iroh`, so each gets a venv.
 IROH_CLIENTS := 1.2.0 0.35.0
 IROH_VENVS   := .build/iroh-venvs
+DELTACHAT_OLD := .build/deltachat-2.0.0
 PROGRAMS   := chatmail-supervisor chatmailctl chatmail-imap chatmail-turn chatmail-iroh chatmail-shadowsocks
 BIN         = $(shell $(SWIFT) build --show-bin-path)
 RELEASE_BIN = $(shell $(SWIFT) build -c release --show-bin-path)
@@ -43,6 +44,10 @@ test-deps: deps
 	fi
 	@python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore $(PIP_DEPS) \
 	  || python3 -m pip install -q --break-system-packages $(PIP_DEPS)
+	@# Delta Chat's oldest named core (2.0) with its own client, for the IMAP old-core test.
+	@$(DELTACHAT_OLD)/bin/python -c 'import deltachat_rpc_client, imapclient, pytest' 2>/dev/null || { \
+	  python3 -m venv $(DELTACHAT_OLD) && $(DELTACHAT_OLD)/bin/python -m pip install -q --disable-pip-version-check \
+	    deltachat-rpc-server==2.0.0 deltachat-rpc-client==2.0.0 pytest imapclient; }
 	@for v in $(IROH_CLIENTS); do \
 	  $(IROH_VENVS)/$$v/bin/python -c 'import iroh' 2>/dev/null || { \
 	    python3 -m venv $(IROH_VENVS)/$$v && \
