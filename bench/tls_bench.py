@@ -65,52 +65,12 @@ def handshakes(cert, key, count=2000, parallel=50):
     return count / used
 
 
-def bulk(cert, key, size=1 << 30):
-    proc, port = start(cert, key, f"source:{size}")
+def receive(proc, port, cert, size, started=lambda: None):
+    """Reads `size` bytes over TLS 1.2 AES-128-GCM from the server `proc` on `port` (calling `started` once
+    connected); returns MB per server CPU-second."""
     context = ssl.create_default_context(cafile=str(cert))
     context.maximum_version = ssl.TLSVersion.TLSv1_2
     context.set_ciphers("ECDHE-ECDSA-AES128-GCM-SHA256")
-
-    async def run():
-        reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=context, server_hostname="bench.test",
-                                                       limit=1 << 22)
-        count = 0
-        while data := await reader.read(1 << 22):
-            count += len(data)
-        writer.close()
-        return count
-
-    before = cpu_seconds(proc.pid)
-    count = asyncio.run(run())
-    used = cpu_seconds(proc.pid) - before
-    proc.kill()
-    assert count == size, count
-    return count / used / 1e6
-
-
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def s_server_bulk(cert, key, size=1 << 30):
-    """`openssl s_server` sending `size` bytes it reads from a pipe: MB per server CPU-second."""
-    port = free_port()
-    proc = subprocess.Popen(["openssl", "s_server", "-quiet", "-naccept", "1", "-cert", str(cert), "-key", str(key),
-                             "-accept", f"127.0.0.1:{port}"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
-    context = ssl.create_default_context(cafile=str(cert))
-    context.maximum_version = ssl.TLSVersion.TLSv1_2
-    context.set_ciphers("ECDHE-ECDSA-AES128-GCM-SHA256")
-
-    def feed():
-        block = b"a" * (1 << 16)
-        try:
-            for _ in range(size // len(block)):
-                proc.stdin.write(block)
-            proc.stdin.flush()
-        except BrokenPipeError:
-            pass
 
     async def connect():
         return await asyncio.open_connection("127.0.0.1", port, ssl=context, server_hostname="bench.test",
@@ -118,7 +78,7 @@ def s_server_bulk(cert, key, size=1 << 30):
 
     async def run():
         reader, writer = await wait_until_async(connect)
-        threading.Thread(target=feed, daemon=True).start()
+        started()
         count = 0
         while count < size and (data := await reader.read(1 << 22)):
             count += len(data)
@@ -131,6 +91,36 @@ def s_server_bulk(cert, key, size=1 << 30):
     proc.kill()
     assert count == size, count
     return count / used / 1e6
+
+
+def bulk(cert, key, size=1 << 30):
+    """chatmail-tls-testserver sending `size` bytes."""
+    proc, port = start(cert, key, f"source:{size}")
+    return receive(proc, port, cert, size)
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def s_server_bulk(cert, key, size=1 << 30):
+    """`openssl s_server` sending `size` bytes it reads from a pipe."""
+    port = free_port()
+    proc = subprocess.Popen(["openssl", "s_server", "-quiet", "-naccept", "1", "-cert", str(cert), "-key", str(key),
+                             "-accept", f"127.0.0.1:{port}"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+
+    def feed():
+        block = b"a" * (1 << 16)
+        try:
+            for _ in range(size // len(block)):
+                proc.stdin.write(block)
+            proc.stdin.flush()
+        except BrokenPipeError:
+            pass
+
+    return receive(proc, port, cert, size, started=lambda: threading.Thread(target=feed, daemon=True).start())
 
 
 async def wait_until_async(connect, timeout=10.0):
