@@ -17,7 +17,6 @@ clients are Python on the same two cores, so these are lower bounds for the rela
 import os
 import resource
 import socket
-import statistics
 import struct
 import sys
 import tempfile
@@ -28,7 +27,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve()
 sys.path.insert(0, str(HERE.parents[1] / "Tests" / "integration"))
 sys.path.insert(0, str(HERE.parents[1] / "Tests" / "integration" / "iroh_clients"))
-from rawrelay import Key, LegacyStream, WebSocket  # noqa: E402
+from rawrelay import LegacyStream, WebSocket  # noqa: E402
 from test_iroh import Relay  # noqa: E402
 
 DATAGRAM = 1200

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "Tests" / "integration"))
-from conftest import bin_dir, wait_until  # noqa: E402
+from conftest import bin_dir  # noqa: E402
 from test_tls import make_certificate  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")

@@ -31,6 +31,18 @@ def wait_until(predicate, timeout=10.0, interval=0.05, what="condition"):
         time.sleep(interval)
 
 
+def terminate(process, timeout=10):
+    """SIGTERM, then SIGKILL if `process` has not exited within `timeout` seconds; waits for it."""
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

@@ -5,7 +5,6 @@ import base64
 import hashlib
 import os
 import shutil
-import signal
 import socket
 import struct
 import subprocess
@@ -17,7 +16,7 @@ import urllib.parse
 import pytest
 
 import ssclient
-from conftest import bin_dir, wait_until
+from conftest import bin_dir, terminate, wait_until
 
 HANDSHAKE_TIMEOUT = 3.0
 NAME = "chat.example.org"
@@ -32,8 +31,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-class EchoService:
-    """A loopback service that echoes everything and half-closes after the client does."""
+class LoopbackService:
+    """A TCP service on an ephemeral loopback port; `serve(conn)` runs in a thread per connection."""
 
     def __init__(self):
         self.sock = socket.socket()
@@ -51,10 +50,17 @@ class EchoService:
             except OSError:
                 return
             self.connections += 1
-            threading.Thread(target=self._echo, args=(conn,), daemon=True).start()
+            threading.Thread(target=self.serve, args=(conn,), daemon=True).start()
+
+    def close(self):
+        self.sock.close()
+
+
+class EchoService(LoopbackService):
+    """Echoes everything and half-closes after the client does."""
 
     @staticmethod
-    def _echo(conn):
+    def serve(conn):
         with conn:
             try:
                 while data := conn.recv(1 << 18):
@@ -63,31 +69,13 @@ class EchoService:
             except OSError:
                 pass
 
-    def close(self):
-        self.sock.close()
 
-
-class ChecksumService:
-    """A loopback service for one-way transfers: "U" + u64 length, then that many bytes, answered with their
+class ChecksumService(LoopbackService):
+    """One-way transfers: "U" + u64 length, then that many bytes, answered with their
     SHA-256; "D" + u64 length is answered with that many random bytes followed by their SHA-256."""
 
-    def __init__(self):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
-
     @staticmethod
-    def _serve(conn):
+    def serve(conn):
         with conn:
             try:
                 header = b""
@@ -109,9 +97,6 @@ class ChecksumService:
                 conn.sendall(digest.digest())
             except OSError:
                 pass
-
-    def close(self):
-        self.sock.close()
 
 
 def upload(sock, size):
@@ -223,13 +208,7 @@ handshake_timeout = {HANDSHAKE_TIMEOUT}
         )
 
     def stop(self):
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        pass
+        terminate(self.process)
 
 
 def key_for(method):

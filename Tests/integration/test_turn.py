@@ -7,7 +7,6 @@ import hashlib
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -16,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import bin_dir, wait_until
+from conftest import bin_dir, terminate, wait_until
 from turn_stun import attr, msg, parse, rest, xaddr, xpeer
 
 SECRET = "s3cr3t-for-tests"
@@ -97,14 +96,7 @@ names = ["localhost"]
             return False
 
     def stop(self):
-        if self.process.returncode is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        terminate(self.process)
         self.log.close()
 
 

@@ -1,5 +1,12 @@
 """A minimal STUN/TURN message builder for the tests (RFC 8489/8656 wire format), written here."""
-import socket, os, struct, hmac, hashlib, base64, time, zlib
+import base64
+import hashlib
+import hmac
+import socket
+import struct
+import time
+import zlib
+
 COOKIE = 0x2112A442
 def attr(t, v):
     return struct.pack("!HH", t, len(v)) + v + b"\0" * ((4 - len(v) % 4) % 4)
