@@ -230,20 +230,33 @@ extension Configuration {
         children.first { $0.name == name }?.settings
     }
 
-    /// Whether child `name`'s own settings differ from `other`, so that it needs a restart.
-    /// `enabled` is applied on its own; discovery values (TURN host, port, TTL, iroh URL) need no
-    /// restart, and certificates are re-read on the reload message.
+    /// Whether child `name`'s section differs from `other`'s in anything the child reads, so that it
+    /// needs a restart (children read their section once, at start). `enabled` is applied on its own;
+    /// values only the supervisor hands out (the TURN port and credential lifetime in discovery, the
+    /// iroh URL) need no restart; certificates are re-read on the reload message.
     public func childSettingsDiffer(from other: Configuration, child name: String) -> Bool {
-        guard var mine = child(name), var theirs = other.child(name) else { return true }
-        mine.enabled = true
-        theirs.enabled = true
-        if mine != theirs { return true }
         switch name {
-        case "imap": return imap.lmtpSocket != other.imap.lmtpSocket
-        case "turn": return turn.realm != other.turn.realm || turn.relayPorts != other.turn.relayPorts
-        case "shadowsocks": return shadowsocks != other.shadowsocks
-        case "iroh": return iroh.limits != other.iroh.limits
-        default: return false
+        case "imap":
+            var (mine, theirs) = (imap, other.imap)
+            (mine.child.enabled, theirs.child.enabled) = (true, true)
+            return mine != theirs
+        case "turn":
+            var (mine, theirs) = (turn, other.turn)
+            (mine.child.enabled, theirs.child.enabled) = (true, true)
+            (mine.port, theirs.port) = (0, 0)
+            (mine.credentialTTL, theirs.credentialTTL) = (0, 0)
+            return mine != theirs
+        case "iroh":
+            var (mine, theirs) = (iroh, other.iroh)
+            (mine.child.enabled, theirs.child.enabled) = (true, true)
+            (mine.url, theirs.url) = ("", "")
+            return mine != theirs
+        case "shadowsocks":
+            var (mine, theirs) = (shadowsocks, other.shadowsocks)
+            (mine.child.enabled, theirs.child.enabled) = (true, true)
+            return mine != theirs
+        default:
+            return true
         }
     }
 }

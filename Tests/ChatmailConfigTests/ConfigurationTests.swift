@@ -191,9 +191,22 @@ import Testing
         #expect(b.childSettingsDiffer(from: a, child: "imap"))
         #expect(!b.childSettingsDiffer(from: a, child: "turn"))
         let c = try Configuration.parse(
-            base.replacingOccurrences(of: "host = \"t\"", with: "host = \"u\"\nrealm = \"t\"\nenabled = false"),
+            base.replacingOccurrences(
+                of: "host = \"t\"", with: "host = \"t\"\nport = 3479\ncredential_ttl = 3600\nenabled = false"
+            ).replacingOccurrences(of: "http://r", with: "http://s"), path: path)
+        #expect(!c.childSettingsDiffer(from: a, child: "turn"), "port and TTL are discovery only; enabled apart")
+        #expect(!c.childSettingsDiffer(from: a, child: "iroh"), "the URL is discovery only")
+        // Everything a child reads restarts it: the TURN host (it advertises relayed addresses with it),
+        // quotas, IMAP's own keys.
+        let e = try Configuration.parse(base.replacingOccurrences(of: "host = \"t\"", with: "host = \"u\""), path: path)
+        #expect(e.childSettingsDiffer(from: a, child: "turn"))
+        let g = try Configuration.parse(
+            base.replacingOccurrences(of: "host = \"t\"", with: "host = \"t\"\nmax_allocations_per_user = 3"),
             path: path)
-        #expect(!c.childSettingsDiffer(from: a, child: "turn"), "host is discovery only; enabled is applied apart")
+        #expect(g.childSettingsDiffer(from: a, child: "turn"))
+        let h = try Configuration.parse(base + "[imap]\nquota_mb = 5\ncomment = \"hi\"\n", path: path)
+        #expect(h.childSettingsDiffer(from: a, child: "imap"))
+        #expect(!h.childSettingsDiffer(from: a, child: "turn") && !h.childSettingsDiffer(from: a, child: "iroh"))
         let d = try Configuration.parse(base + "[shadowsocks]\nlisten = \"127.0.0.1:9\"\n", path: path)
         #expect(d.childSettingsDiffer(from: a, child: "shadowsocks"))
     }
