@@ -117,7 +117,8 @@ def test_openssl_s_client_with_alpn_and_sni(server_factory, certs, version):
     answer = s_client_echo(server.port, "-servername", "x.a.test", "-alpn", "imap", version,
                            "-CAfile", str(certs["a"][0]), "-verify_return_error")
     assert answer == b"ping\n"
-    assert server.matching("HANDSHAKE") == [
+    # The server logs on stdout, read by a thread: the echo can arrive before the log line.
+    assert wait_until(lambda: server.matching("HANDSHAKE"), what="the handshake in the log") == [
         f"HANDSHAKE alpn=imap sni=x.a.test version={'TLSv1.2' if version == '-tls1_2' else 'TLSv1.3'}"]
 
 
@@ -229,6 +230,7 @@ def test_a_thousand_concurrent_handshakes(server_factory, certs):
         return await asyncio.gather(*(one(i) for i in range(1000)))
 
     assert all(asyncio.run(asyncio.wait_for(all_of_them(), 120)))
+    wait_until(lambda: len(server.matching("HANDSHAKE")) >= 1000, what="1000 handshakes in the log")
     assert len(server.matching("HANDSHAKE")) == 1000
 
 
@@ -270,7 +272,7 @@ def test_starttls_drops_plaintext_injected_after_the_command(server_factory, cer
             tls.sendall(b"AFTER\r\n")
             answer = tls.recv(1024)
     assert answer == b"TLS AFTER\r\n", answer
-    assert server.matching("HANDSHAKE")
+    wait_until(lambda: server.matching("HANDSHAKE"), what="the handshake in the log")
 
 
 def test_certificate_reload_keeps_open_connections(server_factory, certs, tmp_path):
