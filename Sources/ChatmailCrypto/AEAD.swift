@@ -91,16 +91,10 @@ public final class AEAD {
         nonce: UnsafeRawBufferPointer, aad: UnsafeRawBufferPointer, inPlace data: UnsafeMutableRawBufferPointer,
         tag: UnsafeMutableRawBufferPointer
     ) throws(CryptoError) {
-        guard nonce.count == algorithm.nonceLength, let noncePointer = nonce.bytePointer else {
-            throw .invalidNonceLength(expected: algorithm.nonceLength, actual: nonce.count)
-        }
-        guard tag.count == algorithm.tagLength, let tagPointer = tag.baseAddress else {
-            throw .invalidTagLength(expected: algorithm.tagLength, actual: tag.count)
-        }
         let context = sealContext
-        // Key and cipher stay; only the nonce (and with it the GCM / Poly1305 state) is reset.
-        guard EVP_CipherInit_ex(context, nil, nil, nil, noncePointer, -1) == 1 else {
-            throw .openSSL("EVP_CipherInit_ex(\(algorithm.name), nonce)")
+        try restart(context, nonce: nonce, tagCount: tag.count)
+        guard let tagPointer = tag.baseAddress else {
+            throw .invalidTagLength(expected: algorithm.tagLength, actual: 0)
         }
         guard Self.authenticate(context, aad), Self.transform(context, data), Self.finish(context) else {
             throw .openSSL("seal(\(algorithm.name))")
@@ -118,15 +112,10 @@ public final class AEAD {
         nonce: UnsafeRawBufferPointer, aad: UnsafeRawBufferPointer, inPlace data: UnsafeMutableRawBufferPointer,
         tag: UnsafeRawBufferPointer
     ) throws(CryptoError) {
-        guard nonce.count == algorithm.nonceLength, let noncePointer = nonce.bytePointer else {
-            throw .invalidNonceLength(expected: algorithm.nonceLength, actual: nonce.count)
-        }
-        guard tag.count == algorithm.tagLength, let tagPointer = tag.baseAddress else {
-            throw .invalidTagLength(expected: algorithm.tagLength, actual: tag.count)
-        }
         let context = openContext
-        guard EVP_CipherInit_ex(context, nil, nil, nil, noncePointer, -1) == 1 else {
-            throw .openSSL("EVP_CipherInit_ex(\(algorithm.name), nonce)")
+        try restart(context, nonce: nonce, tagCount: tag.count)
+        guard let tagPointer = tag.baseAddress else {
+            throw .invalidTagLength(expected: algorithm.tagLength, actual: 0)
         }
         // libcrypto only reads the tag here; the ctrl interface just is not const-correct.
         let tagSet =
@@ -139,6 +128,20 @@ public final class AEAD {
             if let base = data.baseAddress { base.initializeMemory(as: UInt8.self, repeating: 0, count: data.count) }
             ERR_clear_error()
             throw .authenticationFailed
+        }
+    }
+
+    /// Checks the nonce and tag lengths and resets `context` for a new message: key and cipher stay; only the
+    /// nonce (and with it the GCM / Poly1305 state) is set.
+    private func restart(_ context: OpaquePointer, nonce: UnsafeRawBufferPointer, tagCount: Int) throws(CryptoError) {
+        guard nonce.count == algorithm.nonceLength, let noncePointer = nonce.bytePointer else {
+            throw .invalidNonceLength(expected: algorithm.nonceLength, actual: nonce.count)
+        }
+        guard tagCount == algorithm.tagLength else {
+            throw .invalidTagLength(expected: algorithm.tagLength, actual: tagCount)
+        }
+        guard EVP_CipherInit_ex(context, nil, nil, nil, noncePointer, -1) == 1 else {
+            throw .openSSL("EVP_CipherInit_ex(\(algorithm.name), nonce)")
         }
     }
 

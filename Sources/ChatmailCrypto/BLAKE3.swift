@@ -216,18 +216,10 @@ public struct BLAKE3: Sendable {
             0x6A09_E667, 0xBB67_AE85, 0x3C6E_F372, 0xA54F_F53A,
             UInt32(truncatingIfNeeded: counter), UInt32(truncatingIfNeeded: counter >> 32), length, flags)
         var message = block
-        round(&state, message)
-        message.permute()
-        round(&state, message)
-        message.permute()
-        round(&state, message)
-        message.permute()
-        round(&state, message)
-        message.permute()
-        round(&state, message)
-        message.permute()
-        round(&state, message)
-        message.permute()
+        for _ in 0..<6 {  // seven rounds, the message permuted between them
+            round(&state, message)
+            message.permute()
+        }
         round(&state, message)
         return state
     }
