@@ -183,10 +183,11 @@ let package = Package(
         // turn sidecar
         .target(
             name: "TURNCore", dependencies: ["ChatmailCrypto"], path: "sidecars/turn/TURNCore", swiftSettings: strict),
+        .target(name: "CDatagramIO", path: "sidecars/turn/CDatagramIO"),
         .target(
             name: "TURNServer",
             dependencies: [
-                "TURNCore", "ChatmailConfig", "ChatmailTLS",
+                "TURNCore", "CDatagramIO", "ChatmailConfig", "ChatmailTLS",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

@@ -1,51 +1,16 @@
 import NIOCore
 import TURNCore
 
-/// A UDP listener (one per address and event loop): STUN, TURN and ChannelData from clients.
-final class UDPListenerHandler: ChannelInboundHandler {
-    typealias InboundIn = AddressedEnvelope<ByteBuffer>
-
-    private let state: LoopState
-    private var local: STUNAddress?
-
-    init(state: LoopState) {
-        self.state = state
-    }
-
-    func channelActive(context: ChannelHandlerContext) {
-        local = context.channel.localAddress.flatMap(STUNAddress.init)
-        context.fireChannelActive()
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let envelope = unwrapInboundIn(data)
-        guard let local, let client = STUNAddress(envelope.remoteAddress) else { return }
-        state.handleClientMessage(
-            envelope.data, fiveTuple: FiveTuple(client: client, server: local, transport: .udp),
-            path: .datagram(context.channel, envelope.remoteAddress))
-    }
-
-    func channelReadComplete(context: ChannelHandlerContext) {
-        state.flushRelays()
-        context.fireChannelReadComplete()
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        // ICMP errors and the like surface as read errors on UDP; the listener goes on.
-        state.logger.debug("UDP listener: \(error)")
-    }
-}
-
-/// A relayed socket: data from peers, to the allocation's client.
+/// A relayed socket of a TCP or TLS client's allocation: data from peers, to the client.
 final class RelayHandler: ChannelInboundHandler {
     typealias InboundIn = AddressedEnvelope<ByteBuffer>
 
     private let state: LoopState
     private let fiveTuple: FiveTuple
-    private let client: ClientPath
+    private let client: any Channel
     private var delivered = false
 
-    init(state: LoopState, fiveTuple: FiveTuple, client: ClientPath) {
+    init(state: LoopState, fiveTuple: FiveTuple, client: any Channel) {
         self.state = state
         self.fiveTuple = fiveTuple
         self.client = client
@@ -116,7 +81,7 @@ final class StreamClientHandler: ChannelInboundHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard let fiveTuple else { return }
-        state.handleClientMessage(unwrapInboundIn(data), fiveTuple: fiveTuple, path: .stream(context.channel))
+        state.handleClientMessage(unwrapInboundIn(data), fiveTuple: fiveTuple, client: context.channel)
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {

@@ -5,52 +5,30 @@ import NIOPosix
 import Synchronization
 import TURNCore
 
-/// Where answers and relayed data for one client go: the UDP listener it spoke to (with its address), or its
-/// TCP/TLS connection.
-enum ClientPath {
-    case datagram(any Channel, SocketAddress)
-    case stream(any Channel)
-
-    var isStream: Bool {
-        if case .stream = self { true } else { false }
-    }
-
-    /// Writes `buffer`; relayed media (`isMedia`) to a TCP or TLS client that does not keep up is dropped
-    /// rather than queued without bound.
-    @inline(__always)
-    func write(_ buffer: ByteBuffer, isMedia: Bool = true) {
-        switch self {
-        case .datagram(let channel, let address):
-            channel.write(AddressedEnvelope(remoteAddress: address, data: buffer), promise: nil)
-        case .stream(let channel):
-            guard !isMedia || channel.isWritable else { return }
-            channel.write(buffer, promise: nil)
-        }
-    }
-
-    func flush() {
-        switch self {
-        case .datagram(let channel, _): channel.flush()
-        case .stream(let channel): channel.flush()
-        }
-    }
+/// A relayed address of one of our allocations, which data from another of our allocations is handed to in
+/// process (two users of one chatmail server calling each other) instead of through the kernel.
+protocol HairpinTarget: AnyObject, Sendable {
+    var address: STUNAddress { get }
+    /// Delivers `payload` from `source` (another allocation's relayed address) to this allocation's client, on
+    /// the thread that owns this relay; called from any thread.
+    func deliverFromAnotherThread(_ payload: [UInt8], from source: STUNAddress)
 }
 
-/// One relayed UDP socket of an allocation, confined to the event loop of its allocation.
-final class RelaySocket: @unchecked Sendable {
+/// One relayed UDP socket of a TCP or TLS client's allocation, confined to the event loop of its allocation.
+final class RelaySocket: HairpinTarget, @unchecked Sendable {
     let channel: any Channel
     /// The relayed address clients are told (and peers send to).
     let address: STUNAddress
-    /// The allocation it belongs to, for data delivered to it in process.
     unowned let state: LoopState
     let fiveTuple: FiveTuple
-    let client: ClientPath
+    /// The client's connection.
+    let client: any Channel
     /// Peers' NIO addresses, so that relaying builds no `SocketAddress` per packet.
     private var peerAddresses: [STUNAddress: SocketAddress] = [:]
     /// Whether something was written since the last flush.
     var needsFlush = false
 
-    init(channel: any Channel, address: STUNAddress, state: LoopState, fiveTuple: FiveTuple, client: ClientPath) {
+    init(channel: any Channel, address: STUNAddress, state: LoopState, fiveTuple: FiveTuple, client: any Channel) {
         self.channel = channel
         self.address = address
         self.state = state
@@ -71,18 +49,23 @@ final class RelaySocket: @unchecked Sendable {
         channel.write(AddressedEnvelope(remoteAddress: address, data: payload), promise: nil)
         needsFlush = true
     }
+
+    func deliverFromAnotherThread(_ payload: [UInt8], from source: STUNAddress) {
+        state.eventLoop.execute {
+            self.state.deliverInProcess(ByteBuffer(bytes: payload), from: source, to: self)
+        }
+    }
 }
 
-/// The relayed sockets of every loop by relayed address, so that data between two allocations of this server
-/// (two users of one chatmail server calling each other) is handed over in process instead of through the kernel.
+/// The relayed sockets of every loop and shard by relayed address, for data between two of our allocations.
 final class HairpinRegistry: Sendable {
-    private let sockets = Mutex<[STUNAddress: RelaySocket]>([:])
+    private let targets = Mutex<[STUNAddress: any HairpinTarget]>([:])
 
-    func register(_ socket: RelaySocket) { sockets.withLock { $0[socket.address] = socket } }
-    func unregister(_ socket: RelaySocket) {
-        sockets.withLock { if $0[socket.address] === socket { $0[socket.address] = nil } }
+    func register(_ target: any HairpinTarget) { targets.withLock { $0[target.address] = target } }
+    func unregister(_ target: any HairpinTarget) {
+        targets.withLock { if $0[target.address] === target { $0[target.address] = nil } }
     }
-    func socket(at address: STUNAddress) -> RelaySocket? { sockets.withLock { $0[address] } }
+    func target(at address: STUNAddress) -> (any HairpinTarget)? { targets.withLock { $0[address] } }
 }
 
 /// Settings every loop shares, derived once from the configuration.
@@ -90,11 +73,36 @@ struct RelaySettings: Sendable {
     /// Per family: the address relayed sockets bind to and the one advertised to clients.
     var relayBind: [STUNAddressFamily: (bind: STUNAddress, advertised: STUNAddress)]
     var relayPorts: ClosedRange<UInt16>
+
+    /// Attempts at binding a relayed socket to a random free port.
+    static let bindAttempts = 16
+
+    /// A random port of the range, even for EVEN-PORT.
+    func randomPort(even: Bool) -> UInt16 {
+        var port = UInt16.random(in: relayPorts)
+        if even {
+            port &= ~1
+            if port < relayPorts.lowerBound { port += 2 }
+        }
+        return port
+    }
+
+    /// The socket options of a relayed socket: IPv6 relays take no IPv4 traffic; DONT-FRAGMENT sets
+    /// IP_MTU_DISCOVER / IPV6_MTU_DISCOVER to *_PMTUDISC_DO (set DF, never fragment locally).
+    static func socketOptions(family: STUNAddressFamily, dontFragment: Bool) -> [(level: Int32, name: Int32, value: Int32)] {
+        var options: [(level: Int32, name: Int32, value: Int32)] = []
+        if family == .ipv6 { options.append((Int32(IPPROTO_IPV6), IPV6_V6ONLY, 1)) }
+        if dontFragment {
+            options.append(
+                family == .ipv6 ? (Int32(IPPROTO_IPV6), IPV6_MTU_DISCOVER, 2) : (Int32(IPPROTO_IP), IP_MTU_DISCOVER, 2))
+        }
+        return options
+    }
 }
 
-/// The TURN state of one event loop: its engine and the relays of its allocations. Everything here runs on
-/// `eventLoop` only (the handlers of its listeners, connections and relays are on the same loop), so nothing
-/// needs a lock.
+/// The TURN state of one event loop for clients over TCP and TLS: its engine and the relays of their allocations.
+/// Everything here runs on `eventLoop` only (the handlers of its connections and relays are on the same loop), so
+/// nothing needs a lock. UDP clients are served by `UDPShard`s.
 final class LoopState: @unchecked Sendable {
     let eventLoop: any EventLoop
     var engine: TURNEngine
@@ -110,9 +118,7 @@ final class LoopState: @unchecked Sendable {
     private var freeRelaySlots: [UInt32] = []
     /// Relays written to during the current read burst, flushed at its end.
     private var dirtyRelays: [RelaySocket] = []
-    /// Data indications carry a transaction ID; a random base and a counter make them unique cheaply.
-    private var indicationCounter: UInt64
-    private let indicationHigh: UInt32
+    private var indicationIDs = IndicationIDs()
 
     init(
         eventLoop: any EventLoop, engine: TURNEngine, relaySettings: RelaySettings, hairpin: HairpinRegistry,
@@ -123,26 +129,15 @@ final class LoopState: @unchecked Sendable {
         self.relaySettings = relaySettings
         self.hairpin = hairpin
         self.logger = logger
-        var seed: (UInt32, UInt64) = (0, 0)
-        withUnsafeMutableBytes(of: &seed.0) { Crypto.randomBytes(into: $0) }
-        withUnsafeMutableBytes(of: &seed.1) { Crypto.randomBytes(into: $0) }
-        (indicationHigh, indicationCounter) = seed
     }
 
-    /// Monotonic seconds for lifetimes.
     @inline(__always)
-    var now: Int64 { Int64(NIODeadline.now().uptimeNanoseconds / 1_000_000_000) }
-
-    var wallClock: Int64 {
-        var spec = timespec()
-        clock_gettime(CLOCK_REALTIME, &spec)
-        return Int64(spec.tv_sec)
-    }
+    var now: Int64 { TURNClock.monotonicSeconds }
 
     // MARK: From clients
 
-    /// One message (datagram or stream frame) from a client.
-    func handleClientMessage(_ buffer: ByteBuffer, fiveTuple: FiveTuple, path: ClientPath) {
+    /// One frame (STUN message or ChannelData) from a TCP or TLS client.
+    func handleClientMessage(_ buffer: ByteBuffer, fiveTuple: FiveTuple, client: any Channel) {
         guard let first = buffer.getInteger(at: buffer.readerIndex, as: UInt16.self) else { return }
         if first & 0xC000 == 0x4000 {
             // ChannelData, the hot path: a header check, an array lookup, a slice, a write.
@@ -155,14 +150,14 @@ final class LoopState: @unchecked Sendable {
             return
         }
         let action = buffer.withUnsafeReadableBytes { bytes in
-            engine.handle(bytes, from: fiveTuple, now: now, wallClock: wallClock)
+            engine.handle(bytes, from: fiveTuple, now: now, wallClock: TURNClock.wallSeconds)
         }
         if logger.logLevel <= .trace { logger.trace("from \(fiveTuple): \(action)") }
         switch action {
         case .drop:
             break
         case .reply(let bytes, let closing):
-            reply(bytes, to: path)
+            reply(bytes, to: client)
             close(closing)
         case .forward(let peer, let relay, let payload):
             guard let slice = buffer.getSlice(at: buffer.readerIndex + payload.lowerBound, length: payload.count)
@@ -170,19 +165,18 @@ final class LoopState: @unchecked Sendable {
             send(slice, to: peer, via: socket(relay))
         case .allocate(let pending):
             guard pendingAllocations.insert(fiveTuple).inserted else { return }
-            openRelays(for: pending, path: path)
+            openRelays(for: pending, client: client)
         }
     }
 
     @inline(__always)
     private func send(_ payload: ByteBuffer, to peer: STUNAddress, via relay: RelaySocket) {
-        // To one of our own relayed addresses: straight into that allocation, on its loop.
-        if engine.policy.isOwnHost(peer), let target = hairpin.socket(at: peer) {
-            let source = relay.address
-            if target.state === self {
-                deliverInProcess(payload, from: source, to: target)
+        // To one of our own relayed addresses: straight into that allocation, on its thread.
+        if engine.policy.isOwnHost(peer), let target = hairpin.target(at: peer) {
+            if let local = target as? RelaySocket, local.state === self {
+                deliverInProcess(payload, from: relay.address, to: local)
             } else {
-                target.state.eventLoop.execute { target.state.deliverInProcess(payload, from: source, to: target) }
+                target.deliverFromAnotherThread(Array(payload.readableBytesView), from: relay.address)
             }
             return
         }
@@ -190,7 +184,7 @@ final class LoopState: @unchecked Sendable {
         relay.send(payload, to: peer)
     }
 
-    private func deliverInProcess(_ payload: ByteBuffer, from source: STUNAddress, to target: RelaySocket) {
+    func deliverInProcess(_ payload: ByteBuffer, from source: STUNAddress, to target: RelaySocket) {
         hairpinPackets += 1
         handlePeerData(payload, from: source, to: target.fiveTuple, client: target.client)
         target.client.flush()
@@ -205,11 +199,8 @@ final class LoopState: @unchecked Sendable {
         dirtyRelays.removeAll(keepingCapacity: true)
     }
 
-    private func reply(_ bytes: [UInt8], to path: ClientPath) {
-        var buffer = ByteBufferAllocator().buffer(capacity: bytes.count)
-        buffer.writeBytes(bytes)
-        path.write(buffer, isMedia: false)
-        path.flush()
+    private func reply(_ bytes: [UInt8], to client: any Channel) {
+        client.writeAndFlush(ByteBuffer(bytes: bytes), promise: nil)
     }
 
     /// A TCP or TLS client went away: its allocation goes with it (RFC 8656 §3.2).
@@ -243,11 +234,11 @@ final class LoopState: @unchecked Sendable {
 
     // MARK: Relayed sockets
 
-    private func openRelays(for pending: PendingAllocation, path: ClientPath) {
+    private func openRelays(for pending: PendingAllocation, client: any Channel) {
         var future = eventLoop.makeSucceededFuture([(address: STUNAddress, socket: RelaySocket)]())
         for family in pending.families {
             future = future.flatMap { opened in
-                self.bindRelay(family: family, pending: pending, path: path, attempt: 0).map { opened + [$0] }
+                self.bindRelay(family: family, pending: pending, client: client, attempt: 1).map { opened + [$0] }
                     .flatMapError { error in
                         for relay in opened { relay.socket.channel.close(promise: nil) }
                         return self.eventLoop.makeFailedFuture(error)
@@ -263,59 +254,50 @@ final class LoopState: @unchecked Sendable {
                 let response = self.engine.completeAllocation(pending, relays: relays, now: self.now)
                 self.logger.debug(
                     "allocation", metadata: ["client": "\(pending.fiveTuple)", "relay": "\(relays.map(\.address))"])
-                self.reply(response, to: path)
+                self.reply(response, to: client)
             case .failure(let error):
                 self.logger.warning("could not open a relayed socket: \(error)")
-                self.reply(self.engine.failAllocation(pending), to: path)
+                self.reply(self.engine.failAllocation(pending), to: client)
             }
         }
     }
 
-    private func bindRelay(family: STUNAddressFamily, pending: PendingAllocation, path: ClientPath, attempt: Int)
+    private func bindRelay(family: STUNAddressFamily, pending: PendingAllocation, client: any Channel, attempt: Int)
         -> EventLoopFuture<(address: STUNAddress, socket: RelaySocket)>
     {
         guard let addresses = relaySettings.relayBind[family] else {
             return eventLoop.makeFailedFuture(TURNServerError.noRelayAddress)
         }
-        var port = UInt16.random(in: relaySettings.relayPorts)
-        if pending.evenPort {
-            port &= ~1
-            if port < relaySettings.relayPorts.lowerBound { port += 2 }
-        }
+        let port = relaySettings.randomPort(even: pending.evenPort)
         var bind = addresses.bind
         bind.port = port
-        var advertised = addresses.advertised
-        advertised.port = port
+        var relayed = addresses.advertised
+        relayed.port = port
+        let advertised = relayed
         let fiveTuple = pending.fiveTuple
         var bootstrap = DatagramBootstrap(group: eventLoop)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(
-                        RelayHandler(state: self, fiveTuple: fiveTuple, client: path))
+                        RelayHandler(state: self, fiveTuple: fiveTuple, client: client))
                 }
             }
-        if family == .ipv6 {
+        for option in RelaySettings.socketOptions(family: family, dontFragment: pending.dontFragment) {
             bootstrap = bootstrap.channelOption(
-                ChannelOptions.Types.SocketOption(level: .ipv6, name: .ipv6_v6only), value: 1)
-        }
-        if pending.dontFragment {
-            // IP_MTU_DISCOVER / IPV6_MTU_DISCOVER = *_PMTUDISC_DO: set DF, never fragment locally.
-            bootstrap =
-                family == .ipv6
-                ? bootstrap.channelOption(
-                    ChannelOptions.Types.SocketOption(level: .ipv6, name: .init(rawValue: 23)), value: 2)
-                : bootstrap.channelOption(
-                    ChannelOptions.Types.SocketOption(level: .ip, name: .init(rawValue: 10)), value: 2)
+                ChannelOptions.Types.SocketOption(
+                    level: NIOBSDSocket.OptionLevel(rawValue: option.level),
+                    name: NIOBSDSocket.Option(rawValue: option.name)),
+                value: SocketOptionValue(option.value))
         }
         return bootstrap.bind(to: SocketAddress(bind)).map { channel in
             (
                 address: advertised,
                 socket: RelaySocket(
-                    channel: channel, address: advertised, state: self, fiveTuple: fiveTuple, client: path)
+                    channel: channel, address: advertised, state: self, fiveTuple: fiveTuple, client: client)
             )
         }.flatMapError { error in
-            guard attempt < 16 else { return self.eventLoop.makeFailedFuture(error) }
-            return self.bindRelay(family: family, pending: pending, path: path, attempt: attempt + 1)
+            guard attempt < RelaySettings.bindAttempts else { return self.eventLoop.makeFailedFuture(error) }
+            return self.bindRelay(family: family, pending: pending, client: client, attempt: attempt + 1)
         }
     }
 
@@ -323,52 +305,33 @@ final class LoopState: @unchecked Sendable {
 
     /// A datagram from `peer` on a relayed socket of `fiveTuple`'s allocation.
     @inline(__always)
-    func handlePeerData(_ payload: ByteBuffer, from peer: STUNAddress, to fiveTuple: FiveTuple, client: ClientPath) {
+    func handlePeerData(_ payload: ByteBuffer, from peer: STUNAddress, to fiveTuple: FiveTuple, client: any Channel) {
         let length = payload.readableBytes
         guard let delivery = engine.inboundDelivery(from: peer, to: fiveTuple, length: length, now: now) else { return }
+        // Relayed media to a client that does not keep up is dropped rather than queued without bound.
+        guard client.isWritable else { return }
         switch delivery {
         case .channelData(let number):
-            let padding = client.isStream ? (4 - length & 3) & 3 : 0
-            var buffer = ByteBufferAllocator().buffer(capacity: 4 + length + padding)
+            // Over a stream every ChannelData message is padded to a multiple of 4 (RFC 8656 §12.5).
+            let padding = DataIndication.paddingLength(payload: length)
+            var buffer = client.allocator.buffer(capacity: 4 + length + padding)
             buffer.writeInteger(ChannelData.header(channel: number, length: length))
             buffer.writeImmutableBuffer(payload)
-            if padding > 0 { buffer.writeRepeatingByte(0, count: padding) }
-            client.write(buffer)
+            buffer.writeRepeatingByte(0, count: padding)
+            client.write(buffer, promise: nil)
         case .dataIndication:
-            client.write(dataIndication(payload, from: peer))
+            let headerLength = DataIndication.headerLength(peer: peer)
+            let padding = DataIndication.paddingLength(payload: length)
+            var buffer = client.allocator.buffer(capacity: headerLength + length + padding)
+            let id = indicationIDs.next()
+            buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: headerLength) { header in
+                DataIndication.writeHeader(to: header.baseAddress!, peer: peer, length: length, transactionID: id)
+                return headerLength
+            }
+            buffer.writeImmutableBuffer(payload)
+            buffer.writeRepeatingByte(0, count: padding)
+            client.write(buffer, promise: nil)
         }
-    }
-
-    /// A Data indication (RFC 8656 §11.4): XOR-PEER-ADDRESS and DATA, built straight into one buffer.
-    private func dataIndication(_ payload: ByteBuffer, from peer: STUNAddress) -> ByteBuffer {
-        let length = payload.readableBytes
-        let addressLength = peer.family == .ipv4 ? 8 : 20
-        let attributesLength = 4 + addressLength + 4 + (length + 3) & ~3
-        var buffer = ByteBufferAllocator().buffer(capacity: 20 + attributesLength)
-        indicationCounter &+= 1
-        let id = STUNTransactionID(high: indicationHigh, low: indicationCounter)
-        buffer.writeInteger(STUNMessageType.dataIndication.rawValue)
-        buffer.writeInteger(UInt16(attributesLength))
-        buffer.writeInteger(STUNMessage.magicCookie)
-        buffer.writeInteger(id.high)
-        buffer.writeInteger(id.low)
-        buffer.writeInteger(STUNAttributeType.xorPeerAddress.rawValue)
-        buffer.writeInteger(UInt16(addressLength))
-        buffer.writeInteger(UInt8(0))
-        buffer.writeInteger(peer.family.rawValue)
-        buffer.writeInteger(peer.port ^ UInt16(STUNMessage.magicCookie >> 16))
-        if let v4 = peer.ipv4 {
-            buffer.writeInteger(v4 ^ STUNMessage.magicCookie)
-        } else {
-            let (high, low) = peer.ipv6!
-            buffer.writeInteger(high ^ (UInt64(STUNMessage.magicCookie) << 32 | UInt64(id.high)))
-            buffer.writeInteger(low ^ id.low)
-        }
-        buffer.writeInteger(STUNAttributeType.data.rawValue)
-        buffer.writeInteger(UInt16(length))
-        buffer.writeImmutableBuffer(payload)
-        buffer.writeRepeatingByte(0, count: (4 - length & 3) & 3)
-        return buffer
     }
 
     // MARK: Housekeeping
@@ -383,14 +346,35 @@ final class LoopState: @unchecked Sendable {
     }
 }
 
+/// The clocks the engines run on.
+enum TURNClock {
+    /// Monotonic seconds, for lifetimes and nonces.
+    @inline(__always)
+    static var monotonicSeconds: Int64 {
+        var spec = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &spec)
+        return Int64(spec.tv_sec)
+    }
+
+    /// Unix seconds, for credential expiry.
+    static var wallSeconds: Int64 {
+        var spec = timespec()
+        clock_gettime(CLOCK_REALTIME, &spec)
+        return Int64(spec.tv_sec)
+    }
+}
+
 public enum TURNServerError: Error, CustomStringConvertible {
     case noRelayAddress
     case configuration(String)
+    /// A system call failed: what was being done, and errno.
+    case system(String, Int32)
 
     public var description: String {
         switch self {
         case .noRelayAddress: "no relay address for the requested family"
         case .configuration(let why): why
+        case .system(let what, let error): "\(what): \(String(cString: strerror(error)))"
         }
     }
 }

@@ -13,9 +13,11 @@ import TURNCore
     import Darwin
 #endif
 
-/// The STUN/TURN server: on every event loop a UDP and a TCP listener per address (SO_REUSEPORT, so the kernel
-/// spreads clients over the loops), a TLS listener when a TLS provider is given, and the loop's own engine and
-/// allocations. Replies leave from the address the client sent to, since every listener is bound to one address.
+/// The STUN/TURN server: per event loop of `group` a UDP shard (its own thread with a UDP listener per address,
+/// the relays of its clients and its own engine) and, on the loop, a TCP listener per address and a TLS listener
+/// when a TLS provider is given, with the engine and relays of their clients. All listeners use SO_REUSEPORT, so
+/// the kernel spreads clients; replies leave from the address the client sent to, since every listener is bound
+/// to one address.
 public final class TURNServer: Sendable {
     /// The bound listeners (their real ports when configured with port 0).
     public let udpAddresses: [SocketAddress]
@@ -23,6 +25,7 @@ public final class TURNServer: Sendable {
     public let tlsAddresses: [SocketAddress]
 
     private let loops: [LoopState]
+    private let shards: [UDPShard]
     private let listeners: [any Channel]
     private let timers: [RepeatedTask]
     private let shared: LockedTURNSharedState
@@ -70,13 +73,20 @@ public final class TURNServer: Sendable {
         let authenticator = RESTAuthenticator(secrets: secrets, realm: turn.realm)
 
         var loops: [LoopState] = []
+        var shards: [UDPShard] = []
         let hairpin = HairpinRegistry()
+        func makeEngine() -> TURNEngine {
+            TURNEngine(settings: settings, authenticator: authenticator, policy: policy, nonces: nonces, shared: shared)
+        }
         for loop in group.makeIterator() {
-            let engine = TURNEngine(
-                settings: settings, authenticator: authenticator, policy: policy, nonces: nonces, shared: shared)
             loops.append(
                 LoopState(
-                    eventLoop: loop, engine: engine, relaySettings: relaySettings, hairpin: hairpin, logger: logger))
+                    eventLoop: loop, engine: makeEngine(), relaySettings: relaySettings, hairpin: hairpin,
+                    logger: logger))
+            shards.append(
+                try UDPShard(
+                    name: "TURN-UDP-\(shards.count + 1)", engine: makeEngine(), relaySettings: relaySettings,
+                    hairpin: hairpin, logger: logger))
         }
 
         // A stream client silent for longer than any allocation lives is gone.
@@ -87,14 +97,12 @@ public final class TURNServer: Sendable {
         var tlsBound: [SocketAddress] = []
         do {
             for host in listenHosts {
-                var port = Int(turn.listen.port)
-                for state in loops {
-                    let channel = try await bindUDP(host: host, port: port, state: state)
-                    port = channel.localAddress?.port ?? port
-                    listeners.append(channel)
-                    if state === loops[0] { udp.append(channel.localAddress!) }
+                var address = STUNAddress(host: host, port: turn.listen.port)!
+                for shard in shards {
+                    address = try shard.addListener(address)
+                    if shard === shards[0] { udp.append(SocketAddress(address)) }
                 }
-                port = Int(turn.listen.port) == 0 ? 0 : Int(turn.listen.port)
+                var port = Int(turn.listen.port)
                 for state in loops {
                     let channel = try await bindStream(host: host, port: port, state: state, tls: nil, idle: idle)
                     port = channel.localAddress?.port ?? port
@@ -113,14 +121,19 @@ public final class TURNServer: Sendable {
                     }
                 }
             }
+            // With port 0 (tests) the real service ports are known only now.
+            let servicePorts = Set((udp + tcp + tlsBound).compactMap { $0.port.map(UInt16.init) })
+            for state in loops {
+                try await state.eventLoop.submit { state.engine.policy.servicePorts.formUnion(servicePorts) }.get()
+            }
+            for shard in shards {
+                shard.engine.policy.servicePorts.formUnion(servicePorts)
+                try shard.start()
+            }
         } catch {
             for listener in listeners { try? await listener.close() }
+            for shard in shards { shard.stop() }
             throw error
-        }
-        // With port 0 (tests) the real service ports are known only now.
-        let servicePorts = Set((udp + tcp + tlsBound).compactMap { $0.port.map(UInt16.init) })
-        for state in loops {
-            try await state.eventLoop.submit { state.engine.policy.servicePorts.formUnion(servicePorts) }.get()
         }
         let timers = loops.map { state in
             state.eventLoop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in state.sweep() }
@@ -132,18 +145,19 @@ public final class TURNServer: Sendable {
                 "relay": "\(relaySettings.relayBind.values.map { "\($0.bind.host)→\($0.advertised.host)" })",
             ])
         return TURNServer(
-            udp: udp, tcp: tcp, tls: tlsBound, loops: loops, listeners: listeners, timers: timers, shared: shared,
-            logger: logger)
+            udp: udp, tcp: tcp, tls: tlsBound, loops: loops, shards: shards, listeners: listeners, timers: timers,
+            shared: shared, logger: logger)
     }
 
     private init(
-        udp: [SocketAddress], tcp: [SocketAddress], tls: [SocketAddress], loops: [LoopState],
+        udp: [SocketAddress], tcp: [SocketAddress], tls: [SocketAddress], loops: [LoopState], shards: [UDPShard],
         listeners: [any Channel], timers: [RepeatedTask], shared: LockedTURNSharedState, logger: Logger
     ) {
         self.udpAddresses = udp
         self.tcpAddresses = tcp
         self.tlsAddresses = tls
         self.loops = loops
+        self.shards = shards
         self.listeners = listeners
         self.timers = timers
         self.shared = shared
@@ -155,6 +169,9 @@ public final class TURNServer: Sendable {
         for state in loops {
             state.eventLoop.execute { state.engine.authenticator.secrets = secrets }
         }
+        for shard in shards {
+            shard.execute { shard.engine.authenticator.secrets = secrets }
+        }
     }
 
     /// Closes the listeners, every client connection and every relayed socket.
@@ -164,28 +181,14 @@ public final class TURNServer: Sendable {
         for state in loops {
             try? await state.eventLoop.submit { state.shutdown() }.get()
         }
+        // Each shard closes its allocations and listeners and ends its thread within milliseconds.
+        for shard in shards { shard.stop() }
     }
 
     // MARK: Binding
 
     private static let reusePort = ChannelOptions.Types.SocketOption(
         level: .socket, name: NIOBSDSocket.Option(rawValue: SO_REUSEPORT))
-
-    private static func bindUDP(host: String, port: Int, state: LoopState) async throws -> any Channel {
-        try await DatagramBootstrap(group: state.eventLoop)
-            .channelOption(reusePort, value: 1)
-            // Vector reads split the receive buffer evenly between the datagrams of one recvmmsg.
-            .channelOption(ChannelOptions.datagramVectorReadMessageCount, value: 16)
-            .channelOption(ChannelOptions.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 16 * 2048))
-            .channelOption(ChannelOptions.socketOption(.so_rcvbuf), value: 4 << 20)
-            .channelOption(ChannelOptions.socketOption(.so_sndbuf), value: 4 << 20)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(UDPListenerHandler(state: state))
-                }
-            }
-            .bind(host: host, port: port).get()
-    }
 
     private static func bindStream(
         host: String, port: Int, state: LoopState, tls: TLSContextProvider?, idle: TimeAmount
