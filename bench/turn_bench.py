@@ -153,6 +153,18 @@ def peak_rate(port, peer, name):
     return best
 
 
+def ask(sock, request, server, attempts=4):
+    """Sends `request` until an answer comes, as a STUN client retransmits (our server rate-limits the 401s
+    to one source address, and these all come from 127.0.0.1)."""
+    for _ in range(attempts):
+        sock.sendto(request, server)
+        try:
+            return parse(sock.recv(2000))
+        except socket.timeout:
+            continue
+    raise socket.timeout("no answer")
+
+
 def allocations_rss(pid, port, count=10_000):
     """Makes `count` allocations from as many UDP sockets (two round trips each), then reads RSS."""
     raise_fd_limit()
@@ -164,7 +176,7 @@ def allocations_rss(pid, port, count=10_000):
     # Client ports below the kernel's ephemeral range and the relay range, so they never collide.
     for client_port in range(20000, 20000 + count):
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        sock.settimeout(2)
+        sock.settimeout(0.5)
         try:
             sock.bind(("127.0.0.1", client_port))
         except OSError:
@@ -172,14 +184,13 @@ def allocations_rss(pid, port, count=10_000):
             continue
         sockets.append(sock)
         try:
-            sock.sendto(msg(0x0003, os.urandom(12), [attr(0x0019, b"\x11\0\0\0")]), server)
-            _, attributes = parse(sock.recv(2000))
+            _, attributes = ask(sock, msg(0x0003, os.urandom(12), [attr(0x0019, b"\x11\0\0\0")]), server)
             nonce = attributes.get(0x0015)
             if nonce is None:
                 continue
-            sock.sendto(msg(0x0003, os.urandom(12), [attr(0x0019, b"\x11\0\0\0"), attr(0x0006, user.encode()),
-                                                     attr(0x0014, REALM.encode()), attr(0x0015, nonce)], key), server)
-            if parse(sock.recv(2000))[0] == 0x0103:
+            request = msg(0x0003, os.urandom(12), [attr(0x0019, b"\x11\0\0\0"), attr(0x0006, user.encode()),
+                                                   attr(0x0014, REALM.encode()), attr(0x0015, nonce)], key)
+            if ask(sock, request, server)[0] == 0x0103:
                 done += 1
         except OSError:
             pass

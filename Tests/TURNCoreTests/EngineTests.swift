@@ -40,12 +40,19 @@ final class EngineHarness {
         _ method: STUNMethod, _ attributes: [STUNAttribute], id: STUNTransactionID = .random(), sha256: Bool = false,
         fingerprint: Bool = false
     ) throws -> STUNMessage {
+        try answer(action(method, attributes, id: id, sha256: sha256, fingerprint: fingerprint))
+    }
+
+    /// What the engine makes of an authenticated request.
+    func action(
+        _ method: STUNMethod, _ attributes: [STUNAttribute], id: STUNTransactionID = .random(), sha256: Bool = false,
+        fingerprint: Bool = false
+    ) throws -> TURNAction {
         let message = STUNMessage(
             method: method, class: .request, transactionID: id,
             attributes: attributes + [.username(username), .realm("example.org"), .nonce(nonce)])
-        let bytes = try message.encoded(
-            integrity: sha256 ? .sha256(key: key) : .sha1(key: key), fingerprint: fingerprint)
-        return try answer(send(bytes))
+        return send(
+            try message.encoded(integrity: sha256 ? .sha256(key: key) : .sha1(key: key), fingerprint: fingerprint))
     }
 
     func answer(_ action: TURNAction) throws -> STUNMessage {
@@ -203,6 +210,38 @@ struct EngineTests {
         harness.tuple.client.port = 40002
         try harness.challenge()
         #expect(try harness.request(.allocate, [.requestedTransport(17)]).errorCode?.code == 486)
+    }
+
+    @Test("EVEN-PORT with R asks for a reservation and the response carries its token; RESERVATION-TOKEN takes it")
+    func evenPortReservations() throws {
+        let harness = EngineHarness()
+        try harness.challenge()
+        guard case .allocate(let rtp) = try harness.action(.allocate, [.requestedTransport(17), .evenPort(reserveNextPort: true)])
+        else { Issue.record("no allocation"); return }
+        #expect(rtp.evenPort && rtp.reserveNextPort && rtp.reservationToken == nil)
+        let relay = (address: STUNAddress("203.0.113.1:50000")!, relay: RelayID(1))
+        let answer = try STUNMessage(
+            parsing: harness.engine.completeAllocation(rtp, relays: [relay], reservationToken: 0x0123_4567_89AB_CDEF, now: harness.now))
+        #expect(answer.reservationToken == 0x0123_4567_89AB_CDEF)
+        #expect(answer.xorRelayedAddresses == [relay.address])
+        // EVEN-PORT without R: an even port, nothing reserved, no token.
+        harness.tuple.client.port = 40001
+        try harness.challenge()
+        guard case .allocate(let even) = try harness.action(.allocate, [.requestedTransport(17), .evenPort(reserveNextPort: false)])
+        else { Issue.record("no allocation"); return }
+        #expect(even.evenPort && !even.reserveNextPort)
+        #expect(try harness.answer(.allocate(even)).reservationToken == nil)
+        // The RTCP allocation: the token goes to the I/O layer, which has the reserved socket.
+        harness.tuple.client.port = 40002
+        harness.username = "1700003600:second"
+        try harness.challenge()
+        guard case .allocate(let rtcp) = try harness.action(.allocate, [.requestedTransport(17), .reservationToken(7)])
+        else { Issue.record("no allocation"); return }
+        #expect(rtcp.reservationToken == 7 && !rtcp.evenPort)
+        // A token with EVEN-PORT or an address family is a bad request.
+        for extra: STUNAttribute in [.evenPort(reserveNextPort: false), .requestedAddressFamily(.ipv4), .additionalAddressFamily(.ipv6)] {
+            #expect(try harness.request(.allocate, [.requestedTransport(17), .reservationToken(7), extra]).errorCode?.code == 400)
+        }
     }
 
     @Test("dual-stack relays when IPv6 is configured")

@@ -155,14 +155,14 @@ class Client:
         mtype, attributes = parse(self.sock.recv(4000))
         return mtype, attributes, tid
 
-    def allocate(self, dual=False):
+    def allocate(self, dual=False, extra=()):
         mtype, attributes, _ = self.transact(0x0003, [attr(0x0019, b"\x11\0\0\0")], auth=False)
         assert mtype == 0x0113 and error_code(attributes) == 401
         assert attributes[0x0014] == REALM.encode()
         self.nonce = attributes[0x0015]
         # ADDITIONAL-ADDRESS-FAMILY IPv6 asks for a second, IPv6 relayed address.
-        extra = [attr(0x8000, b"\x02\0\0\0")] if dual else []
-        return self.transact(0x0003, [attr(0x0019, b"\x11\0\0\0"), *extra])
+        family = [attr(0x8000, b"\x02\0\0\0")] if dual else []
+        return self.transact(0x0003, [attr(0x0019, b"\x11\0\0\0"), *family, *extra])
 
 
 def error_code(attributes):
@@ -217,16 +217,19 @@ def test_turnutils_stunclient(turn):
 @pytest.mark.parametrize(
     "name, flags",
     [
-        ("udp-channels", []),
-        ("udp-send-indications", ["-s"]),
-        ("tcp", ["-t"]),
-        ("tls", ["-t", "-S"]),
+        ("udp-channels", ["-c"]),
+        ("udp-send-indications", ["-c", "-s"]),
+        ("tcp", ["-c", "-t"]),
+        ("tls", ["-c", "-t", "-S"]),
+        # Without -c uclient pairs every allocation with an RTCP one: EVEN-PORT with R, then RESERVATION-TOKEN.
+        ("udp-rtp-rtcp", []),
+        ("tcp-rtp-rtcp", ["-t"]),
     ])
 def test_uclient_echo_without_loss(turn, echo_peer, name, flags):
     port = turn.tls_port if "-S" in flags else turn.port
     code, output = uclient(
         [*flags, "-W", SECRET, "-p", str(port), "-e", "127.0.0.1", "-r", str(echo_peer), "-m", "10", "-l", "120",
-         "-n", "100", "-z", "10", "-c", "127.0.0.1"])
+         "-n", "100", "-z", "10", "127.0.0.1"])
     (sent, received), lost = totals(output)
     assert code == 0, output[-2000:]
     assert (sent, received, lost) == (1000, 1000, 0), output[-2000:]
@@ -377,6 +380,41 @@ def can_bind(address):
         return False
     finally:
         sock.close()
+
+
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+def test_even_port_reserves_the_next_port_for_its_token(turn, transport):
+    """EVEN-PORT with R: an even relayed port and a RESERVATION-TOKEN for the next one, which a second Allocate
+    (another client, as uclient's RTCP one) takes; the token then is spent (508)."""
+    rtp = Client(turn.port) if transport == "udp" else TCPClient(turn.port)
+    mtype, attributes, tid = rtp.allocate(extra=[attr(0x0018, b"\x80")])
+    assert mtype == 0x0103, attributes
+    relayed = xaddr(attributes[0x0016], tid)
+    token = attributes[0x0022]
+    assert relayed[1] % 2 == 0 and len(token) == 8
+    assert not can_bind((relayed[0], relayed[1] + 1)), "the next port is not held"
+    rtcp = Client(turn.port) if transport == "tcp" else TCPClient(turn.port)
+    mtype, attributes, tid = rtcp.allocate(extra=[attr(0x0022, token)])
+    assert mtype == 0x0103, attributes
+    assert xaddr(attributes[0x0016], tid) == (relayed[0], relayed[1] + 1)
+    mtype, attributes, _ = Client(turn.port).allocate(extra=[attr(0x0022, token)])
+    assert mtype == 0x0113 and error_code(attributes) == 508
+
+
+class TCPClient(Client):
+    """The same raw client over TCP (one STUN message per read is enough for these small answers)."""
+
+    def __init__(self, server_port):
+        super().__init__(server_port)
+        self.sock = socket.create_connection(("127.0.0.1", server_port), timeout=5)
+
+    def transact(self, method, attrs, auth=True):
+        tid = os.urandom(12)
+        if auth:
+            attrs = attrs + [attr(0x0006, self.user.encode()), attr(0x0014, REALM.encode()), attr(0x0015, self.nonce)]
+        self.sock.sendall(msg(method, tid, attrs, self.key if auth else None))
+        mtype, attributes = parse(self.sock.recv(4000))
+        return mtype, attributes, tid
 
 
 def test_garbage_does_not_hurt(turn):

@@ -62,6 +62,11 @@ public struct PendingAllocation: Sendable {
     public let families: [STUNAddressFamily]
     /// EVEN-PORT: the relayed port must be even.
     public let evenPort: Bool
+    /// EVEN-PORT with R: keep the next port for a later Allocate with the RESERVATION-TOKEN the I/O layer makes.
+    public let reserveNextPort: Bool
+    /// RESERVATION-TOKEN: take the relayed socket reserved under this token (the I/O layer keeps them; 508 when
+    /// it has none).
+    public let reservationToken: UInt64?
     /// DONT-FRAGMENT: set the don't-fragment bit on relayed packets.
     public let dontFragment: Bool
     public let lifetime: Int64
@@ -252,9 +257,12 @@ public struct TURNEngine: Sendable {
         guard allocation(fiveTuple) == nil else { return failure(request, style, .allocationMismatch) }
         guard let transport = request.requestedTransport else { return failure(request, style, .badRequest) }
         guard transport == 17 else { return failure(request, style, .unsupportedTransportProtocol) }
-        if request.reservationToken != nil {
-            // Reservations (EVEN-PORT with R) are not kept, so no token can be valid.
-            return failure(request, style, request.requestedAddressFamily != nil ? .badRequest : .insufficientCapacity)
+        // A reserved socket has its port and family already: asking for either as well is a bad request
+        // (RFC 8656 §7.2).
+        if request.reservationToken != nil,
+            request.evenPort != nil || request.requestedAddressFamily != nil || request.additionalAddressFamily != nil
+        {
+            return failure(request, style, .badRequest)
         }
         var families: [STUNAddressFamily] = [.ipv4]
         var addressError: STUNAddressFamily?
@@ -282,15 +290,18 @@ public struct TURNEngine: Sendable {
         return .allocate(
             PendingAllocation(
                 fiveTuple: fiveTuple, transactionID: request.transactionID, username: username, key: key,
-                families: families, evenPort: request.evenPort != nil, dontFragment: request.dontFragment,
+                families: families, evenPort: request.evenPort != nil, reserveNextPort: request.evenPort == true,
+                reservationToken: request.reservationToken, dontFragment: request.dontFragment,
                 lifetime: settings.limits.lifetime(requested: request.lifetime), replyStyle: style,
                 addressError: addressError))
     }
 
     /// Installs the allocation once its relayed sockets are bound; `relays` are in `pending.families` order,
-    /// each with the address to advertise. Returns the success response.
+    /// each with the address to advertise, and `reservationToken` names the port reserved for EVEN-PORT with R.
+    /// Returns the success response.
     public mutating func completeAllocation(
-        _ pending: PendingAllocation, relays: [(address: STUNAddress, relay: RelayID)], now: Int64
+        _ pending: PendingAllocation, relays: [(address: STUNAddress, relay: RelayID)],
+        reservationToken: UInt64? = nil, now: Int64
     ) -> [UInt8] {
         let allocation = Allocation(
             fiveTuple: pending.fiveTuple, username: pending.username, key: pending.key, relays: relays,
@@ -302,6 +313,7 @@ public struct TURNEngine: Sendable {
             attributes.append(.addressErrorCode(family: family, error: .addressFamilyNotSupported))
         }
         attributes.append(.lifetime(UInt32(pending.lifetime)))
+        if let reservationToken { attributes.append(.reservationToken(reservationToken)) }
         attributes.append(.xorMappedAddress(pending.fiveTuple.client))
         let bytes = build(
             method: .allocate, class: .successResponse, transactionID: pending.transactionID, attributes: attributes,

@@ -68,38 +68,6 @@ final class HairpinRegistry: Sendable {
     func target(at address: STUNAddress) -> (any HairpinTarget)? { targets.withLock { $0[address] } }
 }
 
-/// Settings every loop shares, derived once from the configuration.
-struct RelaySettings: Sendable {
-    /// Per family: the address relayed sockets bind to and the one advertised to clients.
-    var relayBind: [STUNAddressFamily: (bind: STUNAddress, advertised: STUNAddress)]
-    var relayPorts: ClosedRange<UInt16>
-
-    /// Attempts at binding a relayed socket to a random free port.
-    static let bindAttempts = 16
-
-    /// A random port of the range, even for EVEN-PORT.
-    func randomPort(even: Bool) -> UInt16 {
-        var port = UInt16.random(in: relayPorts)
-        if even {
-            port &= ~1
-            if port < relayPorts.lowerBound { port += 2 }
-        }
-        return port
-    }
-
-    /// The socket options of a relayed socket: IPv6 relays take no IPv4 traffic; DONT-FRAGMENT sets
-    /// IP_MTU_DISCOVER / IPV6_MTU_DISCOVER to *_PMTUDISC_DO (set DF, never fragment locally).
-    static func socketOptions(family: STUNAddressFamily, dontFragment: Bool) -> [(level: Int32, name: Int32, value: Int32)] {
-        var options: [(level: Int32, name: Int32, value: Int32)] = []
-        if family == .ipv6 { options.append((Int32(IPPROTO_IPV6), IPV6_V6ONLY, 1)) }
-        if dontFragment {
-            options.append(
-                family == .ipv6 ? (Int32(IPPROTO_IPV6), IPV6_MTU_DISCOVER, 2) : (Int32(IPPROTO_IP), IP_MTU_DISCOVER, 2))
-        }
-        return options
-    }
-}
-
 /// The TURN state of one event loop for clients over TCP and TLS: its engine and the relays of their allocations.
 /// Everything here runs on `eventLoop` only (the handlers of its connections and relays are on the same loop), so
 /// nothing needs a lock. UDP clients are served by `UDPShard`s.
@@ -107,6 +75,7 @@ final class LoopState: @unchecked Sendable {
     let eventLoop: any EventLoop
     var engine: TURNEngine
     let relaySettings: RelaySettings
+    let reservations: RelayReservations
     let hairpin: HairpinRegistry
     let logger: Logger
     /// Packets handed from one of our allocations to another in process (logged at shutdown).
@@ -121,12 +90,13 @@ final class LoopState: @unchecked Sendable {
     private var indicationIDs = IndicationIDs()
 
     init(
-        eventLoop: any EventLoop, engine: TURNEngine, relaySettings: RelaySettings, hairpin: HairpinRegistry,
-        logger: Logger
+        eventLoop: any EventLoop, engine: TURNEngine, relaySettings: RelaySettings, reservations: RelayReservations,
+        hairpin: HairpinRegistry, logger: Logger
     ) {
         self.eventLoop = eventLoop
         self.engine = engine
         self.relaySettings = relaySettings
+        self.reservations = reservations
         self.hairpin = hairpin
         self.logger = logger
     }
@@ -235,69 +205,46 @@ final class LoopState: @unchecked Sendable {
     // MARK: Relayed sockets
 
     private func openRelays(for pending: PendingAllocation, client: any Channel) {
-        var future = eventLoop.makeSucceededFuture([(address: STUNAddress, socket: RelaySocket)]())
-        for family in pending.families {
-            future = future.flatMap { opened in
-                self.bindRelay(family: family, pending: pending, client: client, attempt: 1).map { opened + [$0] }
-                    .flatMapError { error in
-                        for relay in opened { relay.socket.channel.close(promise: nil) }
-                        return self.eventLoop.makeFailedFuture(error)
+        let opened: (relays: [BoundRelay], reservationToken: UInt64?)
+        do {
+            opened = try relaySettings.open(for: pending, reservations: reservations, now: now)
+        } catch {
+            pendingAllocations.remove(pending.fiveTuple)
+            logger.warning("could not open a relayed socket: \(error)")
+            reply(engine.failAllocation(pending), to: client)
+            return
+        }
+        let channels = opened.relays.map { relay in
+            DatagramBootstrap(group: eventLoop)
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(
+                            RelayHandler(state: self, fiveTuple: pending.fiveTuple, client: client))
                     }
-            }
+                }
+                .withBoundSocket(relay.fd)
         }
-        future.whenComplete { result in
+        EventLoopFuture.whenAllComplete(channels, on: eventLoop).whenSuccess { results in
             self.pendingAllocations.remove(pending.fiveTuple)
-            switch result {
-            case .success(let opened):
-                let relays = opened.map { (address: $0.address, relay: self.register($0.socket)) }
-                for relay in opened { self.hairpin.register(relay.socket) }
-                let response = self.engine.completeAllocation(pending, relays: relays, now: self.now)
-                self.logger.debug(
-                    "allocation", metadata: ["client": "\(pending.fiveTuple)", "relay": "\(relays.map(\.address))"])
-                self.reply(response, to: client)
-            case .failure(let error):
-                self.logger.warning("could not open a relayed socket: \(error)")
-                self.reply(self.engine.failAllocation(pending), to: client)
-            }
-        }
-    }
-
-    private func bindRelay(family: STUNAddressFamily, pending: PendingAllocation, client: any Channel, attempt: Int)
-        -> EventLoopFuture<(address: STUNAddress, socket: RelaySocket)>
-    {
-        guard let addresses = relaySettings.relayBind[family] else {
-            return eventLoop.makeFailedFuture(TURNServerError.noRelayAddress)
-        }
-        let port = relaySettings.randomPort(even: pending.evenPort)
-        var bind = addresses.bind
-        bind.port = port
-        var relayed = addresses.advertised
-        relayed.port = port
-        let advertised = relayed
-        let fiveTuple = pending.fiveTuple
-        var bootstrap = DatagramBootstrap(group: eventLoop)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(
-                        RelayHandler(state: self, fiveTuple: fiveTuple, client: client))
+            let sockets = zip(opened.relays, results).compactMap { relay, result in
+                (try? result.get()).map {
+                    RelaySocket(
+                        channel: $0, address: relay.address, state: self, fiveTuple: pending.fiveTuple, client: client)
                 }
             }
-        for option in RelaySettings.socketOptions(family: family, dontFragment: pending.dontFragment) {
-            bootstrap = bootstrap.channelOption(
-                ChannelOptions.Types.SocketOption(
-                    level: NIOBSDSocket.OptionLevel(rawValue: option.level),
-                    name: NIOBSDSocket.Option(rawValue: option.name)),
-                value: SocketOptionValue(option.value))
-        }
-        return bootstrap.bind(to: SocketAddress(bind)).map { channel in
-            (
-                address: advertised,
-                socket: RelaySocket(
-                    channel: channel, address: advertised, state: self, fiveTuple: fiveTuple, client: client)
-            )
-        }.flatMapError { error in
-            guard attempt < RelaySettings.bindAttempts else { return self.eventLoop.makeFailedFuture(error) }
-            return self.bindRelay(family: family, pending: pending, client: client, attempt: attempt + 1)
+            guard sockets.count == opened.relays.count else {
+                for socket in sockets { socket.channel.close(promise: nil) }
+                self.logger.warning("could not register a relayed socket")
+                self.reply(self.engine.failAllocation(pending), to: client)
+                return
+            }
+            let relays = sockets.map { (address: $0.address, relay: self.register($0)) }
+            for socket in sockets { self.hairpin.register(socket) }
+            let response = self.engine.completeAllocation(
+                pending, relays: relays, reservationToken: opened.reservationToken, now: self.now)
+            self.logger.debug(
+                "allocation", metadata: ["client": "\(pending.fiveTuple)", "relay": "\(relays.map(\.address))"])
+            self.reply(response, to: client)
         }
     }
 
@@ -366,6 +313,8 @@ enum TURNClock {
 
 public enum TURNServerError: Error, CustomStringConvertible {
     case noRelayAddress
+    /// No port is reserved under the RESERVATION-TOKEN of an Allocate (or it expired).
+    case noReservation
     case configuration(String)
     /// A system call failed: what was being done, and errno.
     case system(String, Int32)
@@ -373,6 +322,7 @@ public enum TURNServerError: Error, CustomStringConvertible {
     public var description: String {
         switch self {
         case .noRelayAddress: "no relay address for the requested family"
+        case .noReservation: "no port reserved under that RESERVATION-TOKEN"
         case .configuration(let why): why
         case .system(let what, let error): "\(what): \(String(cString: strerror(error)))"
         }

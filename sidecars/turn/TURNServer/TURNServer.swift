@@ -28,6 +28,7 @@ public final class TURNServer: Sendable {
     private let shards: [UDPShard]
     private let listeners: [any Channel]
     private let timers: [RepeatedTask]
+    private let reservations: RelayReservations
     private let shared: LockedTURNSharedState
     private let logger: Logger
 
@@ -75,18 +76,19 @@ public final class TURNServer: Sendable {
         var loops: [LoopState] = []
         var shards: [UDPShard] = []
         let hairpin = HairpinRegistry()
+        let reservations = RelayReservations()
         func makeEngine() -> TURNEngine {
             TURNEngine(settings: settings, authenticator: authenticator, policy: policy, nonces: nonces, shared: shared)
         }
         for loop in group.makeIterator() {
             loops.append(
                 LoopState(
-                    eventLoop: loop, engine: makeEngine(), relaySettings: relaySettings, hairpin: hairpin,
-                    logger: logger))
+                    eventLoop: loop, engine: makeEngine(), relaySettings: relaySettings, reservations: reservations,
+                    hairpin: hairpin, logger: logger))
             shards.append(
                 try UDPShard(
                     name: "TURN-UDP-\(shards.count + 1)", engine: makeEngine(), relaySettings: relaySettings,
-                    hairpin: hairpin, logger: logger))
+                    reservations: reservations, hairpin: hairpin, logger: logger))
         }
 
         // A stream client silent for longer than any allocation lives is gone.
@@ -135,8 +137,12 @@ public final class TURNServer: Sendable {
             for shard in shards { shard.stop() }
             throw error
         }
+        let sweeper = loops[0]
         let timers = loops.map { state in
-            state.eventLoop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in state.sweep() }
+            state.eventLoop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in
+                state.sweep()
+                if state === sweeper { reservations.sweep(now: state.now) }
+            }
         }
         logger.info(
             "TURN listening",
@@ -146,18 +152,20 @@ public final class TURNServer: Sendable {
             ])
         return TURNServer(
             udp: udp, tcp: tcp, tls: tlsBound, loops: loops, shards: shards, listeners: listeners, timers: timers,
-            shared: shared, logger: logger)
+            reservations: reservations, shared: shared, logger: logger)
     }
 
     private init(
         udp: [SocketAddress], tcp: [SocketAddress], tls: [SocketAddress], loops: [LoopState], shards: [UDPShard],
-        listeners: [any Channel], timers: [RepeatedTask], shared: LockedTURNSharedState, logger: Logger
+        listeners: [any Channel], timers: [RepeatedTask], reservations: RelayReservations,
+        shared: LockedTURNSharedState, logger: Logger
     ) {
         self.udpAddresses = udp
         self.tcpAddresses = tcp
         self.tlsAddresses = tls
         self.loops = loops
         self.shards = shards
+        self.reservations = reservations
         self.listeners = listeners
         self.timers = timers
         self.shared = shared
@@ -183,6 +191,7 @@ public final class TURNServer: Sendable {
         }
         // Each shard closes its allocations and listeners and ends its thread within milliseconds.
         for shard in shards { shard.stop() }
+        reservations.sweep()
     }
 
     // MARK: Binding

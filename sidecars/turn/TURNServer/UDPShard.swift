@@ -32,6 +32,7 @@ final class UDPShard: @unchecked Sendable {
 
     var engine: TURNEngine
     private let relaySettings: RelaySettings
+    private let reservations: RelayReservations
     private let hairpin: HairpinRegistry
     private let logger: Logger
     private let name: String
@@ -68,12 +69,14 @@ final class UDPShard: @unchecked Sendable {
     private var hairpinPackets = 0
     private var droppedSends = 0
 
-    init(name: String, engine: TURNEngine, relaySettings: RelaySettings, hairpin: HairpinRegistry, logger: Logger)
-        throws
-    {
+    init(
+        name: String, engine: TURNEngine, relaySettings: RelaySettings, reservations: RelayReservations,
+        hairpin: HairpinRegistry, logger: Logger
+    ) throws {
         self.name = name
         self.engine = engine
         self.relaySettings = relaySettings
+        self.reservations = reservations
         self.hairpin = hairpin
         self.logger = logger
         epoll = cm_epoll_create()
@@ -107,7 +110,7 @@ final class UDPShard: @unchecked Sendable {
 
     /// Binds a UDP listener on `address` (port 0: any) with `SO_REUSEPORT`; returns its bound address.
     func addListener(_ address: STUNAddress) throws -> STUNAddress {
-        let fd = try Self.openSocket(
+        let fd = try openUDPSocket(
             family: address.family,
             options: [
                 (SOL_SOCKET, SO_REUSEPORT, 1), (SOL_SOCKET, SO_RCVBUF, 4 << 20), (SOL_SOCKET, SO_SNDBUF, 4 << 20),
@@ -216,17 +219,25 @@ final class UDPShard: @unchecked Sendable {
 
     private func readClients(listener index: Int) {
         let listener = listeners[index]
+        receive(from: listener.fd) { payload, length, client in
+            handleClientDatagram(
+                UnsafeMutableRawBufferPointer(start: payload, count: length),
+                fiveTuple: FiveTuple(client: client, server: listener.local, transport: .udp), listener: listener)
+        }
+    }
+
+    /// Reads batches from `fd` until it has no more (or `readRounds` batches), hands each datagram to `handle`
+    /// with its source, and sends what they queued after each batch, before the buffers are reused.
+    @inline(__always)
+    private func receive(from fd: Int32, _ handle: (UnsafeMutableRawPointer, Int, STUNAddress) -> Void) {
         for _ in 0..<Self.readRounds {
-            let count = Int(cm_datagrams_receive(listener.fd, received, UInt32(Self.receiveBatch)))
+            let count = Int(cm_datagrams_receive(fd, received, UInt32(Self.receiveBatch)))
             guard count > 0 else { break }
             for entry in 0..<count {
                 let length = cm_datagrams_received_length(received, UInt32(entry))
-                guard length >= 0, let client = STUNAddress(sockaddr: cm_datagrams_address(received, UInt32(entry)))
+                guard length >= 0, let source = STUNAddress(sockaddr: cm_datagrams_address(received, UInt32(entry)))
                 else { continue }
-                let payload = receiveMemory + entry * Self.slotSize + Self.headroom
-                handleClientDatagram(
-                    UnsafeMutableRawBufferPointer(start: payload, count: Int(length)),
-                    fiveTuple: FiveTuple(client: client, server: listener.local, transport: .udp), listener: listener)
+                handle(receiveMemory + entry * Self.slotSize + Self.headroom, Int(length), source)
             }
             flush()
             if count < Self.receiveBatch { break }
@@ -295,47 +306,24 @@ final class UDPShard: @unchecked Sendable {
     // MARK: Allocations
 
     private func allocate(_ pending: PendingAllocation, listener: Listener) {
-        var opened: [(address: STUNAddress, fd: Int32)] = []
-        for family in pending.families {
-            guard let relay = openRelay(family: family, pending: pending) else {
-                for relay in opened { Glibc.close(relay.fd) }
-                send(engine.failAllocation(pending), to: pending.fiveTuple.client, from: listener.fd)
-                return
-            }
-            opened.append(relay)
+        let opened: (relays: [BoundRelay], reservationToken: UInt64?)
+        do {
+            opened = try relaySettings.open(for: pending, reservations: reservations, now: now)
+        } catch {
+            logger.warning("could not open a relayed socket: \(error)")
+            send(engine.failAllocation(pending), to: pending.fiveTuple.client, from: listener.fd)
+            return
         }
-        var relayIDs: [(address: STUNAddress, relay: RelayID)] = []
-        for relay in opened {
-            let id = register(fd: relay.fd, address: relay.address, fiveTuple: pending.fiveTuple, listener: listener.fd)
-            relayIDs.append((relay.address, id))
+        let relays = opened.relays.map { relay in
+            (
+                address: relay.address,
+                relay: register(fd: relay.fd, address: relay.address, fiveTuple: pending.fiveTuple, listener: listener.fd)
+            )
         }
-        let response = engine.completeAllocation(pending, relays: relayIDs, now: now)
-        logger.debug("allocation", metadata: ["client": "\(pending.fiveTuple)", "relay": "\(opened.map(\.address))"])
+        let response = engine.completeAllocation(
+            pending, relays: relays, reservationToken: opened.reservationToken, now: now)
+        logger.debug("allocation", metadata: ["client": "\(pending.fiveTuple)", "relay": "\(relays.map(\.address))"])
         send(response, to: pending.fiveTuple.client, from: listener.fd)
-    }
-
-    /// A relayed socket of `family` on a random free port of the range, or nil (logged).
-    private func openRelay(family: STUNAddressFamily, pending: PendingAllocation) -> (address: STUNAddress, fd: Int32)? {
-        guard let addresses = relaySettings.relayBind[family] else { return nil }
-        let options = RelaySettings.socketOptions(family: family, dontFragment: pending.dontFragment)
-        var failure: any Error = TURNServerError.noRelayAddress
-        for _ in 0..<RelaySettings.bindAttempts {
-            let port = relaySettings.randomPort(even: pending.evenPort)
-            var bind = addresses.bind
-            bind.port = port
-            var advertised = addresses.advertised
-            advertised.port = port
-            do {
-                let fd = try Self.openSocket(family: family, options: options)
-                if bind.withSockaddr({ Glibc.bind(fd, $0, $1) }) == 0 { return (advertised, fd) }
-                failure = TURNServerError.system("binding relay \(bind)", errno)
-                Glibc.close(fd)
-            } catch {
-                failure = error
-            }
-        }
-        logger.warning("could not open a relayed socket: \(failure)")
-        return nil
     }
 
     private func register(fd: Int32, address: STUNAddress, fiveTuple: FiveTuple, listener: Int32) -> RelayID {
@@ -385,18 +373,8 @@ final class UDPShard: @unchecked Sendable {
     private func readPeers(token: UInt64) {
         let slot = Int(token & 0xFFFF_FFFF)
         guard slot < relays.count, let relay = relays[slot], relay.token == token else { return }
-        for _ in 0..<Self.readRounds {
-            let count = Int(cm_datagrams_receive(relay.fd, received, UInt32(Self.receiveBatch)))
-            guard count > 0 else { break }
-            for entry in 0..<count {
-                let length = cm_datagrams_received_length(received, UInt32(entry))
-                guard length >= 0, let peer = STUNAddress(sockaddr: cm_datagrams_address(received, UInt32(entry)))
-                else { continue }
-                let payload = receiveMemory + entry * Self.slotSize + Self.headroom
-                deliver(payload, length: Int(length), headroom: Self.headroom, from: peer, to: relay)
-            }
-            flush()
-            if count < Self.receiveBatch { break }
+        receive(from: relay.fd) { payload, length, peer in
+            deliver(payload, length: length, headroom: Self.headroom, from: peer, to: relay)
         }
     }
 
@@ -488,24 +466,6 @@ final class UDPShard: @unchecked Sendable {
         guard cm_epoll_watch(epoll, fd, token) == 0 else {
             throw TURNServerError.system("epoll_ctl", errno)
         }
-    }
-
-    /// A non-blocking, close-on-exec UDP socket of `family` with `options` set.
-    private static func openSocket(family: STUNAddressFamily, options: [(level: Int32, name: Int32, value: Int32)])
-        throws -> Int32
-    {
-        let domain = family == .ipv4 ? AF_INET : AF_INET6
-        let fd = socket(domain, Int32(SOCK_DGRAM.rawValue | SOCK_NONBLOCK.rawValue | SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw TURNServerError.system("socket", errno) }
-        for option in options {
-            var value = option.value
-            guard setsockopt(fd, option.level, option.name, &value, socklen_t(MemoryLayout<Int32>.size)) == 0 else {
-                let error = errno
-                Glibc.close(fd)
-                throw TURNServerError.system("setsockopt(\(option.level), \(option.name))", error)
-            }
-        }
-        return fd
     }
 }
 
