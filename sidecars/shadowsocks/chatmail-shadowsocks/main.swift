@@ -20,7 +20,7 @@ struct Main {
                 "listening on \(server.localAddress.map { "\($0)" } ?? "\(section.listen)") with \(settings.credential.method.rawValue), targets on ports \(settings.policy.upstreams.keys.sorted())"
             )
             try await sidecar.ready()
-            await sidecar.serveUntilShutdown([server.channel]) { event in
+            await sidecar.serveUntilShutdown(server.channels) { event in
                 if case .reload = event { sidecar.logger.info("counters: \(server.counters)") }
             }
             sidecar.logger.info("counters: \(server.counters)")
