@@ -48,6 +48,55 @@ struct ProbingTests {
         #expect(state.counters.failedHandshakes == (2 * length >= 50 ? 1 : 0))
     }
 
+    /// A SIP004 request from a client with the key (salt, then target and `payload` sealed as one chunk).
+    static func request(to name: String, port: UInt16, payload: [UInt8] = [0x16, 0x03, 0x01]) throws -> ByteBuffer {
+        let credential = ShadowsocksCredential(method: .aes256GCM, keyText: "probe-test")!
+        var salt = [UInt8](repeating: 0, count: credential.method.saltLength)
+        var random = SystemRandomNumberGenerator()
+        for index in salt.indices { salt[index] = UInt8.random(in: 0...255, using: &random) }
+        var sealer = try ChunkSealer(method: credential.method, key: credential.masterKey, salt: salt)
+        var plaintext = ByteBuffer(bytes: [3, UInt8(name.utf8.count)] + Array(name.utf8))
+        plaintext.writeInteger(port)
+        plaintext.writeBytes(payload)
+        var output = ByteBuffer()
+        try sealer.seal(&plaintext, into: &output, now: 0)
+        return output
+    }
+
+    @Test(
+        "An authenticated request for a refused target is closed at once without a byte",
+        arguments: [
+            ("chat.example.org", 25, true), ("chat.example.org", 10025, true), ("example.org", 993, false),
+            ("localhost", 993, false), ("127.0.0.1", 993, false),
+        ])
+    func refusedTarget(name: String, port: UInt16, portRefused: Bool) throws {
+        let state = try Self.state()
+        let channel = try Self.connection(state)
+        try channel.writeInbound(try Self.request(to: name, port: port))
+        #expect(!channel.isActive)
+        #expect(try channel.readOutbound(as: ByteBuffer.self) == nil)
+        let counters = state.counters
+        #expect(counters.refusedPort == (portRefused ? 1 : 0) && counters.refusedHost == (portRefused ? 0 : 1))
+        #expect(counters.failedHandshakes == 0 && counters.accepted == 0)
+    }
+
+    @Test("A replayed request stays silent until the deadline, also when its target is refused")
+    func replayBeforePolicy() throws {
+        let state = try Self.state()
+        let request = try Self.request(to: "example.org", port: 993)
+        let first = try Self.connection(state)
+        try first.writeInbound(request)
+        #expect(!first.isActive)
+        let replay = try Self.connection(state)
+        try replay.writeInbound(request)
+        replay.embeddedEventLoop.advanceTime(by: .seconds(59))
+        #expect(replay.isActive)
+        #expect(try replay.readOutbound(as: ByteBuffer.self) == nil)
+        replay.embeddedEventLoop.advanceTime(by: .seconds(1))
+        #expect(!replay.isActive)
+        #expect(state.counters.replays == 1 && state.counters.refusedHost == 1)
+    }
+
     @Test("A client that half-closes mid-handshake is kept until the deadline")
     func halfClose() throws {
         let channel = try Self.connection(try Self.state())

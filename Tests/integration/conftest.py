@@ -100,8 +100,10 @@ class NotifyListener:
 class Supervisor:
     """One run of chatmail-supervisor in a temporary directory."""
 
-    def __init__(self, tmp: Path, modes=None, extra=None, supervisor_extra="", env=None):
+    def __init__(self, tmp: Path, modes=None, extra=None, supervisor_extra="", env=None, ports=None):
+        """`ports` overrides a child's fixed loopback listen port (by child name)."""
         self.tmp = tmp
+        self.ports = {"imap": 21143, "turn": 23478, "iroh": 23340, "shadowsocks": 28388, **(ports or {})}
         self.config = tmp / "supervisor.conf"
         self.child_log = tmp / "children.log"
         self.log = tmp / "supervisor.log"
@@ -122,10 +124,9 @@ class Supervisor:
         for line in supervisor_extra.splitlines():
             if line.startswith("control_socket"):
                 self.socket = line.split("=", 1)[1].strip().strip('"')
-        ports = {"imap": 21143, "turn": 23478, "iroh": 23340, "shadowsocks": 28388}
         for name in ["imap", "turn", "iroh", "shadowsocks"]:
             mode = modes.get(name, "ready")
-            lines = [f"[{name}]", f'listen = "127.0.0.1:{ports[name]}"']
+            lines = [f"[{name}]", f'listen = "127.0.0.1:{self.ports[name]}"']
             if mode is None:
                 lines.append("enabled = false")
             elif mode.startswith("/"):

@@ -1,5 +1,6 @@
-"""A private Postfix instance on loopback: submission without AUTH from 127.0.0.0/8, every
-message for `domain` relayed over LMTP to chatmail-imap. Needs root and Debian's postfix."""
+"""A private Postfix instance on loopback: submission without AUTH from 127.0.0.0/8 (plain, and
+optionally SMTPS), every message for `domain` relayed over LMTP to chatmail-imap. Needs root and
+Debian's postfix."""
 
 import os
 import shutil
@@ -33,14 +34,22 @@ scache    unix - - n - 1 scache
 postlog   unix-dgram n - n - 1 postlogd
 """
 
+# Implicit TLS (as on 465); its log lines say postfix/smtps/smtpd.
+SMTPS_CF = """
+{listen} inet n - n - - smtpd -o syslog_name=postfix/smtps -o smtpd_tls_wrappermode=yes
+  -o smtpd_tls_security_level=encrypt
+tlsmgr    unix - - n 1000? 1 tlsmgr
+"""
+
 
 def available():
     return os.geteuid() == 0 and shutil.which("postfix") is not None
 
 
 class Postfix:
-    def __init__(self, domain: str, smtp_port: int, lmtp: str):
-        """`lmtp` is Postfix's next hop: "inet:127.0.0.1:PORT" or "unix:/path/to/socket"."""
+    def __init__(self, domain: str, smtp_port: int, lmtp: str, smtps_port=None, certificate=None):
+        """`lmtp` is Postfix's next hop: "inet:127.0.0.1:PORT" or "unix:/path/to/socket". With `smtps_port`,
+        also SMTPS there with `certificate`, a (certificate, key) pair of PEM files."""
         # Postfix's daemons run as the postfix user: keep everything out of root-only temp dirs.
         self.root = Path(tempfile.mkdtemp(prefix="chatmail-postfix-", dir="/var/tmp"))
         os.chmod(self.root, 0o755)
@@ -70,24 +79,29 @@ alias_database =
 biff = no
 smtpd_banner = $myhostname ESMTP
 message_size_limit = 31457280
-""")
-        (self.etc / "master.cf").write_text(MASTER_CF.format(listen=f"127.0.0.1:{smtp_port}"))
+""" + (f"smtpd_tls_chain_files = {certificate[1]}, {certificate[0]}\n" if smtps_port else ""))
+        master = MASTER_CF.format(listen=f"127.0.0.1:{smtp_port}")
+        if smtps_port:
+            master += SMTPS_CF.format(listen=f"127.0.0.1:{smtps_port}")
+        (self.etc / "master.cf").write_text(master)
         (self.root / "queue").mkdir()
         (self.root / "data").mkdir()
         shutil.chown(self.root / "data", "postfix", "postfix")
         self.postfix("check")
         self.postfix("start")
         try:
-            self._wait_listening(smtp_port)
+            for port in (smtp_port, smtps_port):
+                if port:
+                    self._wait_listening(port)
         except BaseException:
             self.stop()
             raise
 
-    def _wait_listening(self, smtp_port):
+    def _wait_listening(self, port):
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             try:
-                socket.create_connection(("127.0.0.1", smtp_port), timeout=1).close()
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
                 return
             except OSError:
                 time.sleep(0.2)

@@ -416,11 +416,17 @@ class SupervisedIMAP:
     port = 21143
 
     def __init__(self, supervisor_factory, tmp_path, turn_host="turn.example.org", plaintext_login=True,
-                 lmtp_socket=None):
-        self.tls_port, self.lmtp_port = free_port(), free_port()
+                 lmtp_socket=None, tls_port=None, shadowsocks=None):
+        """`shadowsocks`, the lines of a `[shadowsocks]` section, runs the real chatmail-shadowsocks on a free
+        port (`shadowsocks_port`) too; without it that child is disabled."""
+        self.tls_port, self.lmtp_port = tls_port or free_port(), free_port()
         self.lmtp_socket = lmtp_socket or f"{tmp_path}/run/lmtp.sock"
+        self.shadowsocks_port = free_port() if shadowsocks is not None else None
         self.sup = supervisor_factory(
-            modes={"imap": str(bin_dir() / "chatmail-imap"), "shadowsocks": None}, extra={"imap": [
+            modes={"imap": str(bin_dir() / "chatmail-imap"),
+                   "shadowsocks": None if shadowsocks is None else str(bin_dir() / "chatmail-shadowsocks")},
+            ports={"shadowsocks": self.shadowsocks_port} if shadowsocks is not None else None,
+            extra={"shadowsocks": shadowsocks or [], "imap": [
                 f'tls_listen = "127.0.0.1:{self.tls_port}"', f'lmtp_listen = "127.0.0.1:{self.lmtp_port}"',
                 f'lmtp_socket = "{self.lmtp_socket}"', f'mail_domain = "{DOMAIN}"',
                 f"plaintext_login = {'true' if plaintext_login else 'false'}",
@@ -430,6 +436,8 @@ class SupervisedIMAP:
         self.sup.config.write_text(text + '\n[tls]\nself_signed = true\nnames = ["localhost"]\n')
         self.sup.start()
         self.sup.wait_state("imap", "ready", timeout=30)
+        if shadowsocks is not None:
+            self.sup.wait_state("shadowsocks", "ready", timeout=30)
         self.state = tmp_path / "state"
 
     def turn_secret(self):

@@ -336,17 +336,29 @@ def stop(process):
         process.wait()
 
 
-def assert_silent_until_deadline(sock, started):
-    """No byte before the handshake deadline, then a clean close (FIN, not RST) shortly after it."""
+def closed_without_a_byte(sock, started):
+    """Waits for the server's close, which must be a FIN (not RST) with no byte before it; its time after
+    `started`."""
     sock.settimeout(HANDSHAKE_TIMEOUT + 3)
     try:
         data = sock.recv(4096)
     except ConnectionResetError:
         pytest.fail("connection reset instead of closed")
-    elapsed = time.monotonic() - started
     assert data == b"", f"the server answered {data!r}"
+    return time.monotonic() - started
+
+
+def assert_silent_until_deadline(sock, started):
+    """No byte before the handshake deadline, then a clean close shortly after it."""
+    elapsed = closed_without_a_byte(sock, started)
     assert elapsed >= HANDSHAKE_TIMEOUT - 0.3, f"closed after {elapsed:.2f}s, before the deadline"
     assert elapsed <= HANDSHAKE_TIMEOUT + 2, f"still open {elapsed:.2f}s after accept"
+
+
+def assert_closed_at_once(sock, started):
+    """No byte, and a clean close well before the handshake deadline."""
+    elapsed = closed_without_a_byte(sock, started)
+    assert elapsed < HANDSHAKE_TIMEOUT / 2, f"closed only after {elapsed:.2f}s"
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -461,16 +473,26 @@ def test_targets_naming_this_server_are_allowed(servers, target):
 
 
 @pytest.mark.parametrize("method", ["aes-256-gcm", "2022-blake3-aes-256-gcm"])
-def test_disallowed_targets_are_refused_silently(servers, echo, method):
+def test_disallowed_targets_are_closed_at_once_without_a_byte(servers, echo, method):
+    """A client with the key that asks for a refused target (a real client such as Delta Chat trying a host it
+    may not reach) gets no byte and a prompt close, so it fails fast instead of waiting for the deadline."""
     server = servers(method)
     before = echo.connections
-    clients = []
     for target in REFUSED:
-        clients.append((time.monotonic(), server.client(target=target, payload=b"x")))
-    for started, client in clients:
-        assert_silent_until_deadline(client.sock, started)
+        started = time.monotonic()
+        client = server.client(target=target, payload=b"x")
+        assert_closed_at_once(client.sock, started)
         client.close()
     assert echo.connections == before, "a refused target reached the service"
+
+
+def replay(server, flight):
+    """Sends a recorded first flight again on a new connection; it must stay silent until the deadline."""
+    sock = socket.create_connection(server.address, timeout=10)
+    started = time.monotonic()
+    sock.sendall(flight)
+    assert_silent_until_deadline(sock, started)
+    sock.close()
 
 
 @pytest.mark.parametrize("method", ["aes-256-gcm", "2022-blake3-aes-256-gcm"])
@@ -478,12 +500,20 @@ def test_a_replayed_first_flight_is_refused(servers, method):
     server = servers(method)
     first = server.client(payload=b"replay-me")
     assert first.recv_exactly(9) == b"replay-me"
-    replay = socket.create_connection(server.address, timeout=10)
-    started = time.monotonic()
-    replay.sendall(first.first_flight)
-    assert_silent_until_deadline(replay, started)
-    replay.close()
+    replay(server, first.first_flight)
     first.close()
+
+
+@pytest.mark.parametrize("method", ["aes-256-gcm", "2022-blake3-aes-256-gcm"])
+def test_a_replayed_request_for_a_refused_target_is_drained_like_a_probe(servers, method):
+    """The replay check comes before the destination policy: a prober replaying a recorded request cannot tell
+    a refused target (closed at once for the real client) from any other failure."""
+    server = servers(method)
+    started = time.monotonic()
+    first = server.client(target=("example.org", 993), payload=b"x")
+    assert_closed_at_once(first.sock, started)
+    first.close()
+    replay(server, first.first_flight)
 
 
 def test_a_reflected_response_is_refused(servers):

@@ -8,10 +8,12 @@ import ShadowsocksCore
 /// One client connection: reads the request, then splices the decrypted stream to the upstream of the
 /// requested port and the sealed replies back, with backpressure both ways and half-close passed on.
 ///
-/// A request that fails in any way (too short, bad tag, bad header, old timestamp, replayed salt, refused
-/// target) gets the same treatment: no byte is sent, everything is read and dropped, and the connection is
-/// closed when the handshake deadline (counted from accept) passes, so a prober learns nothing from timing,
-/// byte counts or RST/FIN.
+/// A request that fails in any way (too short, bad tag, bad header, old timestamp, replayed salt) gets the
+/// same treatment: no byte is sent, everything is read and dropped, and the connection is closed when the
+/// handshake deadline (counted from accept) passes, so a prober learns nothing from timing, byte counts or
+/// RST/FIN. A fresh, authenticated request for a refused target (a port not allowed, another host) comes
+/// from a client with the key: it is closed at once, without a byte, so that client fails fast instead of
+/// waiting for the deadline.
 final class ConnectionHandler: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = ByteBuffer
@@ -177,20 +179,23 @@ final class ConnectionHandler: ChannelDuplexHandler {
     private func accept(_ request: ShadowsocksRequest, context: ChannelHandlerContext) {
         let settings = server.settings
         let method = settings.credential.method
+        // The replay check comes first: a replayed request is a probe and gets the silent drain.
+        let responseSalt = Crypto.randomBytes(method.saltLength)
+        guard server.remember(requestSalt: request.salt, responseSalt: method.is2022 ? nil : responseSalt) else {
+            server.logger.debug("replayed salt")
+            return fail(.replay)
+        }
         let upstreamAddress: DestinationPolicy.Upstream
         switch settings.policy.decide(request.target) {
         case .success(let upstream):
             upstreamAddress = upstream
         case .failure(let refusal):
+            // A client that holds the key asked for a target it may not reach: closing at once lets it fail
+            // fast (a prober without the key never gets here).
             server.count { refusal == .port ? ($0.refusedPort += 1) : ($0.refusedHost += 1) }
             server.logger.info(
                 "refused target \(request.target) (\(refusal == .port ? "port not allowed" : "not this server"))")
-            return fail(.address)
-        }
-        let responseSalt = Crypto.randomBytes(method.saltLength)
-        guard server.remember(requestSalt: request.salt, responseSalt: method.is2022 ? nil : responseSalt) else {
-            server.logger.debug("replayed salt")
-            return fail(.replay)
+            return close()
         }
         let sealer: ChunkSealer
         do {
