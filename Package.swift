@@ -47,7 +47,7 @@ let package = Package(
         .target(
             name: "ChatmailSidecar",
             dependencies: [
-                "ChatmailConfig", "ChatmailControl", "ChatmailTLS",
+                "CChatmailShims", "ChatmailConfig", "ChatmailControl", "ChatmailTLS",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -156,7 +156,7 @@ let package = Package(
         .executableTarget(
             name: "chatmail-tls-testserver",
             dependencies: [
-                "ChatmailTLS", .product(name: "NIOCore", package: "swift-nio"),
+                "CChatmailShims", "ChatmailTLS", .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
             path: "Tests/TLSTestServer"),

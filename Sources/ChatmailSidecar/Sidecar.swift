@@ -1,3 +1,4 @@
+import CChatmailShims
 import ChatmailConfig
 import ChatmailControl
 import ChatmailTLS
@@ -131,6 +132,7 @@ extension Sidecar {
         environment: [String: String] = ProcessInfo.processInfo.environment,
         _ body: @Sendable (Sidecar) async throws -> Void
     ) async -> Never {
+        cm_tune_malloc()
         exit(await run(name: name, arguments: arguments, environment: environment, body))
     }
 

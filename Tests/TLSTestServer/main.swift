@@ -13,11 +13,15 @@
 //   source:BYTES  sends BYTES bytes of a fixed pattern after the handshake, honouring
 //                 writability, then closes (for slow-reader tests)
 //   http          answers any request with a short HTTP/1.1 200 response
+import CChatmailShims
 import ChatmailTLS
 import Dispatch
 import Foundation
 import NIOCore
 import NIOPosix
+
+// Memory as every sidecar has it (Sidecar.main), so that the figures measured here are theirs.
+cm_tune_malloc()
 
 func argument(_ name: String) -> [String] {
     var values: [String] = []
