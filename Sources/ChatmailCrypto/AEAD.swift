@@ -91,12 +91,24 @@ public final class AEAD {
         nonce: UnsafeRawBufferPointer, aad: UnsafeRawBufferPointer, inPlace data: UnsafeMutableRawBufferPointer,
         tag: UnsafeMutableRawBufferPointer
     ) throws(CryptoError) {
+        try seal(nonce: nonce, aad: aad, plaintext: UnsafeRawBufferPointer(data), into: data, tag: tag)
+    }
+
+    /// Encrypts `plaintext` into `ciphertext` (of the same length; it may be the same memory, not a partial
+    /// overlap) and writes the tag to `tag`, like `seal(nonce:aad:inPlace:tag:)`, without a copy first.
+    public func seal(
+        nonce: UnsafeRawBufferPointer, aad: UnsafeRawBufferPointer, plaintext: UnsafeRawBufferPointer,
+        into ciphertext: UnsafeMutableRawBufferPointer, tag: UnsafeMutableRawBufferPointer
+    ) throws(CryptoError) {
+        precondition(plaintext.count == ciphertext.count, "AEAD.seal: output length differs from input")
         let context = sealContext
         try restart(context, nonce: nonce, tagCount: tag.count)
         guard let tagPointer = tag.baseAddress else {
             throw .invalidTagLength(expected: algorithm.tagLength, actual: 0)
         }
-        guard Self.authenticate(context, aad), Self.transform(context, data), Self.finish(context) else {
+        guard Self.authenticate(context, aad), Self.transform(context, plaintext, into: ciphertext),
+            Self.finish(context)
+        else {
             throw .openSSL("seal(\(algorithm.name))")
         }
         guard EVP_CIPHER_CTX_ctrl(context, EVP_CTRL_AEAD_GET_TAG, Int32(algorithm.tagLength), tagPointer) == 1 else {
@@ -112,6 +124,16 @@ public final class AEAD {
         nonce: UnsafeRawBufferPointer, aad: UnsafeRawBufferPointer, inPlace data: UnsafeMutableRawBufferPointer,
         tag: UnsafeRawBufferPointer
     ) throws(CryptoError) {
+        try open(nonce: nonce, aad: aad, ciphertext: UnsafeRawBufferPointer(data), into: data, tag: tag)
+    }
+
+    /// Decrypts `ciphertext` into `plaintext` (of the same length; it may be the same memory, not a partial
+    /// overlap) and checks the tag, like `open(nonce:aad:inPlace:tag:)`: on failure `plaintext` is zeroed.
+    public func open(
+        nonce: UnsafeRawBufferPointer, aad: UnsafeRawBufferPointer, ciphertext: UnsafeRawBufferPointer,
+        into plaintext: UnsafeMutableRawBufferPointer, tag: UnsafeRawBufferPointer
+    ) throws(CryptoError) {
+        precondition(plaintext.count == ciphertext.count, "AEAD.open: output length differs from input")
         let context = openContext
         try restart(context, nonce: nonce, tagCount: tag.count)
         guard let tagPointer = tag.baseAddress else {
@@ -123,9 +145,13 @@ public final class AEAD {
                 context, EVP_CTRL_AEAD_SET_TAG, Int32(algorithm.tagLength),
                 UnsafeMutableRawPointer(mutating: tagPointer)
             ) == 1
-        guard tagSet, Self.authenticate(context, aad), Self.transform(context, data), Self.finish(context) else {
+        guard tagSet, Self.authenticate(context, aad), Self.transform(context, ciphertext, into: plaintext),
+            Self.finish(context)
+        else {
             // A tag mismatch fails EVP_CipherFinal_ex; anything else is equally unauthenticated.
-            if let base = data.baseAddress { base.initializeMemory(as: UInt8.self, repeating: 0, count: data.count) }
+            if let base = plaintext.baseAddress {
+                base.initializeMemory(as: UInt8.self, repeating: 0, count: plaintext.count)
+            }
             ERR_clear_error()
             throw .authenticationFailed
         }
@@ -216,19 +242,22 @@ public final class AEAD {
         return true
     }
 
-    /// Encrypts or decrypts `data` in place (exact overlap is allowed by EVP). Skips empty data: an update with
-    /// a NULL output pointer would be taken as AAD.
+    /// Encrypts or decrypts `input` into `output` (the same memory for in place: exact overlap is allowed by
+    /// EVP). Skips empty data: an update with a NULL output pointer would be taken as AAD.
     @inline(__always)
-    private static func transform(_ context: OpaquePointer, _ data: UnsafeMutableRawBufferPointer) -> Bool {
-        guard var pointer = data.bytePointer else { return true }
-        var remaining = data.count
+    private static func transform(
+        _ context: OpaquePointer, _ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer
+    ) -> Bool {
+        guard var source = input.bytePointer, var target = output.bytePointer else { return true }
+        var remaining = input.count
         while remaining > 0 {
             let step = min(remaining, Crypto.maximumStep)
             var written: Int32 = 0
-            guard EVP_CipherUpdate(context, pointer, &written, pointer, Int32(step)) == 1, Int(written) == step else {
+            guard EVP_CipherUpdate(context, target, &written, source, Int32(step)) == 1, Int(written) == step else {
                 return false
             }
-            pointer += step
+            source += step
+            target += step
             remaining -= step
         }
         return true

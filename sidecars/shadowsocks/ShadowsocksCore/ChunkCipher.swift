@@ -41,8 +41,8 @@ struct NonceCounter {
 
 nonisolated(unsafe) private let noAAD = UnsafeRawBufferPointer(start: nil, count: 0)
 
-/// Opens one direction of a stream: [sealed u16be length][sealed payload] repeated. Chunks are copied into the
-/// output buffer and decrypted there in place; nothing else is allocated.
+/// Opens one direction of a stream: [sealed u16be length][sealed payload] repeated. Payloads are decrypted
+/// straight into the output buffer; nothing is allocated.
 public struct ChunkOpener {
     private let aead: AEAD
     /// The largest payload a chunk may announce.
@@ -90,28 +90,27 @@ public struct ChunkOpener {
         return Int(UInt16(bigEndian: length))
     }
 
-    /// Opens `count` sealed bytes and their tag at the front of `input`, appending the plaintext to `output`;
+    /// Opens `count` sealed bytes and their tag at the front of `input`, decrypting them straight into `output`;
     /// false (consuming nothing) if they are not all there.
     mutating func openBlock(_ count: Int, from input: inout ByteBuffer, into output: inout ByteBuffer)
         throws(ShadowsocksError) -> Bool
     {
         guard input.readableBytes >= count + 16 else { return false }
-        let start = output.writerIndex
-        var ciphertext = input.readSlice(length: count)!
-        output.writeBuffer(&ciphertext)
-        let offset = start - output.readerIndex
         let aead = aead
-        let ok: Bool = input.readWithUnsafeReadableBytes { tagBytes in
-            let tag = UnsafeRawBufferPointer(rebasing: tagBytes[0..<16])
-            let opened = output.withUnsafeMutableReadableBytes { out in
-                let data = UnsafeMutableRawBufferPointer(rebasing: out[offset..<(offset + count)])
-                return nonce.next { nonce in
-                    (try? aead.open(nonce: nonce, aad: noAAD, inPlace: data, tag: tag)) != nil
+        var opened = false
+        input.readWithUnsafeReadableBytes { sealed in
+            let ciphertext = UnsafeRawBufferPointer(rebasing: sealed[0..<count])
+            let tag = UnsafeRawBufferPointer(rebasing: sealed[count..<(count + 16)])
+            output.writeWithUnsafeMutableBytes(minimumWritableBytes: count) { out in
+                let plaintext = UnsafeMutableRawBufferPointer(rebasing: out[0..<count])
+                opened = nonce.next { nonce in
+                    (try? aead.open(nonce: nonce, aad: noAAD, ciphertext: ciphertext, into: plaintext, tag: tag)) != nil
                 }
+                return opened ? count : 0
             }
-            return (16, opened)
+            return opened ? count + 16 : 0
         }
-        guard ok else { throw .authentication }
+        guard opened else { throw .authentication }
         return true
     }
 }
@@ -184,13 +183,23 @@ public struct ChunkSealer {
         try sealWritten(from: start, into: &output)
     }
 
+    /// Seals the next `count` bytes of `input` straight into `output`, with their tag.
     private mutating func sealPayload(_ count: Int, from input: inout ByteBuffer, into output: inout ByteBuffer)
         throws
     {
-        let start = output.writerIndex
-        var slice = input.readSlice(length: count)!
-        output.writeBuffer(&slice)
-        try sealWritten(from: start, into: &output)
+        let aead = aead
+        try input.readWithUnsafeReadableBytes { bytes in
+            let plaintext = UnsafeRawBufferPointer(rebasing: bytes[0..<count])
+            try output.writeWithUnsafeMutableBytes(minimumWritableBytes: count + 16) { out in
+                let ciphertext = UnsafeMutableRawBufferPointer(rebasing: out[0..<count])
+                let tag = UnsafeMutableRawBufferPointer(rebasing: out[count..<(count + 16)])
+                try nonce.next { nonce in
+                    try aead.seal(nonce: nonce, aad: noAAD, plaintext: plaintext, into: ciphertext, tag: tag)
+                }
+                return count + 16
+            }
+            return count
+        }
     }
 
     /// Seals `output[start..<writerIndex]` in place and appends its tag.

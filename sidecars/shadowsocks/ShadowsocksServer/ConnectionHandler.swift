@@ -126,10 +126,9 @@ final class ConnectionHandler: ChannelDuplexHandler {
             }
         case .established(var opener, let sealer, let upstream):
             server.count { $0.bytesFromClients += buffer.readableBytes }
-            append(&buffer)
-            var plaintext = context.channel.allocator.buffer(capacity: cumulation.readableBytes)
+            var plaintext = context.channel.allocator.buffer(capacity: cumulation.readableBytes + buffer.readableBytes)
             do {
-                try opener.open(from: &cumulation, into: &plaintext)
+                try open(&buffer, with: &opener, into: &plaintext, allocator: context.channel.allocator)
             } catch {
                 state = .established(opener, sealer, upstream)
                 server.logger.debug("closing: client stream: \(error)")
@@ -137,7 +136,6 @@ final class ConnectionHandler: ChannelDuplexHandler {
                 return
             }
             state = .established(opener, sealer, upstream)
-            compact()
             if plaintext.readableBytes > 0 { upstream.write(plaintext) }
         case .draining, .closed:
             break
@@ -156,12 +154,31 @@ final class ConnectionHandler: ChannelDuplexHandler {
         }
     }
 
-    private func compact() {
-        if cumulation.readableBytes == 0 {
-            cumulation.clear()
-        } else if cumulation.readerIndex > 65536 {
-            cumulation.discardReadBytes()
+    /// Opens the chunks `buffer` completes, decrypting each where it arrived. A chunk left partial by the last
+    /// read is completed from the head of `buffer` in a small bridge (at most two chunks copied); appending the
+    /// whole read to the leftover instead would copy every byte once more.
+    private func open(
+        _ buffer: inout ByteBuffer, with opener: inout ChunkOpener, into plaintext: inout ByteBuffer,
+        allocator: ByteBufferAllocator
+    ) throws(ShadowsocksError) {
+        if cumulation.readableBytes > 0 {
+            let moved = min(buffer.readableBytes, opener.maximumPayload + 34)
+            var head = buffer.readSlice(length: moved)!
+            var bridge = allocator.buffer(capacity: cumulation.readableBytes + moved)
+            bridge.writeBuffer(&cumulation)
+            bridge.writeBuffer(&head)
+            try opener.open(from: &bridge, into: &plaintext)
+            let unused = bridge.readableBytes
+            guard unused <= moved else {
+                // Even with all of `buffer` the chunk is not complete: keep waiting.
+                cumulation = bridge
+                return
+            }
+            // The bytes the bridge did not use are the last of those moved: `buffer` still has them.
+            buffer.moveReaderIndex(to: buffer.readerIndex - unused)
         }
+        cumulation = buffer
+        try opener.open(from: &cumulation, into: &plaintext)
     }
 
     private func fail(_ error: ShadowsocksError) {
