@@ -100,18 +100,19 @@ public final class AEAD {
         nonce: UnsafeRawBufferPointer, aad: UnsafeRawBufferPointer, plaintext: UnsafeRawBufferPointer,
         into ciphertext: UnsafeMutableRawBufferPointer, tag: UnsafeMutableRawBufferPointer
     ) throws(CryptoError) {
-        precondition(plaintext.count == ciphertext.count, "AEAD.seal: output length differs from input")
         let context = sealContext
-        try restart(context, nonce: nonce, tagCount: tag.count)
-        guard let tagPointer = tag.baseAddress else {
-            throw .invalidTagLength(expected: algorithm.tagLength, actual: 0)
-        }
+        let tagPointer = try restart(
+            context, nonce: nonce, tag: UnsafeRawBufferPointer(tag), lengths: (plaintext.count, ciphertext.count))
         guard Self.authenticate(context, aad), Self.transform(context, plaintext, into: ciphertext),
             Self.finish(context)
         else {
             throw .openSSL("seal(\(algorithm.name))")
         }
-        guard EVP_CIPHER_CTX_ctrl(context, EVP_CTRL_AEAD_GET_TAG, Int32(algorithm.tagLength), tagPointer) == 1 else {
+        guard
+            EVP_CIPHER_CTX_ctrl(
+                context, EVP_CTRL_AEAD_GET_TAG, Int32(algorithm.tagLength), UnsafeMutableRawPointer(mutating: tagPointer)
+            ) == 1
+        else {
             throw .openSSL("EVP_CTRL_AEAD_GET_TAG(\(algorithm.name))")
         }
     }
@@ -133,12 +134,9 @@ public final class AEAD {
         nonce: UnsafeRawBufferPointer, aad: UnsafeRawBufferPointer, ciphertext: UnsafeRawBufferPointer,
         into plaintext: UnsafeMutableRawBufferPointer, tag: UnsafeRawBufferPointer
     ) throws(CryptoError) {
-        precondition(plaintext.count == ciphertext.count, "AEAD.open: output length differs from input")
         let context = openContext
-        try restart(context, nonce: nonce, tagCount: tag.count)
-        guard let tagPointer = tag.baseAddress else {
-            throw .invalidTagLength(expected: algorithm.tagLength, actual: 0)
-        }
+        let tagPointer = try restart(
+            context, nonce: nonce, tag: tag, lengths: (ciphertext.count, plaintext.count))
         // libcrypto only reads the tag here; the ctrl interface just is not const-correct.
         let tagSet =
             EVP_CIPHER_CTX_ctrl(
@@ -157,18 +155,24 @@ public final class AEAD {
         }
     }
 
-    /// Checks the nonce and tag lengths and resets `context` for a new message: key and cipher stay; only the
-    /// nonce (and with it the GCM / Poly1305 state) is set.
-    private func restart(_ context: OpaquePointer, nonce: UnsafeRawBufferPointer, tagCount: Int) throws(CryptoError) {
+    /// Checks the nonce and tag lengths (and that output and input have the same length) and resets `context`
+    /// for a new message: key and cipher stay; only the nonce (and with it the GCM / Poly1305 state) is set.
+    /// Returns the tag's address.
+    private func restart(
+        _ context: OpaquePointer, nonce: UnsafeRawBufferPointer, tag: UnsafeRawBufferPointer,
+        lengths: (input: Int, output: Int)
+    ) throws(CryptoError) -> UnsafeRawPointer {
+        precondition(lengths.input == lengths.output, "AEAD: output length differs from input")
         guard nonce.count == algorithm.nonceLength, let noncePointer = nonce.bytePointer else {
             throw .invalidNonceLength(expected: algorithm.nonceLength, actual: nonce.count)
         }
-        guard tagCount == algorithm.tagLength else {
-            throw .invalidTagLength(expected: algorithm.tagLength, actual: tagCount)
+        guard tag.count == algorithm.tagLength, let tagPointer = tag.baseAddress else {
+            throw .invalidTagLength(expected: algorithm.tagLength, actual: tag.count)
         }
         guard EVP_CipherInit_ex(context, nil, nil, nil, noncePointer, -1) == 1 else {
             throw .openSSL("EVP_CipherInit_ex(\(algorithm.name), nonce)")
         }
+        return tagPointer
     }
 
     /// Seals `plaintext` and returns ciphertext || tag. Allocates; for tests and cold paths.
