@@ -194,6 +194,21 @@ struct Driver {
         #expect(driver.send("h NOOP") == ["g BAD Expected DONE"])
     }
 
+    /// News that came in just before IDLE (while the client's last FETCH ran, or between it and
+    /// IDLE) follows the continuation. Delta Chat (async-imap) reads everything before `+` as
+    /// part of starting IDLE and waits for news after it: an EXISTS sent first is never acted on.
+    @Test func idleSendsTheContinuationBeforeNewsThatWasWaiting() throws {
+        var driver = loggedIn()
+        _ = driver.send("b SELECT INBOX")
+        try store.deliver(Array(message.utf8), to: "user@example.org")
+        #expect(driver.session.selectedMailboxChanged().isEmpty)
+        #expect(driver.send("c IDLE") == ["+ idling", "* 1 EXISTS"])
+        #expect(driver.send("DONE") == ["c OK IDLE terminated"])
+        _ = try store.expunge(mailbox: 2, uids: [1])
+        _ = driver.session.selectedMailboxChanged()
+        #expect(driver.send("d IDLE") == ["+ idling", "* 1 EXPUNGE"])
+    }
+
     /// The exact shape Delta Chat parses (deltachat-client.md §1.3, §7).
     @Test func getMetadataForDeltaChat() {
         var configuration = SessionConfiguration()

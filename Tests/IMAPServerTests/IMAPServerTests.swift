@@ -120,6 +120,85 @@ final class Counter: Sendable {
     }
 }
 
+/// A `MemoryMailStore` that can run a hook right after it has read a mailbox's UIDs: the moment
+/// a delivery lands "between" a SELECT's snapshot and the session's subscription to the mailbox.
+final class HookedStore: MailStore {
+    let base = MemoryMailStore()
+    let afterUIDs = Mutex<(@Sendable (Int64) -> Void)?>(nil)
+
+    func uids(mailbox: Int64) throws -> [UInt32] {
+        let uids = try base.uids(mailbox: mailbox)
+        let hook = afterUIDs.withLock { $0.take() }
+        hook?(mailbox)
+        return uids
+    }
+
+    func login(user: String, password: String) throws -> Account? { try base.login(user: user, password: password) }
+    func mailboxes(account: Account) throws -> [MailboxInfo] { try base.mailboxes(account: account) }
+    func mailbox(account: Account, name: String) throws -> MailboxInfo? {
+        try base.mailbox(account: account, name: name)
+    }
+    func createMailbox(account: Account, name: String) throws { try base.createMailbox(account: account, name: name) }
+    func deleteMailbox(account: Account, name: String) throws { try base.deleteMailbox(account: account, name: name) }
+    func messages(mailbox: Int64, uids: [UInt32]) throws -> [MessageInfo] {
+        try base.messages(mailbox: mailbox, uids: uids)
+    }
+    func body(mailbox: Int64, uid: UInt32) throws -> [UInt8]? { try base.body(mailbox: mailbox, uid: uid) }
+    func storeFlags(mailbox: Int64, uids: [UInt32], operation: StoreOperation, flags: [String]) throws
+        -> [MessageInfo]
+    {
+        try base.storeFlags(mailbox: mailbox, uids: uids, operation: operation, flags: flags)
+    }
+    func expunge(mailbox: Int64, uids: [UInt32]) throws -> [UInt32] { try base.expunge(mailbox: mailbox, uids: uids) }
+    func copy(mailbox: Int64, uids: [UInt32], to target: Int64) throws {
+        try base.copy(mailbox: mailbox, uids: uids, to: target)
+    }
+    func quota(account: Account) throws -> Quota { try base.quota(account: account) }
+    func metadata(account: Account, mailbox: String, entry: String) throws -> [UInt8]? {
+        try base.metadata(account: account, mailbox: mailbox, entry: entry)
+    }
+    func setMetadata(account: Account, mailbox: String, entry: String, value: [UInt8]?) throws {
+        try base.setMetadata(account: account, mailbox: mailbox, entry: entry, value: value)
+    }
+}
+
+@Suite struct IMAPNotificationTests {
+    /// A delivery that commits after SELECT read the mailbox but before the connection subscribed
+    /// to it notifies nobody; the session must still look again before it idles, or the client
+    /// (Delta Chat) waits in IDLE for mail that is already there.
+    @Test func deliveryBetweenSelectAndSubscriptionIsAnnouncedInIdle() async throws {
+        let store = HookedStore()
+        store.base.addAccount("user@example.org", password: "secret")
+        let notifier = MailboxNotifier()
+        let services = IMAPServices(
+            store: store, notifier: notifier, settings: IMAPServerSettings(), tls: nil,
+            logger: Logger(label: "test"))
+        let channel = try await NIOAsyncTestingChannel { channel in
+            try channel.pipeline.syncOperations.addHandler(
+                IMAPConnectionHandler(services: services, implicitTLS: false))
+        }
+        try await channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).get()
+        func exchange(_ command: String) async throws -> String {
+            try await channel.writeInbound(ByteBuffer(string: command + "\r\n"))
+            return String(buffer: try await channel.waitForOutboundWrite(as: ByteBuffer.self))
+        }
+        _ = try await channel.waitForOutboundWrite(as: ByteBuffer.self)  // greeting
+        #expect(try await exchange("a LOGIN user@example.org secret").hasPrefix("a OK "))
+        store.afterUIDs.withLock {
+            $0 = { mailbox in
+                _ = try? store.base.deliver(Array("Subject: hi\r\n\r\nhi\r\n".utf8), to: "user@example.org")
+                notifier.notify([mailbox])
+            }
+        }
+        let selected = try await exchange("b SELECT INBOX")
+        #expect(selected.contains("* 0 EXISTS\r\n") && selected.hasSuffix("b OK [READ-WRITE] SELECT completed\r\n"))
+        #expect(notifier.subscriberCount == 1)
+        #expect(try await exchange("c IDLE") == "+ idling\r\n* 1 EXISTS\r\n")
+        #expect(try await exchange("DONE") == "c OK IDLE terminated\r\n")
+        _ = try await channel.finish(acceptAlreadyClosed: true)
+    }
+}
+
 final class Answers: Sendable {
     let next = Mutex<[(delay: Duration, entries: [String: String])]>([])
 }

@@ -102,6 +102,10 @@ def configure_transport(account, address, host, imap_port, imap_security, smtp_p
         "certificateChecks": "acceptInvalidCertificates",
     })
     account.start_io()
+    # The core skips mail that is in INBOX when it first selects it (it starts at that UIDNEXT):
+    # a securejoin answer delivered before then would never be fetched. The first inbox IDLE
+    # comes after that SELECT.
+    account.wait_for_event("ImapInboxIdle")
 
 
 def exchange_messages(alice, bob):

@@ -423,11 +423,13 @@ public struct IMAPSession: Sendable {
             return ok("SEARCH completed", lines)
         case .idle:
             try requireAuthenticated()
-            var lines = try refresh(allowExpunge: true)
+            // The continuation first, then what changed meanwhile (RFC 2177's example): clients
+            // such as Delta Chat's (async-imap) take anything before `+` as part of starting IDLE
+            // and then wait for news after it, so an EXISTS sent first would go unheard.
+            let news = try refresh(allowExpunge: true)
             phase = .idling
             idleTag = tag
-            lines.append(.continuation("idling"))
-            return SessionOutcome(responses: lines)
+            return SessionOutcome(responses: [.continuation("idling")] + news)
         case .getQuotaRoot(let name):
             let account = try requireAuthenticated()
             guard try store.mailbox(account: account, name: name) != nil else { throw MailStoreError.noSuchMailbox }

@@ -221,6 +221,9 @@ final class IMAPConnectionHandler: ChannelDuplexHandler {
             bound.value.mailboxChanged()
         }
         subscription = (token, selected)
+        // A delivery that committed after the command read the mailbox but before this
+        // subscription notified nobody: the next command looks at the store again.
+        send(session.selectedMailboxChanged(), context: context)
     }
 
     private func mailboxChanged() {
