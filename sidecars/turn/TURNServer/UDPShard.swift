@@ -131,7 +131,12 @@ final class UDPShard: @unchecked Sendable {
             Glibc.close(fd)
             throw TURNServerError.system("reading the address of UDP \(address)", errno)
         }
-        try watch(fd, token: Self.listenerTag | UInt64(listeners.count))
+        do {
+            try watch(fd, token: Self.listenerTag | UInt64(listeners.count))
+        } catch {
+            Glibc.close(fd)
+            throw error
+        }
         listeners.append(Listener(fd: fd, local: local))
         return local
     }
@@ -162,11 +167,21 @@ final class UDPShard: @unchecked Sendable {
         if wasEmpty { cm_eventfd_signal(wake) }
     }
 
-    /// Stops the thread after closing every allocation and listener; from any thread but the shard's.
+    /// Stops the thread after closing every allocation and listener; from any thread but the shard's. A shard
+    /// that never started just closes its listeners.
     func stop() {
+        guard let thread else {
+            closeListeners()
+            return
+        }
         execute { self.running = false }
-        if let thread { pthread_join(thread, nil) }
-        thread = nil
+        pthread_join(thread, nil)
+        self.thread = nil
+    }
+
+    private func closeListeners() {
+        for listener in listeners { Glibc.close(listener.fd) }
+        listeners = []
     }
 
     // MARK: The loop
@@ -200,8 +215,7 @@ final class UDPShard: @unchecked Sendable {
             }
         }
         close(engine.removeAll())
-        for listener in listeners { Glibc.close(listener.fd) }
-        listeners = []
+        closeListeners()
         if hairpinPackets > 0 { logger.info("relayed \(hairpinPackets) packets in process between our allocations") }
         if droppedSends > 0 { logger.info("UDP: \(droppedSends) datagrams dropped on full socket buffers") }
     }
