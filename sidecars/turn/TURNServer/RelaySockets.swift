@@ -24,7 +24,9 @@ struct RelaySettings: Sendable {
     {
         if let token = pending.reservationToken {
             guard let relay = reservations.take(token, now: now) else { throw TURNServerError.noReservation }
-            for option in Self.socketOptions(family: relay.address.family, dontFragment: pending.dontFragment) {
+            // Bound with the first Allocate's options; DONT-FRAGMENT is this one's to ask for.
+            if pending.dontFragment {
+                let option = Self.dontFragment(family: relay.address.family)
                 var value = option.value
                 setsockopt(relay.fd, option.level, option.name, &value, socklen_t(MemoryLayout<Int32>.size))
             }
@@ -102,11 +104,12 @@ struct RelaySettings: Sendable {
     {
         var options: [(level: Int32, name: Int32, value: Int32)] = []
         if family == .ipv6 { options.append((Int32(IPPROTO_IPV6), IPV6_V6ONLY, 1)) }
-        if dontFragment {
-            options.append(
-                family == .ipv6 ? (Int32(IPPROTO_IPV6), IPV6_MTU_DISCOVER, 2) : (Int32(IPPROTO_IP), IP_MTU_DISCOVER, 2))
-        }
+        if dontFragment { options.append(Self.dontFragment(family: family)) }
         return options
+    }
+
+    private static func dontFragment(family: STUNAddressFamily) -> (level: Int32, name: Int32, value: Int32) {
+        family == .ipv6 ? (Int32(IPPROTO_IPV6), IPV6_MTU_DISCOVER, 2) : (Int32(IPPROTO_IP), IP_MTU_DISCOVER, 2)
     }
 }
 

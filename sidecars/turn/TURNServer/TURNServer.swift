@@ -104,23 +104,15 @@ public final class TURNServer: Sendable {
                     address = try shard.addListener(address)
                     if shard === shards[0] { udp.append(SocketAddress(address)) }
                 }
-                var port = Int(turn.listen.port)
-                for state in loops {
-                    let channel = try await bindStream(host: host, port: port, state: state, tls: nil, idle: idle)
-                    port = channel.localAddress?.port ?? port
-                    listeners.append(channel)
-                    if state === loops[0] { tcp.append(channel.localAddress!) }
-                }
+                let first = try await bindStreams(
+                    host: host, port: turn.listen.port, loops: loops, tls: nil, idle: idle, into: &listeners)
+                tcp.append(first.localAddress!)
             }
             if let tls {
                 for host in tlsHosts {
-                    var port = Int(turn.tlsListen.port)
-                    for state in loops {
-                        let channel = try await bindStream(host: host, port: port, state: state, tls: tls, idle: idle)
-                        port = channel.localAddress?.port ?? port
-                        listeners.append(channel)
-                        if state === loops[0] { tlsBound.append(channel.localAddress!) }
-                    }
+                    let first = try await bindStreams(
+                        host: host, port: turn.tlsListen.port, loops: loops, tls: tls, idle: idle, into: &listeners)
+                    tlsBound.append(first.localAddress!)
                 }
             }
             // With port 0 (tests) the real service ports are known only now.
@@ -198,6 +190,23 @@ public final class TURNServer: Sendable {
 
     private static let reusePort = ChannelOptions.Types.SocketOption(
         level: .socket, name: NIOBSDSocket.Option(rawValue: SO_REUSEPORT))
+
+    /// Binds a TCP (or, with `tls`, TLS) listener on one port on every loop, appending them to `listeners`;
+    /// returns the first (with the real port when `port` is 0).
+    private static func bindStreams(
+        host: String, port: UInt16, loops: [LoopState], tls: TLSContextProvider?, idle: TimeAmount,
+        into listeners: inout [any Channel]
+    ) async throws -> any Channel {
+        var port = Int(port)
+        var first: (any Channel)?
+        for state in loops {
+            let channel = try await bindStream(host: host, port: port, state: state, tls: tls, idle: idle)
+            port = channel.localAddress?.port ?? port
+            listeners.append(channel)
+            if first == nil { first = channel }
+        }
+        return first!
+    }
 
     private static func bindStream(
         host: String, port: Int, state: LoopState, tls: TLSContextProvider?, idle: TimeAmount
