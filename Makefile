@@ -73,7 +73,7 @@ test-swift:
 	LD_PRELOAD=$(BIN)/libmalloccount.so $(SWIFT) test --skip-build --filter AllocationTests
 
 test-integration:
-	cd Tests/integration && CHATMAIL_BIN_DIR=$(BIN) python3 -m pytest -q -rs .
+	cd Tests/integration && CHATMAIL_BIN_DIR=$(BIN) python3 -m pytest -q -rfs .
 
 bench: test-deps
 	$(call apt_install,$(BENCH_DEPS))

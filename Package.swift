@@ -55,6 +55,8 @@ let package = Package(
             ],
             swiftSettings: strict),
         .target(name: "ChatmailQR", swiftSettings: strict),
+        .target(
+            name: "ChatmailState", dependencies: [.product(name: "GRDB", package: "GRDB.swift")], swiftSettings: strict),
 
         // imap sidecar
         .systemLibrary(
@@ -99,7 +101,7 @@ let package = Package(
             name: "ChatmailSupervisor",
             dependencies: [
                 "ChatmailSupervisorCore", "ChatmailConfig", "ChatmailControl", "ChatmailSystemd", "ChatmailCrypto",
-                "CChatmailShims",
+                "ChatmailTLS", "CChatmailShims", "ShadowsocksCore",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -118,8 +120,8 @@ let package = Package(
         .executableTarget(
             name: "chatmailctl",
             dependencies: [
-                "ChatmailConfig", "ChatmailControl", "ChatmailCrypto", "ChatmailQR", "IMAPStore", "ShadowsocksCore",
-                "ShadowsocksServer",
+                "ChatmailConfig", "ChatmailControl", "ChatmailCrypto", "ChatmailQR", "ChatmailState", "IMAPStore",
+                "ShadowsocksCore", "ShadowsocksServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict),
@@ -179,7 +181,10 @@ let package = Package(
             ]),
         .testTarget(
             name: "ChatmailSupervisorTests",
-            dependencies: ["ChatmailSupervisor", "ChatmailControl", "ChatmailSystemd", "ChatmailConfig"]),
+            dependencies: [
+                "ChatmailSupervisor", "ChatmailControl", "ChatmailSystemd", "ChatmailConfig", "ChatmailState",
+                "ShadowsocksCore", .product(name: "Logging", package: "swift-log"),
+            ]),
         // turn sidecar
         .target(
             name: "TURNCore", dependencies: ["ChatmailCrypto"], path: "sidecars/turn/TURNCore", swiftSettings: strict),
@@ -213,16 +218,14 @@ let package = Package(
         .target(
             name: "ShadowsocksServer",
             dependencies: [
-                "ShadowsocksCore", "ChatmailCrypto", "ChatmailConfig", "ChatmailSupervisor",
+                "ShadowsocksCore", "ChatmailCrypto", "ChatmailConfig",
                 .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "sidecars/shadowsocks/ShadowsocksServer", swiftSettings: strict),
         .executableTarget(
             name: "chatmail-shadowsocks",
-            dependencies: [
-                "ShadowsocksServer", "ChatmailSidecar",
-            ],
+            dependencies: ["ShadowsocksServer", "ShadowsocksCore", "ChatmailSidecar", "ChatmailControl", "ChatmailState"],
             path: "sidecars/shadowsocks/chatmail-shadowsocks", swiftSettings: strict),
         .testTarget(
             name: "ShadowsocksServerTests",

@@ -5,6 +5,7 @@
 
 #include <string.h>
 #include <strings.h>
+#include <stdlib.h>
 #include <openssl/ssl.h>
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
@@ -112,17 +113,33 @@ static inline void cm_x509_names(X509 *cert, void *context, void (*add)(void *, 
     }
 }
 
+/* Copies what `bio` (a memory BIO) holds into a new malloc'd buffer; NULL when empty or out of memory. */
+static inline char *cm_bio_copy(BIO *bio, size_t *length) {
+    char *data = NULL;
+    long size = BIO_get_mem_data(bio, &data);
+    if (size <= 0 || data == NULL) return NULL;
+    char *copy = malloc((size_t)size);
+    if (copy == NULL) return NULL;
+    memcpy(copy, data, (size_t)size);
+    *length = (size_t)size;
+    return copy;
+}
+
 /* A self-signed P-256 certificate for development: subject CN = `common_name`, subjectAltName
- * = `san` (e.g. "DNS:localhost,IP:127.0.0.1"), valid `days` days, written as PEM to the two
- * paths (the key with mode 0600). Returns 1, or 0 with the reason in the error queue. */
-static inline int cm_make_self_signed(const char *common_name, const char *san, int days, const char *cert_path,
-                                      const char *key_path) {
+ * = `san` (e.g. "DNS:localhost,IP:127.0.0.1"), valid `days` days, as PEM in two new malloc'd
+ * buffers (the caller frees them and writes them out). Returns 1, or 0 with the reason in the
+ * error queue. */
+static inline int cm_make_self_signed_pem(const char *common_name, const char *san, int days, char **cert_pem,
+                                          size_t *cert_length, char **key_pem, size_t *key_length) {
     int ok = 0;
+    *cert_pem = NULL;
+    *key_pem = NULL;
     EVP_PKEY *key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
     X509 *cert = X509_new();
     X509_EXTENSION *extension = NULL;
-    FILE *file = NULL;
-    if (key == NULL || cert == NULL) goto done;
+    BIO *cert_bio = BIO_new(BIO_s_mem());
+    BIO *key_bio = BIO_new(BIO_s_mem());
+    if (key == NULL || cert == NULL || cert_bio == NULL || key_bio == NULL) goto done;
     X509_set_version(cert, 2);
     ASN1_INTEGER *serial = X509_get_serialNumber(cert);
     unsigned char random_serial[16];
@@ -143,15 +160,21 @@ static inline int cm_make_self_signed(const char *common_name, const char *san, 
     extension = X509V3_EXT_conf_nid(NULL, &v3, NID_subject_alt_name, san);
     if (extension == NULL || X509_add_ext(cert, extension, -1) != 1) goto done;
     if (X509_sign(cert, key, EVP_sha256()) == 0) goto done;
-    int fd = open(key_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    if (fd < 0 || (file = fdopen(fd, "w")) == NULL) goto done;
-    if (PEM_write_PrivateKey(file, key, NULL, NULL, 0, NULL, NULL) != 1) goto done;
-    fclose(file);
-    file = fopen(cert_path, "w");
-    if (file == NULL || PEM_write_X509(file, cert) != 1) goto done;
+    if (PEM_write_bio_PrivateKey(key_bio, key, NULL, NULL, 0, NULL, NULL) != 1) goto done;
+    if (PEM_write_bio_X509(cert_bio, cert) != 1) goto done;
+    *key_pem = cm_bio_copy(key_bio, key_length);
+    *cert_pem = cm_bio_copy(cert_bio, cert_length);
+    if (*key_pem == NULL || *cert_pem == NULL) {
+        free(*key_pem);
+        free(*cert_pem);
+        *key_pem = NULL;
+        *cert_pem = NULL;
+        goto done;
+    }
     ok = 1;
 done:
-    if (file != NULL) fclose(file);
+    BIO_free(cert_bio);
+    BIO_free(key_bio);
     X509_EXTENSION_free(extension);
     X509_free(cert);
     EVP_PKEY_free(key);

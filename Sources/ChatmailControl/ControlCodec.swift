@@ -36,6 +36,8 @@ public enum ControlCodec {
             object["wait"] = wait
         case .enable(let name), .disable(let name):
             object["name"] = name
+        case .shadowsocksKey(let method):
+            object["method"] = method
         case .ready, .discovery, .status, .reload, .rotateTURNSecret:
             break
         }
@@ -88,6 +90,11 @@ public enum ControlCodec {
         case "disable": command = .disable(name: try name())
         case "reload": command = .reload
         case "rotate-turn-secret": command = .rotateTURNSecret
+        case "shadowsocks-key":
+            guard let method = object["method"] as? String, !method.isEmpty else {
+                throw DecodingError(description: "shadowsocks-key needs a \"method\"")
+            }
+            command = .shadowsocksKey(method: method)
         default: throw DecodingError(description: "unknown request type \"\(type)\"")
         }
         return ControlRequest(id: id, command: command)

@@ -21,6 +21,9 @@ public enum ControlCommand: Sendable, Equatable {
     case disable(name: String)
     case reload
     case rotateTURNSecret
+    /// The Shadowsocks key the supervisor keeps for `method` (made at first use); asked by the
+    /// shadowsocks child and by `chatmailctl shadowsocks url`. The answer carries it in `key`.
+    case shadowsocksKey(method: String)
 
     var type: String {
         switch self {
@@ -35,6 +38,7 @@ public enum ControlCommand: Sendable, Equatable {
         case .disable: "disable"
         case .reload: "reload"
         case .rotateTURNSecret: "rotate-turn-secret"
+        case .shadowsocksKey: "shadowsocks-key"
         }
     }
 }
@@ -57,10 +61,12 @@ public struct ControlResponse: Sendable, Equatable, Codable {
     public var message: String?
     public var status: SupervisorStatus?
     public var discovery: Discovery?
+    /// The answer to `shadowsocks-key`.
+    public var key: String?
 
     public init(
         id: Int, ok: Bool = true, error: String? = nil, message: String? = nil, status: SupervisorStatus? = nil,
-        discovery: Discovery? = nil
+        discovery: Discovery? = nil, key: String? = nil
     ) {
         self.id = id
         self.ok = ok
@@ -68,6 +74,7 @@ public struct ControlResponse: Sendable, Equatable, Codable {
         self.message = message
         self.status = status
         self.discovery = discovery
+        self.key = key
     }
 
     public static func failure(_ id: Int, _ error: String) -> ControlResponse {

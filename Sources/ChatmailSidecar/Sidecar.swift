@@ -70,6 +70,13 @@ public final class Sidecar: Sendable {
         logger.info("ready")
     }
 
+    /// The supervisor's answer to `command` (such as `.shadowsocksKey`); nil when run on its own.
+    public func request(_ command: ControlCommand, timeout: TimeAmount = .seconds(10)) async throws
+        -> ControlResponse?
+    {
+        try await control?.request(command, timeout: timeout)
+    }
+
     /// What the supervisor says to serve as discovery; empty when run on its own or when the
     /// supervisor does not answer within `timeout`.
     public func discovery(timeout: TimeAmount = .seconds(2)) async -> Discovery {
@@ -86,10 +93,12 @@ public final class Sidecar: Sendable {
     /// A TLS context provider for `[tls]` (a development certificate in state_dir when the
     /// configuration asks for one), reloaded from the configuration file on every `.reload`
     /// event before the event is passed on. A broken new certificate keeps the old one.
+    /// Under a supervisor the development certificate is only read (the supervisor made it
+    /// before starting the child); run on its own, the child makes it if missing.
     public func tlsProvider(alpn: [String] = []) throws -> TLSContextProvider {
         let provider: TLSContextProvider
         do {
-            provider = try TLSContextProvider(identities: TLSIdentity.configured(by: configuration), alpn: alpn)
+            provider = try TLSContextProvider(identities: tlsIdentities(configuration), alpn: alpn)
         } catch {
             throw SidecarError.configuration("TLS: \(error)")
         }
@@ -102,12 +111,16 @@ public final class Sidecar: Sendable {
         let providers = tlsProviders.withLock { $0 }
         guard !providers.isEmpty else { return }
         do {
-            let identities = try TLSIdentity.configured(by: Configuration.load(path: configuration.path))
+            let identities = try tlsIdentities(Configuration.load(path: configuration.path))
             for provider in providers { try provider.reload(identities: identities) }
             logger.info("TLS certificates reloaded")
         } catch {
             logger.error("TLS reload refused, keeping the certificates in use: \(error)")
         }
+    }
+
+    private func tlsIdentities(_ configuration: Configuration) throws(TLSError) -> [TLSIdentity] {
+        try TLSIdentity.configured(by: configuration, creating: !isSupervised)
     }
 
     /// Passes `event` on to `events` (after reloading TLS for `.reload`).

@@ -3,8 +3,8 @@ import Foundation
 import GRDB
 
 /// The supervisor's state database (SQLite in WAL mode): runtime toggles under madmail-compatible
-/// `settings` keys, and the TURN secrets. The supervisor writes it; a sidecar or chatmailctl may
-/// add a setting made at first use (`setting(_:creatingWith:)`), waiting out the other's lock.
+/// `settings` keys, generated secrets (the Shadowsocks key), and the TURN secrets. Only the
+/// supervisor writes it; others read it with `StateReader` (ChatmailState) or ask the supervisor.
 public final class StateStore: Sendable {
     private let pool: DatabasePool
     public let path: String
@@ -53,7 +53,7 @@ public final class StateStore: Sendable {
     }
 
     /// The setting `key`, created with `make()` in the same transaction when it is unset (secrets made at
-    /// first use, such as the Shadowsocks key, which a sidecar or chatmailctl may create first).
+    /// first use, such as the Shadowsocks key).
     public func setting(_ key: String, creatingWith make: @Sendable () -> String) throws -> String {
         try pool.write { db in
             if let value = try String.fetchOne(db, sql: "SELECT value FROM settings WHERE key = ?", arguments: [key]) {

@@ -8,6 +8,7 @@ import Foundation
 import Logging
 import NIOCore
 import NIOPosix
+import ShadowsocksCore
 
 /// Runs the children: one `SidecarStateMachine` each, whose actions this actor carries out
 /// (spawn, signal), and whose events it feeds (exits, readiness, operator commands, timers).
@@ -96,6 +97,7 @@ public actor Supervisor {
     /// Starts the enabled children in order (sidecars first, IMAP last), then supervises until
     /// `shutdown()` has stopped them all.
     public func run() async {
+        SharedState.prepare(configuration, store: store, logger: logger)
         let now = clock.now
         for name in Configuration.childNames {
             perform(children[name]!.machine.boot(now: now), on: name)
@@ -167,6 +169,7 @@ public actor Supervisor {
             logger.error("reload refused, keeping the running configuration: \(error)")
             return .failure(0, "the configuration has errors, nothing changed:\n\(error)")
         }
+        SharedState.prepare(next, store: store, logger: logger)
         let now = clock.now
         let previous = configuration
         configuration = next
@@ -449,6 +452,15 @@ public actor Supervisor {
             if let channel = children["turn"]?.control { push(.turnSecrets(turnSecrets), to: channel) }
             return ControlResponse(
                 id: 0, message: "TURN secret rotated; credentials already issued stay valid until they expire")
+        case (.shadowsocksKey(let method), .admin), (.shadowsocksKey(let method), .child("shadowsocks", _, _)):
+            guard let method = ShadowsocksMethod(rawValue: method) else {
+                return .failure(0, "unknown Shadowsocks method \"\(method)\"")
+            }
+            do {
+                return ControlResponse(id: 0, key: try SharedState.shadowsocksKey(for: method, in: store))
+            } catch {
+                return .failure(0, "cannot read or make the Shadowsocks key: \(error)")
+            }
         case (_, .child(let name, _, _)):
             return .failure(0, "\(command) is not allowed on \(name)'s channel")
         case (.hello, .admin), (.ready, .admin):

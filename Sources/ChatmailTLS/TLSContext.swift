@@ -1,4 +1,5 @@
 import COpenSSL
+import Foundation
 
 /// A certificate chain and its private key, in PEM files.
 public struct TLSIdentity: Sendable, Hashable {
@@ -30,8 +31,26 @@ public final class TLSContext: @unchecked Sendable {
     /// The names each identity's certificate is for, in order.
     public private(set) var names: [[String]] = []
 
+    /// How often an identity that does not load is read again before the failure counts, and
+    /// the pause before each new attempt: a certificate and key caught while another process
+    /// replaces them (a renewal, a reload) can be one old file and one new for a moment.
+    struct LoadRetry: Sendable {
+        var attempts: Int
+        var pause: @Sendable (_ attempt: Int) -> Void
+
+        /// Five reads, 25 to 200 ms apart (under 0.4 s in all).
+        static let standard = LoadRetry(attempts: 5) { attempt in usleep(UInt32(25_000 << (attempt - 1))) }
+        static let none = LoadRetry(attempts: 1) { _ in }
+    }
+
     /// A server context for `identities` (at least one), offering `alpn` in order of preference.
-    public init(server identities: [TLSIdentity], alpn: [String] = []) throws(TLSError) {
+    /// A pair that does not load (a key that does not match its certificate, say) is read again
+    /// a few times before the error is thrown.
+    public convenience init(server identities: [TLSIdentity], alpn: [String] = []) throws(TLSError) {
+        try self.init(server: identities, alpn: alpn, retry: .standard)
+    }
+
+    init(server identities: [TLSIdentity], alpn: [String] = [], retry: LoadRetry) throws(TLSError) {
         guard !identities.isEmpty else { throw TLSError(.configuration, "no certificate configured") }
         isServer = true
         context = try Self.makeContext(server: true)
@@ -41,7 +60,7 @@ public final class TLSContext: @unchecked Sendable {
         for (index, identity) in identities.enumerated() {
             let ctx = index == 0 ? context : try Self.makeContext(server: true)
             if index > 0 { identityContexts.append(ctx) }
-            try Self.load(identity, into: ctx)
+            try Self.load(identity, into: ctx, retry: retry)
             if let alpnList { cm_ssl_ctx_set_alpn_list(ctx, alpnList) }
             names.append(Self.certificateNames(ctx))
         }
@@ -94,6 +113,18 @@ public final class TLSContext: @unchecked Sendable {
             throw .configuration("cipher list")
         }
         return ctx
+    }
+
+    private static func load(_ identity: TLSIdentity, into ctx: OpaquePointer, retry: LoadRetry) throws(TLSError) {
+        var attempt = 1
+        while true {
+            do {
+                return try load(identity, into: ctx)
+            } catch  where attempt < retry.attempts {
+                retry.pause(attempt)
+                attempt += 1
+            }
+        }
     }
 
     private static func load(_ identity: TLSIdentity, into ctx: OpaquePointer) throws(TLSError) {

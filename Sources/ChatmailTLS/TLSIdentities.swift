@@ -3,14 +3,30 @@ import ChatmailConfig
 extension TLSIdentity {
     /// The identities `[tls]` configures; without any, a development certificate for
     /// `[tls] names` kept in `<state_dir>/tls` when `self_signed` is on, else an error.
-    public static func configured(by configuration: Configuration) throws(TLSError) -> [TLSIdentity] {
+    /// With `creating` false (a child run by the supervisor) the development certificate is only
+    /// read: the supervisor made it before it started the child.
+    public static func configured(by configuration: Configuration, creating: Bool = true) throws(TLSError)
+        -> [TLSIdentity]
+    {
         let tls = configuration.tls
         if !tls.certificates.isEmpty {
             return zip(tls.certificates, tls.keys).map { TLSIdentity(certificatePath: $0, keyPath: $1) }
         }
-        guard tls.selfSigned else {
+        guard let directory = developmentCertificateDirectory(for: configuration) else {
             throw TLSError(.configuration, "no certificate: set [tls] certificate and key (or self_signed = true)")
         }
-        return [try DevelopmentCertificate.ensure(in: configuration.supervisor.stateDir + "/tls", names: tls.names)]
+        return [
+            creating
+                ? try DevelopmentCertificate.ensure(in: directory, names: tls.names)
+                : try DevelopmentCertificate.existing(in: directory)
+        ]
+    }
+
+    /// Where the development certificate of `configuration` lives (`<state_dir>/tls`); nil when
+    /// it has none (certificates of its own, or no `self_signed`).
+    public static func developmentCertificateDirectory(for configuration: Configuration) -> String? {
+        let tls = configuration.tls
+        guard tls.certificates.isEmpty && tls.selfSigned else { return nil }
+        return configuration.supervisor.stateDir + "/tls"
     }
 }

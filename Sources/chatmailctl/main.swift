@@ -3,6 +3,7 @@ import ChatmailConfig
 import ChatmailControl
 import ChatmailCrypto
 import ChatmailQR
+import ChatmailState
 import Foundation
 import IMAPStore
 import ShadowsocksCore
@@ -288,7 +289,12 @@ struct Shadowsocks: AsyncParsableCommand {
     struct URL: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "url",
-            abstract: "Print the ss:// link for Delta Chat (the key is created in the state database if needed).")
+            abstract: "Print the ss:// link for Delta Chat.",
+            discussion: """
+                Without [shadowsocks] key, the key is the one chatmail-supervisor keeps in its state database: \
+                asked from the running supervisor (which makes it if needed), or read from the database while \
+                the supervisor is down.
+                """)
         @Option(name: .long, help: "The configuration file.") var config = "/etc/chatmail/supervisor.conf"
         @Option(name: .long, help: "The host in the link (default: [shadowsocks] public_host).") var host: String?
         @Flag(name: .long, help: "Also print the link as a QR code for the terminal.") var qr = false
@@ -303,7 +309,8 @@ struct Shadowsocks: AsyncParsableCommand {
             let section = configuration.shadowsocks
             let credential: ShadowsocksCredential
             do {
-                credential = try ShadowsocksSettings.credential(from: configuration)
+                credential = try ShadowsocksSettings.credential(
+                    from: configuration, generatedKey: await Self.generatedKey(configuration))
             } catch {
                 fail("\(error)")
             }
@@ -318,6 +325,38 @@ struct Shadowsocks: AsyncParsableCommand {
                     fail("cannot draw the QR code: \(error)")
                 }
             }
+        }
+
+        /// The supervisor's key for `[shadowsocks] method` when the file sets none: from the running supervisor
+        /// (which makes it if needed), else read-only from its state database. chatmailctl never makes one, so
+        /// it cannot print a key the supervisor would not use.
+        static func generatedKey(_ configuration: Configuration) async -> String? {
+            let section = configuration.shadowsocks
+            guard section.key == nil, let method = ShadowsocksMethod(rawValue: section.method) else { return nil }
+            if let client = try? await ControlClient.connect(path: configuration.supervisor.controlSocket) {
+                defer { Task { await client.close() } }
+                let answer: ControlResponse
+                do {
+                    answer = try await client.request(.shadowsocksKey(method: method.rawValue))
+                } catch {
+                    fail("no answer from the supervisor: \(error)")
+                }
+                guard answer.ok, let key = answer.key else { fail(answer.error ?? "the supervisor gave no key") }
+                return key
+            }
+            let reader = StateReader(directory: configuration.supervisor.stateDir)
+            let key: String?
+            do {
+                key = try reader.setting(method.stateKey)
+            } catch {
+                fail("cannot read \(reader.path): \(error)")
+            }
+            guard let key else {
+                fail(
+                    "no Shadowsocks key yet: chatmail-supervisor makes it when it starts (\(reader.path)); "
+                        + "start it, or set [shadowsocks] key")
+            }
+            return key
         }
     }
 }

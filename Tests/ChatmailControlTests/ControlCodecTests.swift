@@ -5,7 +5,7 @@ import Testing
     static let commands: [ControlCommand] = [
         .hello(name: "turn", pid: 4242), .ready, .discovery, .status, .start(name: "iroh", wait: true),
         .stop(name: "imap", wait: false), .restart(name: "turn", wait: true), .enable(name: "iroh"),
-        .disable(name: "shadowsocks"), .reload, .rotateTURNSecret,
+        .disable(name: "shadowsocks"), .reload, .rotateTURNSecret, .shadowsocksKey(method: "aes-256-gcm"),
     ]
 
     @Test(arguments: commands)
@@ -32,6 +32,7 @@ import Testing
         (#"{"id":1,"type":"restart"}"#, "restart needs a \"name\""),
         (#"{"id":1,"type":"hello","name":"x"}"#, "hello needs a \"pid\""),
         (#"{"id":1,"type":"hello","name":"x","pid":99999999999}"#, "hello needs a \"pid\""),
+        (#"{"id":1,"type":"shadowsocks-key"}"#, "shadowsocks-key needs a \"method\""),
     ])
     func badRequestsSayWhy(line: String, reason: String) {
         #expect {
@@ -53,6 +54,8 @@ import Testing
         let text = String(decoding: ControlCodec.encode(response), as: UTF8.self)
         #expect(text.contains(#""last_exit":"signal 9 (KILL)""#) && text.contains(#""iroh_relay":"http://r""#))
         #expect(text.contains(#""message":null"#), "status always has every key")
+        let keyed = ControlResponse(id: 4, key: "c2VjcmV0")
+        #expect(try ControlCodec.decodeInbound(ControlCodec.encode(keyed)) == .response(keyed))
         for event in [ControlEvent.turnSecrets(["a", "b"]), .reload] {
             #expect(try ControlCodec.decodeInbound(ControlCodec.encode(event)) == .event(event))
         }

@@ -9,6 +9,7 @@ import signal
 import socket
 import struct
 import subprocess
+import time
 import urllib.request
 
 import pytest
@@ -19,8 +20,12 @@ CHILDREN = ["turn", "iroh", "shadowsocks", "imap"]
 
 
 def port_free(port):
+    """Nothing listens on `port` (TCP) or holds it (UDP); connections closed a moment ago (TIME_WAIT) do not
+    count, as the servers bind with SO_REUSEADDR."""
     for family, kind in ((socket.AF_INET, socket.SOCK_STREAM), (socket.AF_INET, socket.SOCK_DGRAM)):
         with socket.socket(family, kind) as probe:
+            if kind == socket.SOCK_STREAM:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 probe.bind(("127.0.0.1", port))
             except OSError:
@@ -28,20 +33,22 @@ def port_free(port):
     return True
 
 
-@pytest.fixture
-def bundle(tmp_path):
+def start_bundle(directory):
+    """The supervisor with the repository's supervisor.conf, its state and runtime moved into `directory`
+    (an empty state directory: nothing made yet). Returns the process, with `ctl` and `states` attached."""
     text = (ROOT / "supervisor.conf").read_text()
     ports = sorted({int(p) for p in re.findall(r'"127\.0\.0\.1:(\d+)"', text)})
     busy = [p for p in ports if not port_free(p)]
     if busy:
         pytest.fail(f"the development ports {busy} are in use (is `make run` running?)")
-    text = text.replace('".run/', f'"{tmp_path}/').replace('runtime_dir = ".run"', f'runtime_dir = "{tmp_path}"')
-    config = tmp_path / "supervisor.conf"
+    text = text.replace('".run/', f'"{directory}/').replace('runtime_dir = ".run"', f'runtime_dir = "{directory}"')
+    config = directory / "supervisor.conf"
     config.write_text(text)
-    log = open(tmp_path / "supervisor.log", "w")
+    log = open(directory / "supervisor.log", "w")
     env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC")}
     proc = subprocess.Popen([str(bin_dir() / "chatmail-supervisor"), "--config", str(config)], stdout=log,
                             stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    log.close()
 
     def ctl(*args):
         result = subprocess.run([str(bin_dir() / "chatmailctl"), *args, "--config", str(config)],
@@ -53,19 +60,29 @@ def bundle(tmp_path):
         import json
         return {s["name"]: s for s in json.loads(ctl("status", "--json"))["sidecars"]}
 
-    wait_until(lambda: (tmp_path / "control.sock").exists() or proc.poll() is not None, what="the control socket")
-    assert proc.poll() is None, (tmp_path / "supervisor.log").read_text()
-    proc.ctl, proc.states, proc.tmp = ctl, states, tmp_path
+    wait_until(lambda: (directory / "control.sock").exists() or proc.poll() is not None, what="the control socket")
+    assert proc.poll() is None, (directory / "supervisor.log").read_text()
+    proc.ctl, proc.states, proc.tmp = ctl, states, directory
+    return proc
+
+
+def stop_bundle(proc, timeout=30):
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture
+def bundle(tmp_path):
+    proc = start_bundle(tmp_path)
     try:
         yield proc
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        log.close()
+        stop_bundle(proc)
 
 
 def stun_binding(port):
@@ -120,3 +137,32 @@ def test_the_development_bundle_runs_and_discovers(bundle):
     for port in (1143, 1993, 3340, 8388):
         with pytest.raises(OSError):
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
+
+
+def all_ready_without_config_error(bundle):
+    """All four children ready; fails at once when one is in `config error` (it would wait for an operator)."""
+    status = bundle.states()
+    broken = {n: s["message"] for n, s in status.items() if s["state"] == "config error"}
+    if broken:
+        pytest.fail(f"configuration error on a first start: {broken}\n{(bundle.tmp / 'supervisor.log').read_text()}")
+    return all(status[n]["state"] == "ready" for n in CHILDREN) and status
+
+
+def test_the_first_start_from_an_empty_state_directory_always_comes_up(tmp_path):
+    """Twenty first starts in a row, each from an empty state directory: the supervisor makes what the children
+    share (the development certificate, the Shadowsocks key) before any of them starts, so every start has all
+    four children ready within a bound and none in `config error` (they used to race to write the certificate,
+    and one read another's half-written pair)."""
+    started = time.monotonic()
+    for attempt in range(20):
+        directory = tmp_path / f"start-{attempt}"
+        directory.mkdir()
+        proc = start_bundle(directory)
+        try:
+            wait_until(lambda: all_ready_without_config_error(proc), timeout=30,
+                       what=f"all four sidecars ready on start {attempt}")
+            assert "exited unexpectedly" not in (directory / "supervisor.log").read_text()
+        finally:
+            stop_bundle(proc)
+        assert proc.returncode == 0
+        assert time.monotonic() - started < 400, f"20 starts took too long (at start {attempt})"

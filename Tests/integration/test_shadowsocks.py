@@ -146,8 +146,17 @@ def echo():
     service.close()
 
 
+def section_lines(method, key, echo_port, checksum_port):
+    """The `[shadowsocks]` settings of a test server but its listen address."""
+    return "\n".join([f'method = "{method}"', f'key = "{key}"' if key else "", f'names = ["{NAME}"]',
+                      f'addresses = ["{ADDRESS}"]', "allowed_ports = [993, 465]",
+                      f'upstreams = ["993=127.0.0.1:{echo_port}", "465=127.0.0.1:{checksum_port}"]',
+                      f"handshake_timeout = {HANDSHAKE_TIMEOUT}"])
+
+
 class Server:
-    def __init__(self, tmp, method, key, echo_port, checksum_port, extra=""):
+    def __init__(self, tmp, method, key, echo_port, checksum_port, extra="", prefix=()):
+        """`prefix` goes before the command (such as `read_only_prefix`)."""
         self.port = free_port()
         self.method = method
         self.key = key
@@ -167,19 +176,13 @@ enabled = false
 enabled = false
 [shadowsocks]
 listen = "127.0.0.1:{self.port}"
-method = "{method}"
-{f'key = "{key}"' if key else ""}
-names = ["{NAME}"]
-addresses = ["{ADDRESS}"]
-allowed_ports = [993, 465]
-upstreams = ["993=127.0.0.1:{echo_port}", "465=127.0.0.1:{checksum_port}"]
-handshake_timeout = {HANDSHAKE_TIMEOUT}
+{section_lines(method, key, echo_port, checksum_port)}
 {extra}
 """
         )
         self.log = open(tmp / f"ss-{method}.log", "w+")
         self.process = subprocess.Popen(
-            [str(bin_dir() / "chatmail-shadowsocks"), "--config", str(self.config)],
+            [*prefix, str(bin_dir() / "chatmail-shadowsocks"), "--config", str(self.config)],
             stdout=self.log,
             stderr=subprocess.STDOUT,
         )
@@ -594,33 +597,70 @@ def parse_sip002(link):
     return method, password, url.hostname, url.port or 8388, urllib.parse.unquote(url.fragment)
 
 
+def assert_link_works(link, method, server_port):
+    """The link's key carries data through the server on `server_port`: ss-local (SIP004) or the 2022 client."""
+    parsed_method, password, host, port, tag = parse_sip002(link)
+    assert (parsed_method, host, tag) == (method, NAME, NAME)
+    if method.startswith("2022-"):
+        client = ssclient.Client(("127.0.0.1", server_port), method, password, ssclient.address(NAME, 993),
+                                 b"via link")
+        assert client.recv_exactly(8) == b"via link"
+        client.close()
+    else:
+        local, local_port = ss_local(server_port, password, parsed_method)
+        try:
+            checked_transfer(local_port, 465, download, 1 << 20)
+        finally:
+            stop(local)
+
+
 @pytest.mark.parametrize("method", ["aes-256-gcm", "2022-blake3-aes-256-gcm"])
-def test_chatmailctl_url_gives_a_working_link_with_a_stable_key(tmp_path, echo, checksum, method):
-    """No key configured: it is created once in the state database, the same for chatmailctl and the server
-    (also after a restart), and the printed link works with ss-local (SIP004) or the 2022 client."""
-    server = Server(tmp_path, method, None, echo.port, checksum.port)
+def test_chatmailctl_url_gives_the_key_the_supervisor_made(supervisor_factory, tmp_path, echo, checksum, method):
+    """No key configured: chatmail-supervisor makes it before it starts the child, and it alone writes state.db.
+    Before the supervisor ever ran, neither chatmailctl nor the child makes one (both say so). The child started
+    by the supervisor gets the key over the control channel, chatmailctl prints the same key while the supervisor
+    runs and after it stopped, and a child run on its own reads it from a read-only state.db."""
+    state = tmp_path / "state"
+    ctl = [str(bin_dir() / "chatmailctl"), "shadowsocks", "url"]
+    port = free_port()
+    sup = supervisor_factory(
+        modes={"shadowsocks": str(bin_dir() / "chatmail-shadowsocks"), "turn": None, "iroh": None, "imap": None},
+        ports={"shadowsocks": port}, extra={"shadowsocks": section_lines(method, None, echo.port, checksum.port)
+                                            .splitlines()})
+    before = subprocess.run(ctl + ["--config", str(sup.config)], capture_output=True, text=True, timeout=30)
+    assert before.returncode != 0 and "no Shadowsocks key yet" in before.stderr, before
+    alone = subprocess.run([str(bin_dir() / "chatmail-shadowsocks"), "--config", str(sup.config)],
+                           capture_output=True, text=True, timeout=30)
+    assert alone.returncode == 78 and "has not made one yet" in alone.stderr, alone
+    assert not (state / "state.db").exists(), "neither made the state database"
+
+    sup.start()
+    sup.wait_state("shadowsocks", "ready", timeout=30)
+    link = sup.ctl("shadowsocks", "url").stdout.strip()
+    again = sup.ctl("shadowsocks", "url", "--qr").stdout
+    assert again.splitlines()[0] == link
+    assert "█" in again and len(again.splitlines()) > 10
+    assert parse_sip002(link)[3] == port
+    assert_link_works(link, method, port)  # the supervised child has the key chatmailctl printed
+    assert sup.stop() == 0
+
+    down = subprocess.run(ctl + ["--config", str(sup.config)], capture_output=True, text=True, timeout=30)
+    assert down.returncode == 0 and down.stdout.strip() == link, down
+    # A child on its own only reads: a read-only state directory is enough.
+    server = Server(tmp_path, method, None, echo.port, checksum.port, prefix=read_only_prefix(state))
     try:
-        ctl = [str(bin_dir() / "chatmailctl"), "shadowsocks", "url", "--config", str(server.config)]
-        link = subprocess.run(ctl, check=True, capture_output=True, text=True, timeout=30).stdout.strip()
-        again = subprocess.run(ctl + ["--qr"], check=True, capture_output=True, text=True, timeout=30).stdout
-        assert again.splitlines()[0] == link
-        assert "█" in again and len(again.splitlines()) > 10
-        parsed_method, password, host, port, tag = parse_sip002(link)
-        assert (parsed_method, host, port, tag) == (method, NAME, server.port, NAME)
-        server.stop()
-        server = Server(tmp_path, method, None, echo.port, checksum.port)  # the same key after a restart
-        if method.startswith("2022-"):
-            client = ssclient.Client(server.address, method, password, ssclient.address(NAME, 993), b"via link")
-            assert client.recv_exactly(8) == b"via link"
-            client.close()
-        else:
-            local, local_port = ss_local(server.port, password, parsed_method)
-            try:
-                checked_transfer(local_port, 465, download, 1 << 20)
-            finally:
-                stop(local)
+        assert_link_works(link, method, server.port)
     finally:
         server.stop()
+
+
+def read_only_prefix(directory):
+    """A command prefix that runs the command with `directory` mounted read-only in its own mount namespace, so
+    that not even root can write there."""
+    if subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode != 0:
+        pytest.skip("cannot make a mount namespace (unshare -m) for a read-only state directory")
+    return ["unshare", "-m", "sh", "-c", 'mount --bind "$0" "$0" && mount -o remount,bind,ro "$0" "$0" && exec "$@"',
+            str(directory)]
 
 
 def test_idle_connections_are_closed_and_caps_hold(tmp_path, echo, checksum):

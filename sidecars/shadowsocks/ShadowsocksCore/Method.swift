@@ -64,6 +64,10 @@ public enum ShadowsocksMethod: String, Sendable, Hashable, CaseIterable {
     public func generateKeyText() -> String {
         is2022 ? Crypto.base64(Crypto.randomBytes(keyLength)) : Crypto.base64URL(Crypto.randomBytes(32))
     }
+
+    /// The key of the state database's setting that keeps this method's generated key (each method has its own
+    /// key length). chatmail-supervisor makes it; the shadowsocks child and chatmailctl only read it.
+    public var stateKey: String { "shadowsocks.key.\(rawValue)" }
 }
 
 /// A method with its master key, what both ends share.

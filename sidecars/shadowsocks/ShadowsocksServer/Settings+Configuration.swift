@@ -1,25 +1,22 @@
 import ChatmailConfig
-import ChatmailSupervisor
 import NIOCore
 import ShadowsocksCore
 
 extension ShadowsocksSettings {
-    /// The settings-database key of the generated key for `method` (each method has its own key length).
-    public static func stateKey(for method: ShadowsocksMethod) -> String { "shadowsocks.key.\(method.rawValue)" }
-
-    /// The credential of `[shadowsocks]`: its `key`, or the one kept in the state database (created there at
-    /// first use, so it stays the same across restarts and upgrades).
-    public static func credential(from configuration: Configuration) throws -> ShadowsocksCredential {
+    /// The credential of `[shadowsocks]`: its `key`, or else `generatedKey`, the one chatmail-supervisor keeps in
+    /// its state database for the method (made at its start, so it stays the same across restarts and upgrades).
+    public static func credential(from configuration: Configuration, generatedKey: String?) throws
+        -> ShadowsocksCredential
+    {
         let section = configuration.shadowsocks
         guard let method = ShadowsocksMethod(rawValue: section.method) else {
             throw SettingsError("[shadowsocks] method \(section.method) is not supported")
         }
-        let keyText: String
-        if let configured = section.key {
-            keyText = configured
-        } else {
-            let store = try StateStore(directory: configuration.supervisor.stateDir)
-            keyText = try store.setting(stateKey(for: method)) { method.generateKeyText() }
+        guard let keyText = section.key ?? generatedKey else {
+            throw SettingsError(
+                "no [shadowsocks] key, and chatmail-supervisor has not made one yet in "
+                    + "\(configuration.supervisor.stateDir)/state.db (it does when it starts): set key, or start "
+                    + "the supervisor")
         }
         guard let credential = ShadowsocksCredential(method: method, keyText: keyText) else {
             throw SettingsError(
@@ -29,10 +26,10 @@ extension ShadowsocksSettings {
         return credential
     }
 
-    /// Everything from `[shadowsocks]`; throws `SettingsError` for settings the server cannot run with.
-    public init(configuration: Configuration) throws {
+    /// Everything from `[shadowsocks]` (`generatedKey` as for `credential`); throws `SettingsError` for settings the server cannot run with.
+    public init(configuration: Configuration, generatedKey: String?) throws {
         let section = configuration.shadowsocks
-        let credential = try Self.credential(from: configuration)
+        let credential = try Self.credential(from: configuration, generatedKey: generatedKey)
         let addresses = section.addresses.compactMap { IPAddress(parsing: $0) }
         var upstreams: [UInt16: DestinationPolicy.Upstream] = [:]
         for (port, address) in section.upstreams {

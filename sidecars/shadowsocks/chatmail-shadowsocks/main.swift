@@ -1,4 +1,7 @@
+import ChatmailControl
 import ChatmailSidecar
+import ChatmailState
+import ShadowsocksCore
 import ShadowsocksServer
 
 /// chatmail-shadowsocks: a Shadowsocks (SIP004 and SIP022) server that reaches only this server's own services.
@@ -9,7 +12,8 @@ struct Main {
             let section = sidecar.configuration.shadowsocks
             let settings: ShadowsocksSettings
             do {
-                settings = try ShadowsocksSettings(configuration: sidecar.configuration)
+                settings = try ShadowsocksSettings(
+                    configuration: sidecar.configuration, generatedKey: try await generatedKey(sidecar))
             } catch let error as SettingsError {
                 throw SidecarError.configuration(error.description)
             }
@@ -25,5 +29,19 @@ struct Main {
             }
             sidecar.logger.info("counters: \(server.counters)")
         }
+    }
+
+    /// The key chatmail-supervisor keeps for the method when `[shadowsocks]` sets none: asked over the control
+    /// channel, or, run on its own, read (read-only) from the state database. The child never makes or writes it.
+    static func generatedKey(_ sidecar: Sidecar) async throws -> String? {
+        let section = sidecar.configuration.shadowsocks
+        guard section.key == nil, let method = ShadowsocksMethod(rawValue: section.method) else { return nil }
+        if let answer = try await sidecar.request(.shadowsocksKey(method: method.rawValue)) {
+            guard answer.ok, let key = answer.key else {
+                throw SidecarError.configuration("no Shadowsocks key from the supervisor: \(answer.error ?? "none")")
+            }
+            return key
+        }
+        return try StateReader(directory: sidecar.configuration.supervisor.stateDir).setting(method.stateKey)
     }
 }
