@@ -277,6 +277,21 @@ struct Driver {
         #expect(driver.effects.suffix(2) == [.startCompression, .close])
     }
 
+    /// Issue 12: LIST with thousands of wildcards pinned a worker; now a pattern over the bound
+    /// is refused and one within it is matched in polynomial time.
+    @Test func listPatternsAreBounded() {
+        var driver = loggedIn()
+        let tooLong = String(repeating: "%*", count: 1000) + "a"
+        #expect(driver.send("b LIST \"\" \"\(tooLong)\"") == ["b BAD Pattern too long"])
+        let long = String(repeating: "%*", count: 500) + "Z"
+        #expect(driver.send("c LIST \"\" \"\(long)\"") == ["c OK LIST completed"])
+        #expect(driver.send("d LIST \"\" \"%*%*%*%*%*%*%*%*%*%*%*%*%*%*%*%*%*%*%*%*%*%*%*%*%*%*%*%*%*%*%*%*Z\"") == ["d OK LIST completed"])
+        #expect(driver.send("e LIST \"\" \"%*%*%*%*%*X\"").last == "e OK LIST completed")
+        #expect(driver.send("f LIST \"IN\" \"%*%*B%*%*%*%*X\"") == [
+            "* LIST (\\HasNoChildren) \"/\" \"INBOX\"", "f OK LIST completed",
+        ])
+    }
+
     @Test func oversizedLiterals() {
         var driver = Driver(store: store)
         driver.framer.limits.literalSize = 10

@@ -133,7 +133,9 @@ final class HookedStore: MailStore {
         return uids
     }
 
-    func login(user: String, password: String) throws -> Account? { try base.login(user: user, password: password) }
+    func login(user: String, password: String, mayCreate: () -> Bool) throws -> Account? {
+        try base.login(user: user, password: password, mayCreate: mayCreate)
+    }
     func mailboxes(account: Account) throws -> [MailboxInfo] { try base.mailboxes(account: account) }
     func mailbox(account: Account, name: String) throws -> MailboxInfo? {
         try base.mailbox(account: account, name: name)

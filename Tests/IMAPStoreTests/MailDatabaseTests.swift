@@ -55,6 +55,34 @@ final class ChangeLog: Sendable {
         #expect(try !database.recipientExists("nobody123@example.org"))
     }
 
+    @Test func creationAskedOnlyWhenTheAccountWouldBeMade() throws {
+        let asked = Mutex(0)
+        func refuse() -> Bool {
+            asked.withLock { $0 += 1 }
+            return false
+        }
+        #expect(throws: MailStoreError.creationLimited) {
+            try database.login(user: "abcdefghi@example.org", password: "longenough", mayCreate: refuse)
+        }
+        #expect(try database.login(user: "short@example.org", password: "longenough", mayCreate: refuse) == nil)
+        #expect(try database.accounts().isEmpty)
+        let limits = SourceLimits(.init(accountCreationsPerHour: 2), now: { 0 })
+        for name in ["aaaaaaaa1", "aaaaaaaa2"] {
+            #expect(
+                try database.login(user: "\(name)@example.org", password: "longenough") {
+                    limits.takeAccountCreation(from: "192.0.2.1")
+                } != nil)
+        }
+        #expect(throws: MailStoreError.creationLimited) {
+            try database.login(user: "aaaaaaaa3@example.org", password: "longenough") {
+                limits.takeAccountCreation(from: "192.0.2.1")
+            }
+        }
+        // Logging into an existing account never asks.
+        #expect(try database.login(user: "aaaaaaaa1@example.org", password: "longenough", mayCreate: refuse) != nil)
+        #expect(asked.withLock { $0 } == 1)
+    }
+
     @Test func operatorAccounts() throws {
         #expect(try database.addAccount(address: "admin@example.org", password: "pw"))
         #expect(try !database.addAccount(address: "admin@example.org", password: "pw"))

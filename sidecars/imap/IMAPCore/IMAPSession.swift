@@ -69,6 +69,8 @@ public struct IMAPSession: Sendable {
     public var loginBlocked = false
     /// Asked before a login succeeds (the per-account session limit); false refuses it.
     public var admit: (@Sendable (Account) -> Bool)?
+    /// Asked before a login creates its account (the per-source creation limit); false refuses it.
+    public var mayCreateAccount: (@Sendable () -> Bool)?
     private let store: any MailStore
     private var selection: Selection?
     private var idleTag: String?
@@ -186,6 +188,7 @@ public struct IMAPSession: Sendable {
         case .mailboxExists: "[ALREADYEXISTS] Mailbox exists"
         case .noSuchMailbox: "[NONEXISTENT] No such mailbox"
         case .limitReached(let what): "[LIMIT] \(what)"
+        case .creationLimited: "[UNAVAILABLE] Too many new accounts from your address, try again later"
         }
     }
 
@@ -225,7 +228,8 @@ public struct IMAPSession: Sendable {
                 throw CommandError.no("[PRIVACYREQUIRED] Use STARTTLS first")
             }
             guard !loginBlocked else { throw CommandError.no("[UNAVAILABLE] Too many failed logins, try later") }
-            guard let account = try store.login(user: user, password: password) else {
+            let mayCreate = mayCreateAccount ?? { true }
+            guard let account = try store.login(user: user, password: password, mayCreate: mayCreate) else {
                 failedLogins += 1
                 let failure = ResponseLine.tagged(tag, .no, "[AUTHENTICATIONFAILED] Authentication failed")
                 if failedLogins >= configuration.maxFailedLogins {
@@ -299,9 +303,12 @@ public struct IMAPSession: Sendable {
             let account = try requireAuthenticated()
             let verb = subscribedOnly ? "LSUB" : "LIST"
             if pattern.isEmpty { return ok("\(verb) completed", [.untagged("\(verb) (\\Noselect) \"/\" \"\"")]) }
-            let full = Array((reference + pattern).utf8)
+            guard reference.utf8.count + pattern.utf8.count <= MailboxPattern.maxLength else {
+                throw CommandError.bad("Pattern too long")
+            }
+            let matcher = MailboxPattern(reference + pattern)
             let lines = try store.mailboxes(account: account)
-                .filter { Self.matches(Array($0.name.utf8), pattern: full[...]) }
+                .filter { matcher.matches($0.name) }
                 .map { ResponseLine([.text("* \(verb) (\\HasNoChildren) \"/\" "), IMAPString.part($0.name)]) }
             return ok("\(verb) completed", lines)
         case .status(let name, let items):
@@ -667,21 +674,5 @@ public struct IMAPSession: Sendable {
             lines.append(.untagged("\(selection?.uids.count ?? 0) EXISTS"))
         }
         return lines
-    }
-
-    /// RFC 3501 mailbox pattern matching: `*` matches anything, `%` anything but the delimiter.
-    static func matches(_ name: [UInt8], pattern: ArraySlice<UInt8>) -> Bool {
-        guard let first = pattern.first else { return name.isEmpty }
-        let rest = pattern.dropFirst()
-        if first == UInt8(ascii: "*") || first == UInt8(ascii: "%") {
-            for split in 0...name.count {
-                if first == UInt8(ascii: "%") && name[0..<split].contains(UInt8(ascii: "/")) { return false }
-                if matches(Array(name[split...]), pattern: rest) { return true }
-            }
-            return false
-        }
-        guard let head = name.first else { return false }
-        let equal = head == first || (head | 0x20 == first | 0x20 && head.isASCIILetterOrDigit)
-        return equal && matches(Array(name.dropFirst()), pattern: rest)
     }
 }

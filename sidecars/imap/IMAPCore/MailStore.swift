@@ -54,14 +54,24 @@ public enum MailStoreError: Error, Equatable, Sendable {
     case mailboxExists
     case noSuchMailbox
     case limitReached(String)
+    /// Too many accounts were created from the client's address lately.
+    case creationLimited
+}
+
+extension MailStore {
+    /// A login that may create the account whenever the rules allow (operator tools, tests).
+    public func login(user: String, password: String) throws -> Account? {
+        try login(user: user, password: password, mayCreate: { true })
+    }
 }
 
 /// What the IMAP session needs from storage. Calls are synchronous and short; every change
 /// is durable when the call returns.
 public protocol MailStore: Sendable {
     /// The account for these credentials, created on first login when the rules allow; nil
-    /// when the credentials are wrong.
-    func login(user: String, password: String) throws -> Account?
+    /// when the credentials are wrong. `mayCreate` is asked (once) only when the account would
+    /// be created; false refuses that with `MailStoreError.creationLimited`.
+    func login(user: String, password: String, mayCreate: () -> Bool) throws -> Account?
     func mailboxes(account: Account) throws -> [MailboxInfo]
     func mailbox(account: Account, name: String) throws -> MailboxInfo?
     func createMailbox(account: Account, name: String) throws

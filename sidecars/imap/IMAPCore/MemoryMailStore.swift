@@ -79,7 +79,7 @@ public final class MemoryMailStore: MailStore {
             .reduce(0) { $0 + $1.messages.reduce(0) { $0 + Int64($1.body.count) } }
     }
 
-    public func login(user: String, password: String) throws -> Account? {
+    public func login(user: String, password: String, mayCreate: () -> Bool) throws -> Account? {
         state.withLock { state in
             guard let entry = state.accounts[user.lowercased()], entry.password == password else { return nil }
             return entry.account

@@ -99,7 +99,7 @@ public final class MailDatabase: MailStore, LMTPBackend {
 
     // MARK: Accounts
 
-    public func login(user: String, password: String) throws -> Account? {
+    public func login(user: String, password: String, mayCreate: () -> Bool) throws -> Account? {
         guard let address = settings.rules.normalizedAddress(user) else { return nil }
         let time = now()
         if let row = try pool.read({
@@ -118,6 +118,7 @@ public final class MailDatabase: MailStore, LMTPBackend {
         guard settings.autoCreate, settings.rules.allowsCreation(address: address, password: password) else {
             return nil
         }
+        guard mayCreate() else { throw MailStoreError.creationLimited }
         let hash = PasswordHash.make(password, iterations: settings.passwordIterations)
         return try pool.write { db in
             // A concurrent first login may have created it meanwhile: then the password decides.
