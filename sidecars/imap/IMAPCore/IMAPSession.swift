@@ -78,6 +78,8 @@ public struct IMAPSession: Sendable {
     private var compressed = false
     private var badCommands = 0
     private var failedLogins = 0
+    /// Messages whose header FETCH has parsed (a test hook: once per message per FETCH).
+    var headerScans = 0
 
     public init(configuration: SessionConfiguration, store: any MailStore) {
         self.configuration = configuration
@@ -580,6 +582,15 @@ public struct IMAPSession: Sendable {
         for target in targets {
             guard let info = infos[target.uid] else { continue }
             let body = needsBody ? try store.body(mailbox: selected.mailbox.id, uid: target.uid) ?? [] : []
+            // Found on first use, then shared by every section of this message.
+            var parsedHeader: MessageHeader?
+            func header() -> MessageHeader {
+                if let parsedHeader { return parsedHeader }
+                let found = MessageHeader(body)
+                headerScans += 1
+                parsedHeader = found
+                return found
+            }
             var parts: [ResponseLine.Part] = [.text("* \(target.sequence) FETCH (")]
             for (index, attribute) in attributes.enumerated() {
                 let separator = index == 0 ? "" : " "
@@ -590,8 +601,8 @@ public struct IMAPSession: Sendable {
                 case .internalDate:
                     parts.append(.text("\(separator)INTERNALDATE \"\(IMAPDate.format(info.internalDate))\""))
                 case .rfc822: parts += [.text("\(separator)RFC822 "), .literal(body)]
-                case .rfc822Header: parts += [.text("\(separator)RFC822.HEADER "), .literal(MessageParts.header(body))]
-                case .rfc822Text: parts += [.text("\(separator)RFC822.TEXT "), .literal(MessageParts.text(body))]
+                case .rfc822Header: parts += [.text("\(separator)RFC822.HEADER "), .literal(header().header(body))]
+                case .rfc822Text: parts += [.text("\(separator)RFC822.TEXT "), .literal(header().text(body))]
                 case .body(let section, _, let partial):
                     var data: [UInt8]
                     let sectionText: String
@@ -600,16 +611,16 @@ public struct IMAPSession: Sendable {
                         data = body
                         sectionText = ""
                     case .header:
-                        data = MessageParts.header(body)
+                        data = header().header(body)
                         sectionText = "HEADER"
                     case .text:
-                        data = MessageParts.text(body)
+                        data = header().text(body)
                         sectionText = "TEXT"
                     case .headerFields(let names):
-                        data = MessageParts.headerFields(body, names: names)
+                        data = header().fields(of: body, names: names)
                         sectionText = "HEADER.FIELDS (\(names.map(Self.astringText).joined(separator: " ")))"
                     case .headerFieldsNot(let names):
-                        data = MessageParts.headerFields(body, names: names, excluding: true)
+                        data = header().fields(of: body, names: names, excluding: true)
                         sectionText = "HEADER.FIELDS.NOT (\(names.map(Self.astringText).joined(separator: " ")))"
                     }
                     var origin = ""
