@@ -145,6 +145,25 @@ final class ChangeLog: Sendable {
         #expect(try database.metadata(account: account, mailbox: "INBOX", entry: "/private/devicetoken") == nil)
     }
 
+    /// Issue 12: at the cap, replacing an existing entry was refused like adding one.
+    @Test func metadataCapRefusesOnlyNewEntries() throws {
+        let account = try #require(try database.login(user: "abcdefghi@example.org", password: "longenough"))
+        for index in 0..<32 {
+            try database.setMetadata(
+                account: account, mailbox: "INBOX", entry: "/private/e\(index)", value: Array("v".utf8))
+        }
+        #expect(throws: MailStoreError.metadataTooMany) {
+            try database.setMetadata(account: account, mailbox: "INBOX", entry: "/private/new", value: [1])
+        }
+        #expect(throws: MailStoreError.metadataTooMany) {
+            try database.setMetadata(account: account, mailbox: "", entry: "/private/e0", value: [1])
+        }
+        try database.setMetadata(account: account, mailbox: "INBOX", entry: "/private/e0", value: Array("new".utf8))
+        #expect(try database.metadata(account: account, mailbox: "INBOX", entry: "/private/e0") == Array("new".utf8))
+        try database.setMetadata(account: account, mailbox: "INBOX", entry: "/private/e1", value: nil)
+        try database.setMetadata(account: account, mailbox: "INBOX", entry: "/private/new", value: [1])
+    }
+
     @Test func sweepRemovesOldMailAndInactiveAccounts() throws {
         let old = try #require(try database.login(user: "oldoldold@example.org", password: "longenough"))
         _ = try database.deliver(Array("a".utf8), to: [old.address])

@@ -12,7 +12,6 @@ public struct SessionConfiguration: Sendable {
     /// (`/shared/comment`, `/shared/admin`, `/shared/vendor/deltachat/maxsmtprecipients`).
     public var serverMetadata: [String: String] = [:]
     public var maxMetadataSize = 8192
-    public var maxMetadataEntries = 32
     public var maxMailboxes = 64
     /// Consecutive BAD commands and failed logins before the connection is closed.
     public var maxBadCommands = 10
@@ -191,6 +190,7 @@ public struct IMAPSession: Sendable {
         case .noSuchMailbox: "[NONEXISTENT] No such mailbox"
         case .limitReached(let what): "[LIMIT] \(what)"
         case .creationLimited: "[UNAVAILABLE] Too many new accounts from your address, try again later"
+        case .metadataTooMany: "[METADATA TOOMANY] Too many METADATA entries"
         }
     }
 

@@ -12,6 +12,8 @@ public final class MailDatabase: MailStore, LMTPBackend {
         public var autoCreate = true
         public var quotaBytes: Int64 = 100 * 1024 * 1024
         public var passwordIterations = 20000
+        /// METADATA entries per account (all mailboxes); beyond it only existing ones can change.
+        public var maxMetadataEntries = 32
         /// Last-login times are written at most this often (seconds), to spare writes.
         public var lastLoginGranularity: Int64 = 3600
 
@@ -409,12 +411,18 @@ public final class MailDatabase: MailStore, LMTPBackend {
     }
 
     public func setMetadata(account: Account, mailbox: String, entry: String, value: [UInt8]?) throws {
+        let maxEntries = settings.maxMetadataEntries
         try pool.write { db in
             if let value {
+                // The cap refuses new entries only: an existing one may always be replaced.
+                let exists =
+                    try Bool.fetchOne(
+                        db, sql: "SELECT 1 FROM metadata WHERE account = ? AND mailbox = ? AND entry = ?",
+                        arguments: [account.id, mailbox, entry]) == true
                 let count =
                     try Int.fetchOne(
                         db, sql: "SELECT COUNT(*) FROM metadata WHERE account = ?", arguments: [account.id]) ?? 0
-                guard count < 32 else { throw MailStoreError.limitReached("Too many METADATA entries") }
+                guard exists || count < maxEntries else { throw MailStoreError.metadataTooMany }
                 try db.execute(
                     sql: "INSERT OR REPLACE INTO metadata (account, mailbox, entry, value) VALUES (?, ?, ?, ?)",
                     arguments: [account.id, mailbox, entry, Data(value)])
