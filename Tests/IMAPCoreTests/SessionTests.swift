@@ -311,6 +311,18 @@ struct Driver {
         #expect(driver.session.headerScans == 2)
     }
 
+    @Test func keywordLimits() throws {
+        try store.deliver(Array(message.utf8), to: "user@example.org")
+        var driver = loggedIn()
+        _ = driver.send("b SELECT INBOX")
+        let long = String(repeating: "k", count: 65)
+        #expect(driver.send("c STORE 1 +FLAGS.SILENT (\(long))") == ["c NO [LIMIT] A keyword is at most 64 bytes"])
+        let many = (0..<65).map { "k\($0)" }.joined(separator: " ")
+        #expect(driver.send("d STORE 1 +FLAGS.SILENT (\(many))") == ["d NO [LIMIT] A message carries at most 64 keywords"])
+        #expect(driver.send("e STORE 1 +FLAGS (k1 \\Seen)") == ["* 1 FETCH (FLAGS (\\Seen k1))", "e OK STORE completed"])
+        #expect(driver.send("f GETQUOTAROOT INBOX")[1] == "* QUOTA \"\" (STORAGE 1 102400)")
+    }
+
     @Test func oversizedLiterals() {
         var driver = Driver(store: store)
         driver.framer.limits.literalSize = 10

@@ -365,6 +365,9 @@ public struct IMAPSession: Sendable {
             var lines = try refresh(allowExpunge: byUID)
             let selected = try requireSelected()
             guard !selected.readOnly else { throw CommandError.no("[READ-ONLY] Mailbox is read-only") }
+            guard flags.allSatisfy({ $0.utf8.count <= Keywords.maxLength }) else {
+                throw CommandError.no("[LIMIT] A keyword is at most \(Keywords.maxLength) bytes")
+            }
             let targets = try resolve(set, byUID: byUID)
             let updated = try store.storeFlags(
                 mailbox: selected.mailbox.id, uids: targets.map(\.uid), operation: operation, flags: flags)
