@@ -281,6 +281,46 @@ import Testing
         #expect(MessageParts.headerFields([], names: ["from"]) == [13, 10])
     }
 
+    /// The one-pass `MessageHeader` answers exactly as the line-by-line scan it replaced.
+    @Test func oneParseAgreesWithTheLineScan() {
+        func reference(_ message: [UInt8], _ names: [String], excluding: Bool) -> [UInt8] {
+            let wanted = Set(names.map { $0.lowercased() })
+            var out: [UInt8] = []
+            var including = false
+            var index = 0
+            while index < message.count {
+                let lf = message[index...].firstIndex(of: 10)
+                var line = message[index..<(lf ?? message.count)]
+                if line.last == 13 { line = line.dropLast() }
+                if line.isEmpty { break }
+                if line.first != 32 && line.first != 9 {
+                    let colon = line.firstIndex(of: UInt8(ascii: ":")) ?? line.endIndex
+                    let name = String(decoding: line[line.startIndex..<colon], as: UTF8.self)
+                    including = wanted.contains(name.trimmingSuffixSpaces().lowercased()) != excluding
+                }
+                if including { out += line + [13, 10] }
+                index = (lf ?? message.count) + 1
+            }
+            return out + [13, 10]
+        }
+        var rng = SystemRandomNumberGenerator()
+        let pieces = ["A: 1", "a :2", " c", "\tc", "B", "", "b: x", "\r"].map { Array($0.utf8) }
+        for _ in 0..<5000 {
+            var message: [UInt8] = []
+            for _ in 0..<Int.random(in: 0...6, using: &rng) {
+                message += pieces.randomElement(using: &rng)!
+                message += Bool.random(using: &rng) ? [13, 10] : [10]
+            }
+            if Bool.random(using: &rng) { message += pieces.randomElement(using: &rng)! }
+            let header = MessageHeader(message)
+            for excluding in [false, true] {
+                #expect(header.fields(of: message, names: ["a", "B"], excluding: excluding)
+                    == reference(message, ["a", "B"], excluding: excluding), "\(message)")
+            }
+            #expect(header.header(message) + header.text(message) == message)
+        }
+    }
+
     @Test func internalDate() {
         #expect(IMAPDate.format(0) == " 1-Jan-1970 00:00:00 +0000")
         #expect(IMAPDate.format(1_758_650_868) == "23-Sep-2025 18:07:48 +0000")

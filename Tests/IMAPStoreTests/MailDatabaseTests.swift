@@ -145,6 +145,54 @@ final class ChangeLog: Sendable {
         #expect(try database.metadata(account: account, mailbox: "INBOX", entry: "/private/devicetoken") == nil)
     }
 
+    /// Issue 12: at the cap, replacing an existing entry was refused like adding one.
+    @Test func metadataCapRefusesOnlyNewEntries() throws {
+        let account = try #require(try database.login(user: "abcdefghi@example.org", password: "longenough"))
+        for index in 0..<32 {
+            try database.setMetadata(
+                account: account, mailbox: "INBOX", entry: "/private/e\(index)", value: Array("v".utf8))
+        }
+        #expect(throws: MailStoreError.metadataTooMany) {
+            try database.setMetadata(account: account, mailbox: "INBOX", entry: "/private/new", value: [1])
+        }
+        #expect(throws: MailStoreError.metadataTooMany) {
+            try database.setMetadata(account: account, mailbox: "", entry: "/private/e0", value: [1])
+        }
+        try database.setMetadata(account: account, mailbox: "INBOX", entry: "/private/e0", value: Array("new".utf8))
+        #expect(try database.metadata(account: account, mailbox: "INBOX", entry: "/private/e0") == Array("new".utf8))
+        try database.setMetadata(account: account, mailbox: "INBOX", entry: "/private/e1", value: nil)
+        try database.setMetadata(account: account, mailbox: "INBOX", entry: "/private/new", value: [1])
+    }
+
+    /// Issue 12: 140,000 keywords on one message were accepted and cost nothing.
+    @Test func keywordsAreBoundedAndCountInTheQuota() throws {
+        let account = try #require(try database.login(user: "abcdefghi@example.org", password: "longenough"))
+        _ = try database.deliver(Array(repeating: UInt8(ascii: "x"), count: 100), to: [account.address])
+        let inbox = try #require(try database.mailbox(account: account, name: "INBOX"))
+        let keywords = (0..<64).map { "k\($0 + 10)" }  // 4 bytes each with the separator
+        _ = try database.storeFlags(mailbox: inbox.id, uids: [1], operation: .add, flags: keywords + [Flag.seen])
+        #expect(try database.quota(account: account).usedBytes == 100 + 64 * 4)
+        #expect(throws: MailStoreError.limitReached("A message carries at most 64 keywords")) {
+            try database.storeFlags(mailbox: inbox.id, uids: [1], operation: .add, flags: ["one-more"])
+        }
+        #expect(try database.messages(mailbox: inbox.id, uids: [1]).first?.flags.count == 65)
+        // A copy carries its keywords' bytes; the quota (1000 bytes here) refuses growth past it.
+        try database.createMailbox(account: account, name: "Other")
+        let other = try #require(try database.mailbox(account: account, name: "Other"))
+        try database.copy(mailbox: inbox.id, uids: [1], to: other.id)
+        #expect(try database.quota(account: account).usedBytes == 2 * (100 + 64 * 4))
+        let long = (0..<40).map { "long-keyword-\($0 + 10)" }  // 17 bytes each
+        #expect(throws: MailStoreError.quotaExceeded) {
+            try database.storeFlags(mailbox: other.id, uids: [1], operation: .replace, flags: long)
+        }
+        #expect(try database.quota(account: account).usedBytes == 2 * (100 + 64 * 4))
+        // System flags are free, even over quota; removing keywords gives the bytes back.
+        _ = try database.storeFlags(mailbox: other.id, uids: [1], operation: .replace, flags: [Flag.deleted])
+        #expect(try database.quota(account: account).usedBytes == 2 * 100 + 64 * 4)
+        _ = try database.expunge(mailbox: inbox.id, uids: [1])
+        #expect(try database.quota(account: account).usedBytes == 100)
+    }
+
     @Test func sweepRemovesOldMailAndInactiveAccounts() throws {
         let old = try #require(try database.login(user: "oldoldold@example.org", password: "longenough"))
         _ = try database.deliver(Array("a".utf8), to: [old.address])

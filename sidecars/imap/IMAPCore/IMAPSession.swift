@@ -12,7 +12,6 @@ public struct SessionConfiguration: Sendable {
     /// (`/shared/comment`, `/shared/admin`, `/shared/vendor/deltachat/maxsmtprecipients`).
     public var serverMetadata: [String: String] = [:]
     public var maxMetadataSize = 8192
-    public var maxMetadataEntries = 32
     public var maxMailboxes = 64
     /// Consecutive BAD commands and failed logins before the connection is closed.
     public var maxBadCommands = 10
@@ -78,6 +77,8 @@ public struct IMAPSession: Sendable {
     private var compressed = false
     private var badCommands = 0
     private var failedLogins = 0
+    /// Messages whose header FETCH has parsed (a test hook: once per message per FETCH).
+    var headerScans = 0
 
     public init(configuration: SessionConfiguration, store: any MailStore) {
         self.configuration = configuration
@@ -189,6 +190,7 @@ public struct IMAPSession: Sendable {
         case .noSuchMailbox: "[NONEXISTENT] No such mailbox"
         case .limitReached(let what): "[LIMIT] \(what)"
         case .creationLimited: "[UNAVAILABLE] Too many new accounts from your address, try again later"
+        case .metadataTooMany: "[METADATA TOOMANY] Too many METADATA entries"
         }
     }
 
@@ -363,6 +365,9 @@ public struct IMAPSession: Sendable {
             var lines = try refresh(allowExpunge: byUID)
             let selected = try requireSelected()
             guard !selected.readOnly else { throw CommandError.no("[READ-ONLY] Mailbox is read-only") }
+            guard flags.allSatisfy({ $0.utf8.count <= Keywords.maxLength }) else {
+                throw CommandError.no("[LIMIT] A keyword is at most \(Keywords.maxLength) bytes")
+            }
             let targets = try resolve(set, byUID: byUID)
             let updated = try store.storeFlags(
                 mailbox: selected.mailbox.id, uids: targets.map(\.uid), operation: operation, flags: flags)
@@ -580,6 +585,15 @@ public struct IMAPSession: Sendable {
         for target in targets {
             guard let info = infos[target.uid] else { continue }
             let body = needsBody ? try store.body(mailbox: selected.mailbox.id, uid: target.uid) ?? [] : []
+            // Found on first use, then shared by every section of this message.
+            var parsedHeader: MessageHeader?
+            func header() -> MessageHeader {
+                if let parsedHeader { return parsedHeader }
+                let found = MessageHeader(body)
+                headerScans += 1
+                parsedHeader = found
+                return found
+            }
             var parts: [ResponseLine.Part] = [.text("* \(target.sequence) FETCH (")]
             for (index, attribute) in attributes.enumerated() {
                 let separator = index == 0 ? "" : " "
@@ -590,8 +604,8 @@ public struct IMAPSession: Sendable {
                 case .internalDate:
                     parts.append(.text("\(separator)INTERNALDATE \"\(IMAPDate.format(info.internalDate))\""))
                 case .rfc822: parts += [.text("\(separator)RFC822 "), .literal(body)]
-                case .rfc822Header: parts += [.text("\(separator)RFC822.HEADER "), .literal(MessageParts.header(body))]
-                case .rfc822Text: parts += [.text("\(separator)RFC822.TEXT "), .literal(MessageParts.text(body))]
+                case .rfc822Header: parts += [.text("\(separator)RFC822.HEADER "), .literal(header().header(body))]
+                case .rfc822Text: parts += [.text("\(separator)RFC822.TEXT "), .literal(header().text(body))]
                 case .body(let section, _, let partial):
                     var data: [UInt8]
                     let sectionText: String
@@ -600,16 +614,16 @@ public struct IMAPSession: Sendable {
                         data = body
                         sectionText = ""
                     case .header:
-                        data = MessageParts.header(body)
+                        data = header().header(body)
                         sectionText = "HEADER"
                     case .text:
-                        data = MessageParts.text(body)
+                        data = header().text(body)
                         sectionText = "TEXT"
                     case .headerFields(let names):
-                        data = MessageParts.headerFields(body, names: names)
+                        data = header().fields(of: body, names: names)
                         sectionText = "HEADER.FIELDS (\(names.map(Self.astringText).joined(separator: " ")))"
                     case .headerFieldsNot(let names):
-                        data = MessageParts.headerFields(body, names: names, excluding: true)
+                        data = header().fields(of: body, names: names, excluding: true)
                         sectionText = "HEADER.FIELDS.NOT (\(names.map(Self.astringText).joined(separator: " ")))"
                     }
                     var origin = ""

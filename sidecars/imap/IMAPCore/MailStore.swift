@@ -56,6 +56,8 @@ public enum MailStoreError: Error, Equatable, Sendable {
     case limitReached(String)
     /// Too many accounts were created from the client's address lately.
     case creationLimited
+    /// A new METADATA entry beyond the per-account cap (RFC 5464's TOOMANY).
+    case metadataTooMany
 }
 
 extension MailStore {

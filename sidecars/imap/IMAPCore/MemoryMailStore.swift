@@ -76,7 +76,9 @@ public final class MemoryMailStore: MailStore {
 
     private static func used(_ state: State, account: Int64) -> Int64 {
         state.mailboxes.values.filter { $0.account == account }
-            .reduce(0) { $0 + $1.messages.reduce(0) { $0 + Int64($1.body.count) } }
+            .reduce(0) {
+                $0 + $1.messages.reduce(0) { $0 + Int64($1.body.count + Keywords.quotaBytes($1.info.flags)) }
+            }
     }
 
     public func login(user: String, password: String, mayCreate: () -> Bool) throws -> Account? {
@@ -130,9 +132,11 @@ public final class MemoryMailStore: MailStore {
         -> [MessageInfo]
     {
         let wanted = Set(uids)
-        return state.withLock { state in
+        return try state.withLock { state in
             guard var box = state.mailboxes[mailbox] else { return [] }
+            let before = Self.used(state, account: box.account)
             var changed: [MessageInfo] = []
+            var added = 0
             for index in box.messages.indices where wanted.contains(box.messages[index].info.uid) {
                 var set = Set(box.messages[index].info.flags)
                 switch operation {
@@ -140,9 +144,12 @@ public final class MemoryMailStore: MailStore {
                 case .remove: set.subtract(flags)
                 case .replace: set = Set(flags)
                 }
+                try Keywords.check(set)
+                added += Keywords.quotaBytes(set) - Keywords.quotaBytes(box.messages[index].info.flags)
                 box.messages[index].info.flags = set.sorted()
                 changed.append(box.messages[index].info)
             }
+            if added > 0 && before + Int64(added) > quotaBytes { throw MailStoreError.quotaExceeded }
             state.mailboxes[mailbox] = box
             return changed
         }

@@ -1,45 +1,83 @@
 /// Sections of an RFC 5322 message as IMAP FETCH returns them.
 public enum MessageParts {
     /// The index just past the blank line ending the header (the message's end if there is none).
-    public static func headerEnd(_ message: [UInt8]) -> Int {
-        var index = 0
-        while index < message.count {
-            guard let lf = message[index...].firstIndex(of: UInt8(ascii: "\n")) else { return message.count }
-            let lineLength = lf - index
-            if lineLength == 0 || (lineLength == 1 && message[index] == UInt8(ascii: "\r")) { return lf + 1 }
-            index = lf + 1
-        }
-        return message.count
-    }
+    public static func headerEnd(_ message: [UInt8]) -> Int { MessageHeader(message).end }
 
-    public static func header(_ message: [UInt8]) -> [UInt8] { Array(message[0..<headerEnd(message)]) }
+    public static func header(_ message: [UInt8]) -> [UInt8] { MessageHeader(message).header(message) }
 
-    public static func text(_ message: [UInt8]) -> [UInt8] { Array(message[headerEnd(message)...]) }
+    public static func text(_ message: [UInt8]) -> [UInt8] { MessageHeader(message).text(message) }
 
     /// The header fields named (or, with `excluding`, not named) in `names`, as written, with
     /// their continuation lines, followed by a blank line.
     public static func headerFields(_ message: [UInt8], names: [String], excluding: Bool = false) -> [UInt8] {
-        let wanted = Set(names.map { $0.lowercased() })
-        let end = headerEnd(message)
-        var out: [UInt8] = []
-        var including = false
+        MessageHeader(message).fields(of: message, names: names, excluding: excluding)
+    }
+}
+
+/// A message's header found in one pass: where it ends and where each field lies. A FETCH builds
+/// it once per message and answers every HEADER, TEXT and HEADER.FIELDS item from it; the pass
+/// stops at the blank line, so the body is never scanned.
+public struct MessageHeader: Sendable {
+    struct Field: Sendable {
+        /// Lowercased, trailing blanks removed.
+        var name: String
+        /// The field's lines, continuation lines included, up to and including the last line end.
+        var range: Range<Int>
+    }
+
+    /// Just past the blank line ending the header (the message's end if there is none).
+    public let end: Int
+    let fields: [Field]
+
+    public init(_ message: [UInt8]) {
+        var fields: [Field] = []
         var index = 0
-        while index < end {
-            let lf = message[index..<end].firstIndex(of: UInt8(ascii: "\n"))
-            var line = message[index..<(lf ?? end)]
-            if line.last == UInt8(ascii: "\r") { line = line.dropLast() }
-            if line.isEmpty { break }
-            if line.first != UInt8(ascii: " ") && line.first != UInt8(ascii: "\t") {
-                let colon = line.firstIndex(of: UInt8(ascii: ":")) ?? line.endIndex
-                let name = String(decoding: line[line.startIndex..<colon], as: UTF8.self)
-                    .trimmingSuffixSpaces().lowercased()
-                including = wanted.contains(name) != excluding
+        var end = message.count
+        while index < message.count {
+            let lf = message[index...].firstIndex(of: UInt8(ascii: "\n"))
+            let lineEnd = lf.map { $0 + 1 } ?? message.count
+            var contentEnd = lf ?? message.count
+            if contentEnd > index && message[contentEnd - 1] == UInt8(ascii: "\r") { contentEnd -= 1 }
+            if contentEnd == index {
+                // A blank line (or a lone CR at the very end) ends the header.
+                end = lineEnd
+                break
             }
-            if including {
+            let first = message[index]
+            if first == UInt8(ascii: " ") || first == UInt8(ascii: "\t") {
+                // A continuation line; one before any field belongs to none and is never returned.
+                if !fields.isEmpty { fields[fields.count - 1].range = fields[fields.count - 1].range.lowerBound..<lineEnd }
+            } else {
+                let line = message[index..<contentEnd]
+                let colon = line.firstIndex(of: UInt8(ascii: ":")) ?? contentEnd
+                let name = String(decoding: message[index..<colon], as: UTF8.self).trimmingSuffixSpaces().lowercased()
+                fields.append(Field(name: name, range: index..<lineEnd))
+            }
+            index = lineEnd
+        }
+        self.end = end
+        self.fields = fields
+    }
+
+    public func header(_ message: [UInt8]) -> [UInt8] { Array(message[0..<end]) }
+
+    public func text(_ message: [UInt8]) -> [UInt8] { Array(message[end...]) }
+
+    /// The fields named (or, with `excluding`, not named) in `names`, as written, each line ending
+    /// in CRLF, followed by a blank line.
+    public func fields(of message: [UInt8], names: [String], excluding: Bool = false) -> [UInt8] {
+        let wanted = Set(names.map { $0.lowercased() })
+        var out: [UInt8] = []
+        for field in fields where wanted.contains(field.name) != excluding {
+            var index = field.range.lowerBound
+            while index < field.range.upperBound {
+                let lf = message[index..<field.range.upperBound].firstIndex(of: UInt8(ascii: "\n"))
+                var line = message[index..<(lf ?? field.range.upperBound)]
+                if line.last == UInt8(ascii: "\r") { line = line.dropLast() }
                 out.append(contentsOf: line)
                 out.append(contentsOf: [13, 10])
+                index = (lf ?? field.range.upperBound) + 1
             }
-            index = (lf ?? end) + 1
         }
         out.append(contentsOf: [13, 10])
         return out

@@ -12,6 +12,8 @@ public final class MailDatabase: MailStore, LMTPBackend {
         public var autoCreate = true
         public var quotaBytes: Int64 = 100 * 1024 * 1024
         public var passwordIterations = 20000
+        /// METADATA entries per account (all mailboxes); beyond it only existing ones can change.
+        public var maxMetadataEntries = 32
         /// Last-login times are written at most this often (seconds), to spare writes.
         public var lastLoginGranularity: Int64 = 3600
 
@@ -91,6 +93,28 @@ public final class MailDatabase: MailStore, LMTPBackend {
                     CREATE TRIGGER message_removed AFTER DELETE ON message BEGIN
                         UPDATE account SET used = used - OLD.size
                         WHERE id = (SELECT account FROM mailbox WHERE id = OLD.mailbox);
+                    END;
+                    """)
+        }
+        // Keywords count in the quota: their bytes per message, kept in `account.used` by the
+        // triggers like the message sizes (messages from before start at 0 until their flags change).
+        migrator.registerMigration("v2-keyword-bytes") { db in
+            try db.execute(
+                sql: """
+                    ALTER TABLE message ADD COLUMN keyword_bytes INTEGER NOT NULL DEFAULT 0;
+                    DROP TRIGGER message_added;
+                    DROP TRIGGER message_removed;
+                    CREATE TRIGGER message_added AFTER INSERT ON message BEGIN
+                        UPDATE account SET used = used + NEW.size + NEW.keyword_bytes
+                        WHERE id = (SELECT account FROM mailbox WHERE id = NEW.mailbox);
+                    END;
+                    CREATE TRIGGER message_removed AFTER DELETE ON message BEGIN
+                        UPDATE account SET used = used - OLD.size - OLD.keyword_bytes
+                        WHERE id = (SELECT account FROM mailbox WHERE id = OLD.mailbox);
+                    END;
+                    CREATE TRIGGER message_keywords AFTER UPDATE OF keyword_bytes ON message BEGIN
+                        UPDATE account SET used = used + NEW.keyword_bytes - OLD.keyword_bytes
+                        WHERE id = (SELECT account FROM mailbox WHERE id = NEW.mailbox);
                     END;
                     """)
         }
@@ -308,13 +332,17 @@ public final class MailDatabase: MailStore, LMTPBackend {
         -> [MessageInfo]
     {
         let condition = Self.uidCondition(uids)
+        let quota = settings.quotaBytes
         let updated = try pool.write { db -> [MessageInfo] in
             var result: [MessageInfo] = []
             let rows = try Row.fetchAll(
                 db,
-                sql:
-                    "SELECT id, uid, flags, internal_date, size FROM message WHERE mailbox = ? AND \(condition.sql) ORDER BY uid",
+                sql: """
+                    SELECT id, uid, flags, internal_date, size, keyword_bytes FROM message
+                    WHERE mailbox = ? AND \(condition.sql) ORDER BY uid
+                    """,
                 arguments: [mailbox] + condition.arguments)
+            var added: Int64 = 0
             for row in rows {
                 var info = Self.messageInfo(row)
                 var set = Set(info.flags)
@@ -325,12 +353,23 @@ public final class MailDatabase: MailStore, LMTPBackend {
                 }
                 let newFlags = set.filter { $0 != Flag.recent }.sorted()
                 if newFlags != info.flags {
+                    try Keywords.check(newFlags)
+                    let keywordBytes = Int64(Keywords.quotaBytes(newFlags))
+                    added += keywordBytes - (row["keyword_bytes"] as Int64)
                     try db.execute(
-                        sql: "UPDATE message SET flags = ? WHERE id = ?",
-                        arguments: [newFlags.joined(separator: " "), row["id"] as Int64])
+                        sql: "UPDATE message SET flags = ?, keyword_bytes = ? WHERE id = ?",
+                        arguments: [newFlags.joined(separator: " "), keywordBytes, row["id"] as Int64])
                 }
                 info.flags = newFlags
                 result.append(info)
+            }
+            // Checked after the updates (the transaction rolls back): only growth can be refused.
+            if added > 0,
+                let used = try Int64.fetchOne(
+                    db, sql: "SELECT used FROM account WHERE id = (SELECT account FROM mailbox WHERE id = ?)",
+                    arguments: [mailbox]), used > quota
+            {
+                throw MailStoreError.quotaExceeded
             }
             return result
         }
@@ -360,7 +399,9 @@ public final class MailDatabase: MailStore, LMTPBackend {
         try pool.write { db in
             let size =
                 try Int64.fetchOne(
-                    db, sql: "SELECT COALESCE(SUM(size), 0) FROM message WHERE mailbox = ? AND \(condition.sql)",
+                    db,
+                    sql:
+                        "SELECT COALESCE(SUM(size + keyword_bytes), 0) FROM message WHERE mailbox = ? AND \(condition.sql)",
                     arguments: [mailbox] + condition.arguments) ?? 0
             let used =
                 try Int64.fetchOne(
@@ -374,8 +415,8 @@ public final class MailDatabase: MailStore, LMTPBackend {
                 let uid = try Self.takeUID(db, mailbox: target)
                 try db.execute(
                     sql: """
-                        INSERT INTO message (mailbox, uid, flags, internal_date, size, body)
-                        SELECT ?, ?, flags, internal_date, size, body FROM message WHERE id = ?
+                        INSERT INTO message (mailbox, uid, flags, internal_date, size, body, keyword_bytes)
+                        SELECT ?, ?, flags, internal_date, size, body, keyword_bytes FROM message WHERE id = ?
                         """, arguments: [target, uid, row["id"] as Int64])
             }
         }
@@ -409,12 +450,18 @@ public final class MailDatabase: MailStore, LMTPBackend {
     }
 
     public func setMetadata(account: Account, mailbox: String, entry: String, value: [UInt8]?) throws {
+        let maxEntries = settings.maxMetadataEntries
         try pool.write { db in
             if let value {
+                // The cap refuses new entries only: an existing one may always be replaced.
+                let exists =
+                    try Bool.fetchOne(
+                        db, sql: "SELECT 1 FROM metadata WHERE account = ? AND mailbox = ? AND entry = ?",
+                        arguments: [account.id, mailbox, entry]) == true
                 let count =
                     try Int.fetchOne(
                         db, sql: "SELECT COUNT(*) FROM metadata WHERE account = ?", arguments: [account.id]) ?? 0
-                guard count < 32 else { throw MailStoreError.limitReached("Too many METADATA entries") }
+                guard exists || count < maxEntries else { throw MailStoreError.metadataTooMany }
                 try db.execute(
                     sql: "INSERT OR REPLACE INTO metadata (account, mailbox, entry, value) VALUES (?, ?, ?, ?)",
                     arguments: [account.id, mailbox, entry, Data(value)])
