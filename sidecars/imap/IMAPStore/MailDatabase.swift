@@ -393,10 +393,11 @@ public final class MailDatabase: MailStore, LMTPBackend {
         return removed
     }
 
-    public func copy(mailbox: Int64, uids: [UInt32], to target: Int64) throws {
+    @discardableResult
+    public func copy(mailbox: Int64, uids: [UInt32], to target: Int64) throws -> [(source: UInt32, copy: UInt32)] {
         let condition = Self.uidCondition(uids)
         let quota = settings.quotaBytes
-        try pool.write { db in
+        let copies = try pool.write { db -> [(source: UInt32, copy: UInt32)] in
             let size =
                 try Int64.fetchOne(
                     db,
@@ -409,18 +410,22 @@ public final class MailDatabase: MailStore, LMTPBackend {
                     arguments: [target]) ?? 0
             guard used + size <= quota else { throw MailStoreError.quotaExceeded }
             let rows = try Row.fetchAll(
-                db, sql: "SELECT id FROM message WHERE mailbox = ? AND \(condition.sql) ORDER BY uid",
+                db, sql: "SELECT id, uid FROM message WHERE mailbox = ? AND \(condition.sql) ORDER BY uid",
                 arguments: [mailbox] + condition.arguments)
+            var copies: [(source: UInt32, copy: UInt32)] = []
             for row in rows {
                 let uid = try Self.takeUID(db, mailbox: target)
+                copies.append((UInt32(row["uid"] as Int64), UInt32(uid)))
                 try db.execute(
                     sql: """
                         INSERT INTO message (mailbox, uid, flags, internal_date, size, body, keyword_bytes)
                         SELECT ?, ?, flags, internal_date, size, body, keyword_bytes FROM message WHERE id = ?
                         """, arguments: [target, uid, row["id"] as Int64])
             }
+            return copies
         }
         changed([target])
+        return copies
     }
 
     private static func takeUID(_ db: Database, mailbox: Int64) throws -> Int64 {
@@ -430,6 +435,33 @@ public final class MailDatabase: MailStore, LMTPBackend {
         }
         try db.execute(sql: "UPDATE mailbox SET uid_next = uid_next + 1 WHERE id = ?", arguments: [mailbox])
         return uid
+    }
+
+    public func append(mailbox: Int64, message: [UInt8], flags: [String], date: Int64?) throws -> UInt32 {
+        try Keywords.check(flags)
+        let keywordBytes = Int64(Keywords.quotaBytes(flags))
+        let time = date ?? now()
+        let quota = settings.quotaBytes
+        let uid = try pool.write { db -> Int64 in
+            let used =
+                try Int64.fetchOne(
+                    db, sql: "SELECT used FROM account WHERE id = (SELECT account FROM mailbox WHERE id = ?)",
+                    arguments: [mailbox]) ?? 0
+            guard used + Int64(message.count) + keywordBytes <= quota else { throw MailStoreError.quotaExceeded }
+            let uid = try Self.takeUID(db, mailbox: mailbox)
+            try db.execute(
+                sql: """
+                    INSERT INTO message (mailbox, uid, flags, internal_date, size, body, keyword_bytes)
+                    VALUES (?, ?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [
+                    mailbox, uid, flags.sorted().joined(separator: " "), time, message.count, Data(message),
+                    keywordBytes,
+                ])
+            return uid
+        }
+        changed([mailbox])
+        return UInt32(uid)
     }
 
     public func quota(account: Account) throws -> Quota {
