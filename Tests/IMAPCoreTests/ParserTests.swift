@@ -189,6 +189,10 @@ import Testing
             .move(set(), mailbox: mailbox(&rng), byUID: Bool.random(using: &rng)),
             .search([.unseen, .uid(set())], byUID: Bool.random(using: &rng)),
             .getQuotaRoot(mailbox: mailbox(&rng)),
+            .append(
+                mailbox: mailbox(&rng), flags: Bool.random(using: &rng) ? [] : ["\\Seen", "k"],
+                date: Bool.random(using: &rng) ? nil : Int64.random(in: 0...4_000_000_000, using: &rng),
+                message: Array(text(&rng).utf8) + [13, 10]),
             .getMetadata(mailbox: "", entries: ["/shared/comment", "/shared/vendor/deltachat/turn"]),
             .setMetadata(
                 mailbox: "INBOX",
@@ -318,6 +322,19 @@ import Testing
                     == reference(message, ["a", "B"], excluding: excluding), "\(message)")
             }
             #expect(header.header(message) + header.text(message) == message)
+        }
+    }
+
+    @Test func internalDateParsed() {
+        #expect(IMAPDate.parse(" 1-Jan-1970 00:00:00 +0000") == 0)
+        #expect(IMAPDate.parse("23-Sep-2025 20:07:48 +0200") == 1_758_650_868)
+        #expect(IMAPDate.parse("29-feb-2000 00:00:00 -0130") == Int64(951_787_800))
+        for seconds: Int64 in [0, 86399, 951_782_400, 1_758_650_868, -86400, 4_102_444_800] {
+            #expect(IMAPDate.parse(IMAPDate.format(seconds)) == seconds)
+        }
+        for bad in ["", "1-Jan-1970", "1-Foo-1970 00:00:00 +0000", "1-Jan-1970 24:00:00 +0000", "1-Jan-1970 00:00:00 0000",
+            "1-Jan-70 00:00:00 +0000", "1-Jan-1970 0:00:00 +0000", "1-Jan-1970 00:00:00 +00x0"] {
+            #expect(IMAPDate.parse(bad) == nil, "\(bad)")
         }
     }
 

@@ -179,7 +179,7 @@ final class ChangeLog: Sendable {
         // A copy carries its keywords' bytes; the quota (1000 bytes here) refuses growth past it.
         try database.createMailbox(account: account, name: "Other")
         let other = try #require(try database.mailbox(account: account, name: "Other"))
-        try database.copy(mailbox: inbox.id, uids: [1], to: other.id)
+        #expect(try database.copy(mailbox: inbox.id, uids: [1, 7], to: other.id).map { [$0.source, $0.copy] } == [[1, 1]])
         #expect(try database.quota(account: account).usedBytes == 2 * (100 + 64 * 4))
         let long = (0..<40).map { "long-keyword-\($0 + 10)" }  // 17 bytes each
         #expect(throws: MailStoreError.quotaExceeded) {
@@ -191,6 +191,27 @@ final class ChangeLog: Sendable {
         #expect(try database.quota(account: account).usedBytes == 2 * 100 + 64 * 4)
         _ = try database.expunge(mailbox: inbox.id, uids: [1])
         #expect(try database.quota(account: account).usedBytes == 100)
+    }
+
+    @Test func appendStoresWithFlagsDateAndQuota() throws {
+        let account = try #require(try database.login(user: "abcdefghi@example.org", password: "longenough"))
+        let inbox = try #require(try database.mailbox(account: account, name: "INBOX"))
+        _ = try database.deliver(Array("a".utf8), to: [account.address])
+        let uid = try database.append(mailbox: inbox.id, message: Array("hello".utf8), flags: ["k1", Flag.seen], date: 42)
+        #expect(uid == 2)
+        #expect(
+            try database.messages(mailbox: inbox.id, uids: [2])
+                == [MessageInfo(uid: 2, flags: [Flag.seen, "k1"], internalDate: 42, size: 5)])
+        #expect(try database.body(mailbox: inbox.id, uid: 2) == Array("hello".utf8))
+        #expect(try database.quota(account: account).usedBytes == 1 + 5 + 3)
+        #expect(changes.value.withLock { $0.last } == inbox.id)
+        #expect(throws: MailStoreError.quotaExceeded) {
+            try database.append(mailbox: inbox.id, message: Array(repeating: 1, count: 992), flags: [], date: nil)
+        }
+        #expect(throws: MailStoreError.limitReached("A message carries at most 64 keywords")) {
+            try database.append(mailbox: inbox.id, message: [1], flags: (0..<65).map { "k\($0)" }, date: nil)
+        }
+        #expect(try database.uids(mailbox: inbox.id) == [1, 2])
     }
 
     @Test func sweepRemovesOldMailAndInactiveAccounts() throws {

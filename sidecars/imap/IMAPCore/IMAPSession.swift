@@ -97,7 +97,7 @@ public struct IMAPSession: Sendable {
             if configuration.startTLSAvailable && !configuration.tlsActive { list.append("STARTTLS") }
             if configuration.loginRequiresTLS && !configuration.tlsActive { list.append("LOGINDISABLED") }
         } else {
-            list += ["MOVE", "UNSELECT", "QUOTA", "METADATA", "XCHATMAIL"]
+            list += ["MOVE", "UIDPLUS", "UNSELECT", "QUOTA", "METADATA", "XCHATMAIL"]
             if configuration.compressAvailable && !compressed { list.append("COMPRESS=DEFLATE") }
         }
         return list
@@ -390,12 +390,21 @@ public struct IMAPSession: Sendable {
                 throw CommandError.no("[TRYCREATE] No such mailbox")
             }
             let uids = try resolve(set, byUID: byUID).map(\.uid)
-            try store.copy(mailbox: selected.mailbox.id, uids: uids, to: target.id)
+            let copies = try store.copy(mailbox: selected.mailbox.id, uids: uids, to: target.id)
+            // UIDPLUS (RFC 4315): COPYUID in COPY's tagged OK; for MOVE in an untagged OK before
+            // the expunges (RFC 6851 §4.3).
+            let code =
+                copies.isEmpty
+                ? ""
+                : "[COPYUID \(target.uidValidity) \(SequenceSet.text(copies.map(\.source))) "
+                    + "\(SequenceSet.text(copies.map(\.copy)))] "
             if isMove {
+                if !code.isEmpty { lines.append(.untagged("OK \(code)Moved")) }
                 let removed = try store.expunge(mailbox: selected.mailbox.id, uids: uids)
                 lines += forget(Set(removed))
+                return ok("MOVE completed", lines)
             }
-            return ok(isMove ? "MOVE completed" : "COPY completed", lines)
+            return ok("\(code)COPY completed", lines)
         case .search(let keys, let byUID):
             var lines = try refresh(allowExpunge: byUID)
             let selected = try requireSelected()
@@ -442,6 +451,23 @@ public struct IMAPSession: Sendable {
             phase = .idling
             idleTag = tag
             return SessionOutcome(responses: [.continuation("idling")] + news)
+        case .append(let name, let requestedFlags, let date, let message):
+            let account = try requireAuthenticated()
+            guard let mailbox = try store.mailbox(account: account, name: name) else {
+                throw CommandError.no("[TRYCREATE] No such mailbox")
+            }
+            let flags = Array(Set(requestedFlags.filter { $0 != Flag.recent }))
+            guard flags.allSatisfy({ $0.utf8.count <= Keywords.maxLength }) else {
+                throw CommandError.no("[LIMIT] A keyword is at most \(Keywords.maxLength) bytes")
+            }
+            let uid = try store.append(mailbox: mailbox.id, message: message, flags: flags, date: date)
+            var lines: [ResponseLine] = []
+            if selection?.mailbox.id == mailbox.id {
+                mailboxChanged = true
+                lines = try refresh(allowExpunge: false)
+            }
+            // UIDPLUS (RFC 4315).
+            return ok("[APPENDUID \(mailbox.uidValidity) \(uid)] APPEND completed", lines)
         case .getQuotaRoot(let name):
             let account = try requireAuthenticated()
             guard try store.mailbox(account: account, name: name) != nil else { throw MailStoreError.noSuchMailbox }

@@ -87,8 +87,13 @@ public protocol MailStore: Sendable {
     func storeFlags(mailbox: Int64, uids: [UInt32], operation: StoreOperation, flags: [String]) throws -> [MessageInfo]
     /// Removes `uids` and returns those that were removed.
     func expunge(mailbox: Int64, uids: [UInt32]) throws -> [UInt32]
-    /// Copies `uids` to another mailbox of the same account (new UIDs there, same flags and date).
-    func copy(mailbox: Int64, uids: [UInt32], to target: Int64) throws
+    /// Copies `uids` to another mailbox of the same account (new UIDs there, same flags and date);
+    /// returns each copied message's UID and its copy's, ascending.
+    @discardableResult
+    func copy(mailbox: Int64, uids: [UInt32], to target: Int64) throws -> [(source: UInt32, copy: UInt32)]
+    /// Stores `message` in the mailbox with these flags and date (now if nil), within the quota
+    /// and the keyword bounds; returns its UID.
+    func append(mailbox: Int64, message: [UInt8], flags: [String], date: Int64?) throws -> UInt32
     func quota(account: Account) throws -> Quota
     func metadata(account: Account, mailbox: String, entry: String) throws -> [UInt8]?
     func setMetadata(account: Account, mailbox: String, entry: String, value: [UInt8]?) throws

@@ -164,9 +164,10 @@ public final class MemoryMailStore: MailStore {
         }
     }
 
-    public func copy(mailbox: Int64, uids: [UInt32], to target: Int64) throws {
+    @discardableResult
+    public func copy(mailbox: Int64, uids: [UInt32], to target: Int64) throws -> [(source: UInt32, copy: UInt32)] {
         let wanted = Set(uids)
-        try state.withLock { state in
+        return try state.withLock { state in
             guard let source = state.mailboxes[mailbox], state.mailboxes[target] != nil else {
                 throw MailStoreError.noSuchMailbox
             }
@@ -175,11 +176,22 @@ public final class MemoryMailStore: MailStore {
             guard Self.used(state, account: source.account) + size <= quotaBytes else {
                 throw MailStoreError.quotaExceeded
             }
-            for message in messages {
-                _ = Self.append(
+            return messages.map { message in
+                let copy = Self.append(
                     &state, mailbox: target, body: message.body, flags: message.info.flags,
                     date: message.info.internalDate)
+                return (message.info.uid, copy)
             }
+        }
+    }
+
+    public func append(mailbox: Int64, message: [UInt8], flags: [String], date: Int64?) throws -> UInt32 {
+        try state.withLock { state in
+            guard let box = state.mailboxes[mailbox] else { throw MailStoreError.noSuchMailbox }
+            try Keywords.check(flags)
+            let size = Int64(message.count + Keywords.quotaBytes(flags))
+            guard Self.used(state, account: box.account) + size <= quotaBytes else { throw MailStoreError.quotaExceeded }
+            return Self.append(&state, mailbox: mailbox, body: message, flags: flags, date: date ?? now())
         }
     }
 

@@ -96,6 +96,35 @@ extension String {
 public enum IMAPDate {
     private static let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 
+    /// Seconds since 1970 for `dd-Mon-yyyy hh:mm:ss +zzzz` (the day may be space-padded or one
+    /// digit); nil when it is not that.
+    public static func parse(_ text: String) -> Int64? {
+        let fields = text.drop { $0 == " " }.split(separator: " ", omittingEmptySubsequences: false)
+        guard fields.count == 3 else { return nil }
+        let date = fields[0].split(separator: "-", omittingEmptySubsequences: false)
+        let time = fields[1].split(separator: ":", omittingEmptySubsequences: false)
+        let zone = fields[2]
+        guard date.count == 3, time.count == 3, zone.count == 5, let sign = zone.first, sign == "+" || sign == "-",
+            (1...2).contains(date[0].count), date[2].count == 4, time.allSatisfy({ $0.count == 2 }),
+            let day = Int64(date[0]), let year = Int64(date[2]),
+            let monthIndex = months.firstIndex(where: { $0.lowercased() == date[1].lowercased() }),
+            let hour = Int64(time[0]), let minute = Int64(time[1]), let second = Int64(time[2]),
+            let zoneHours = Int64(zone.dropFirst().prefix(2)), let zoneMinutes = Int64(zone.suffix(2)),
+            (1...31).contains(day), hour < 24, minute < 60, second < 61, zoneMinutes < 60,
+            date[0].allSatisfy(\.isASCII), zone.dropFirst().allSatisfy(\.isNumber)
+        else { return nil }
+        // Days since 1970-01-01 from the civil date (the inverse of `format`'s).
+        let month = Int64(monthIndex + 1)
+        let y = month <= 2 ? year - 1 : year
+        let era = (y >= 0 ? y : y - 399) / 400
+        let yearOfEra = y - era * 400
+        let dayOfYear = (153 * (month > 2 ? month - 3 : month + 9) + 2) / 5 + day - 1
+        let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
+        let days = era * 146_097 + dayOfEra - 719_468
+        let offset = (zoneHours * 3600 + zoneMinutes * 60) * (sign == "-" ? -1 : 1)
+        return days * 86400 + hour * 3600 + minute * 60 + second - offset
+    }
+
     public static func format(_ secondsSince1970: Int64) -> String {
         let days = secondsSince1970 >= 0 ? secondsSince1970 / 86400 : (secondsSince1970 - 86399) / 86400
         let secondsOfDay = secondsSince1970 - days * 86400

@@ -1,6 +1,7 @@
 import ChatmailCrypto
 import Foundation
 import GRDB
+import GRDBSQLite
 import IMAPCore
 
 /// The mail store in its own SQLite database (WAL, synchronous=FULL so that a returned write
@@ -321,10 +322,43 @@ public final class MailDatabase: MailStore, LMTPBackend {
 
     public func body(mailbox: Int64, uid: UInt32) throws -> [UInt8]? {
         try pool.read { db in
-            try Data.fetchOne(
-                db, sql: "SELECT body FROM message WHERE mailbox = ? AND uid = ?", arguments: [mailbox, Int64(uid)]
-            )
-            .map { [UInt8]($0) }
+            guard
+                let id = try Int64.fetchOne(
+                    db, sql: "SELECT id FROM message WHERE mailbox = ? AND uid = ?", arguments: [mailbox, Int64(uid)])
+            else { return nil }
+            return try Self.body(db, message: id)
+        }
+    }
+
+    /// A message body read straight into one array by SQLite's incremental blob I/O: a large
+    /// body is held once, not once by SQLite and again by us.
+    static func body(_ db: Database, message id: Int64) throws -> [UInt8] {
+        var blob: OpaquePointer?
+        let opened = sqlite3_blob_open(db.sqliteConnection, "main", "message", "body", id, 0, &blob)
+        defer { sqlite3_blob_close(blob) }
+        guard opened == SQLITE_OK, let blob else { throw DatabaseError(resultCode: ResultCode(rawValue: opened)) }
+        let size = Int(sqlite3_blob_bytes(blob))
+        var read = SQLITE_OK
+        let bytes = [UInt8](unsafeUninitializedCapacity: size) { buffer, count in
+            if size > 0 { read = sqlite3_blob_read(blob, buffer.baseAddress, Int32(size), 0) }
+            count = read == SQLITE_OK ? size : 0
+        }
+        guard read == SQLITE_OK else { throw DatabaseError(resultCode: ResultCode(rawValue: read)) }
+        return bytes
+    }
+
+    /// Which of `ids` are no longer accounts (deleted meanwhile, say by `chatmailctl user del`).
+    public func missingAccounts(_ ids: [Int64]) throws -> [Int64] {
+        try pool.read { db in
+            var existing = Set<Int64>()
+            for start in stride(from: 0, to: ids.count, by: 500) {
+                let chunk = Array(ids[start..<min(ids.count, start + 500)])
+                let marks = Array(repeating: "?", count: chunk.count).joined(separator: ",")
+                existing.formUnion(
+                    try Int64.fetchAll(
+                        db, sql: "SELECT id FROM account WHERE id IN (\(marks))", arguments: StatementArguments(chunk)))
+            }
+            return ids.filter { !existing.contains($0) }
         }
     }
 
@@ -393,10 +427,11 @@ public final class MailDatabase: MailStore, LMTPBackend {
         return removed
     }
 
-    public func copy(mailbox: Int64, uids: [UInt32], to target: Int64) throws {
+    @discardableResult
+    public func copy(mailbox: Int64, uids: [UInt32], to target: Int64) throws -> [(source: UInt32, copy: UInt32)] {
         let condition = Self.uidCondition(uids)
         let quota = settings.quotaBytes
-        try pool.write { db in
+        let copies = try pool.write { db -> [(source: UInt32, copy: UInt32)] in
             let size =
                 try Int64.fetchOne(
                     db,
@@ -409,18 +444,22 @@ public final class MailDatabase: MailStore, LMTPBackend {
                     arguments: [target]) ?? 0
             guard used + size <= quota else { throw MailStoreError.quotaExceeded }
             let rows = try Row.fetchAll(
-                db, sql: "SELECT id FROM message WHERE mailbox = ? AND \(condition.sql) ORDER BY uid",
+                db, sql: "SELECT id, uid FROM message WHERE mailbox = ? AND \(condition.sql) ORDER BY uid",
                 arguments: [mailbox] + condition.arguments)
+            var copies: [(source: UInt32, copy: UInt32)] = []
             for row in rows {
                 let uid = try Self.takeUID(db, mailbox: target)
+                copies.append((UInt32(row["uid"] as Int64), UInt32(uid)))
                 try db.execute(
                     sql: """
                         INSERT INTO message (mailbox, uid, flags, internal_date, size, body, keyword_bytes)
                         SELECT ?, ?, flags, internal_date, size, body, keyword_bytes FROM message WHERE id = ?
                         """, arguments: [target, uid, row["id"] as Int64])
             }
+            return copies
         }
         changed([target])
+        return copies
     }
 
     private static func takeUID(_ db: Database, mailbox: Int64) throws -> Int64 {
@@ -430,6 +469,33 @@ public final class MailDatabase: MailStore, LMTPBackend {
         }
         try db.execute(sql: "UPDATE mailbox SET uid_next = uid_next + 1 WHERE id = ?", arguments: [mailbox])
         return uid
+    }
+
+    public func append(mailbox: Int64, message: [UInt8], flags: [String], date: Int64?) throws -> UInt32 {
+        try Keywords.check(flags)
+        let keywordBytes = Int64(Keywords.quotaBytes(flags))
+        let time = date ?? now()
+        let quota = settings.quotaBytes
+        let uid = try pool.write { db -> Int64 in
+            let used =
+                try Int64.fetchOne(
+                    db, sql: "SELECT used FROM account WHERE id = (SELECT account FROM mailbox WHERE id = ?)",
+                    arguments: [mailbox]) ?? 0
+            guard used + Int64(message.count) + keywordBytes <= quota else { throw MailStoreError.quotaExceeded }
+            let uid = try Self.takeUID(db, mailbox: mailbox)
+            try db.execute(
+                sql: """
+                    INSERT INTO message (mailbox, uid, flags, internal_date, size, body, keyword_bytes)
+                    VALUES (?, ?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [
+                    mailbox, uid, flags.sorted().joined(separator: " "), time, message.count, Data(message),
+                    keywordBytes,
+                ])
+            return uid
+        }
+        changed([mailbox])
+        return UInt32(uid)
     }
 
     public func quota(account: Account) throws -> Quota {
