@@ -26,7 +26,8 @@ extension ShadowsocksSettings {
         return credential
     }
 
-    /// Everything from `[shadowsocks]` (`generatedKey` as for `credential`); throws `SettingsError` for settings the server cannot run with.
+    /// Everything from `[shadowsocks]` (`generatedKey` as for `credential`); throws `SettingsError` for settings the
+    /// server cannot run with.
     public init(configuration: Configuration, generatedKey: String?) throws {
         let section = configuration.shadowsocks
         let credential = try Self.credential(from: configuration, generatedKey: generatedKey)
