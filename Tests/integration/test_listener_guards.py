@@ -2,6 +2,7 @@
 real child: the per-source connection cap from the configuration, and an accept path that backs off
 instead of spinning when the child is out of file descriptors."""
 
+import os
 import resource
 import socket
 import subprocess
@@ -9,7 +10,7 @@ import threading
 import time
 import urllib.request
 
-from conftest import bin_dir, wait_until
+from conftest import bin_dir, terminate, wait_until
 
 
 def free_port():
@@ -70,16 +71,7 @@ def closed_by_server(sock, timeout=5):
 
 def cpu_seconds(pid):
     fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / __import__("os").sysconf("SC_CLK_TCK")
-
-
-def stop(proc):
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def test_connections_over_the_per_source_cap_are_closed(tmp_path):
@@ -100,7 +92,7 @@ def test_connections_over_the_per_source_cap_are_closed(tmp_path):
     finally:
         for s in held:
             s.close()
-        stop(proc)
+        terminate(proc)
     assert "per-source cap" in (tmp_path / "iroh.log").read_text()
 
 
@@ -140,4 +132,4 @@ def test_out_of_descriptors_the_accept_path_backs_off_and_recovers(tmp_path):
     finally:
         for client in clients:
             client.close()
-        stop(proc)
+        terminate(proc)
