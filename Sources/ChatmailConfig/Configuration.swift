@@ -212,6 +212,8 @@ public struct ShadowsocksSection: Sendable, Equatable {
     public var maxHalfOpen: Int
     /// Half-open connections from one source address, at most.
     public var maxHalfOpenPerSource: Int
+    /// Half-open connections from one /24 (IPv4) or /64 (IPv6), at most.
+    public var maxHalfOpenPerNetwork: Int
     /// Connections in all, at most.
     public var maxConnections: Int
     /// Salts remembered per generation (two generations) against replays.

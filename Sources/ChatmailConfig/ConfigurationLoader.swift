@@ -370,6 +370,7 @@ final class ConfigurationReader {
             connectTimeout: s.seconds("connect_timeout", default: 10),
             maxHalfOpen: s.int("max_half_open", default: 1024, range: 1...1_000_000),
             maxHalfOpenPerSource: s.int("max_half_open_per_source", default: 32, range: 1...1_000_000),
+            maxHalfOpenPerNetwork: s.int("max_half_open_per_network", default: 128, range: 1...1_000_000),
             maxConnections: s.int("max_connections", default: 8192, range: 1...1_000_000),
             replayHistory: s.int("replay_history", default: 100_000, range: 100...10_000_000))
         s.finish()
