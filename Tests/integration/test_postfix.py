@@ -19,22 +19,16 @@ PASSWORD = "password123"
 ALICE, BOB = "alice0001@" + DOMAIN, "bobby0001@" + DOMAIN
 
 
-def insecure():
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    return context
-
 
 def submission(postfix):
     s = smtplib.SMTP("127.0.0.1", postfix.submission_port, timeout=30)
-    s.starttls(context=insecure())
+    s.starttls(context=ssl._create_unverified_context())
     s.ehlo()
     return s
 
 
 def submissions(postfix):
-    s = smtplib.SMTP_SSL("127.0.0.1", postfix.smtps_port, timeout=30, context=insecure())
+    s = smtplib.SMTP_SSL("127.0.0.1", postfix.smtps_port, timeout=30, context=ssl._create_unverified_context())
     s.ehlo()
     return s
 
@@ -45,7 +39,7 @@ def message(sender, recipient, subject):
 
 
 def subjects(server, user):
-    m = imaplib.IMAP4_SSL("127.0.0.1", server.tls_port, ssl_context=insecure())
+    m = imaplib.IMAP4_SSL("127.0.0.1", server.tls_port, ssl_context=ssl._create_unverified_context())
     try:
         m.login(user, PASSWORD)
         m.select("INBOX")
