@@ -94,6 +94,8 @@ public struct IMAPSection: Sendable, Equatable {
     public var maxSessionsPerAccount: Int = 50
     /// Failed logins per source address per minute before that address is refused for a while.
     public var maxFailedLoginsPerMinute: Int = 20
+    /// Accounts created by first login per source address (an IPv6 /64) per hour; 0: no limit.
+    public var maxAccountCreationsPerHour: Int = 30
     /// PBKDF2-SHA256 iterations for new password hashes.
     public var passwordIterations: Int = 20000
     /// Seconds between `* OK Still here` lines to idling clients (Delta Chat waits 5 minutes).

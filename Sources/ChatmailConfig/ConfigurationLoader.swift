@@ -221,6 +221,8 @@ final class ConfigurationReader {
             "max_sessions_per_account", default: result.maxSessionsPerAccount, range: 1...100_000)
         result.maxFailedLoginsPerMinute = s.int(
             "max_failed_logins_per_minute", default: result.maxFailedLoginsPerMinute, range: 1...100_000)
+        result.maxAccountCreationsPerHour = s.int(
+            "max_account_creations_per_hour", default: result.maxAccountCreationsPerHour, range: 0...1_000_000)
         result.passwordIterations = s.int(
             "password_iterations", default: result.passwordIterations, range: 1000...10_000_000)
         result.idleKeepalive = s.int("idle_keepalive", default: result.idleKeepalive, range: 5...290)

@@ -121,6 +121,17 @@ import Testing
             ])
     }
 
+    @Test func aCreationLimitedSourceIsTold() {
+        var s = session()
+        let auth = "AUTH\t1\tPLAIN\tservice=smtp\tsecured\tresp=" + Self.b64("\0alice0001@example.org\0password123")
+        #expect(send(&s, auth).count == 1)
+        #expect(
+            s.verified(1, .creationLimited) == [
+                .send(
+                    "FAIL\t1\tuser=alice0001@example.org\treason=Too many new accounts from your address, try later\n")
+            ])
+    }
+
     @Test func plaintextNeedsSecuredUnlessAllowed() {
         var s = session()
         let auth = "AUTH\t1\tPLAIN\tservice=smtp\tresp=" + Self.b64("\0alice0001@example.org\0password123")

@@ -98,15 +98,4 @@ final class FakeBackend: LMTPBackend {
             _ = session.receive(bytes)
         }
     }
-
-    @Test func loginLimiter() {
-        var limiter = LoginLimiter(limit: 2, window: 60)
-        let first = limiter.allows("1.2.3.4", now: 0)
-        limiter.recordFailure("1.2.3.4", now: 0)
-        limiter.recordFailure("1.2.3.4", now: 1)
-        let blocked = !limiter.allows("1.2.3.4", now: 30)
-        let other = limiter.allows("5.6.7.8", now: 30)
-        let later = limiter.allows("1.2.3.4", now: 61)
-        #expect(first && blocked && other && later)
-    }
 }

@@ -133,7 +133,9 @@ final class HookedStore: MailStore {
         return uids
     }
 
-    func login(user: String, password: String) throws -> Account? { try base.login(user: user, password: password) }
+    func login(user: String, password: String, mayCreate: () -> Bool) throws -> Account? {
+        try base.login(user: user, password: password, mayCreate: mayCreate)
+    }
     func mailboxes(account: Account) throws -> [MailboxInfo] { try base.mailboxes(account: account) }
     func mailbox(account: Account, name: String) throws -> MailboxInfo? {
         try base.mailbox(account: account, name: name)
@@ -150,10 +152,13 @@ final class HookedStore: MailStore {
         try base.storeFlags(mailbox: mailbox, uids: uids, operation: operation, flags: flags)
     }
     func expunge(mailbox: Int64, uids: [UInt32]) throws -> [UInt32] { try base.expunge(mailbox: mailbox, uids: uids) }
-    func copy(mailbox: Int64, uids: [UInt32], to target: Int64) throws {
+    func copy(mailbox: Int64, uids: [UInt32], to target: Int64) throws -> [(source: UInt32, copy: UInt32)] {
         try base.copy(mailbox: mailbox, uids: uids, to: target)
     }
     func quota(account: Account) throws -> Quota { try base.quota(account: account) }
+    func append(mailbox: Int64, message: [UInt8], flags: [String], date: Int64?) throws -> UInt32 {
+        try base.append(mailbox: mailbox, message: message, flags: flags, date: date)
+    }
     func metadata(account: Account, mailbox: String, entry: String) throws -> [UInt8]? {
         try base.metadata(account: account, mailbox: mailbox, entry: entry)
     }

@@ -565,7 +565,11 @@ def test_examine_uid_expunge_unselect_and_friends(server):
     c.unselect_folder()
     c.select_folder("INBOX")
     c.add_flags([1, 2, 3], [imapclient.DELETED])
-    # UID EXPUNGE works though UIDPLUS (which also needs COPYUID codes) is not advertised.
+    # UIDPLUS: COPYUID in COPY's OK, UID EXPUNGE.
+    assert c.has_capability("UIDPLUS")
+    c.create_folder("Copies")
+    typ, data = c._imap.uid("COPY", "2:3", "Copies")
+    assert typ == "OK" and data[0].startswith(b"[COPYUID ") and data[0].split()[2:4] == [b"2:3", b"1:2]"], data
     assert c._imap.uid("EXPUNGE", "2")[0] == "OK"
     assert c.search(["UID", "1:*"]) == [1, 3]
     assert c.search(["DELETED"]) == [1, 3]

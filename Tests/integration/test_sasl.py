@@ -205,6 +205,24 @@ def test_failed_logins_are_limited_per_rip_together_with_imap(tmp_path):
         server.stop()
 
 
+def test_account_creations_are_limited_per_rip_together_with_imap(tmp_path):
+    server = new_server(tmp_path, "max_account_creations_per_hour = 2")
+    try:
+        c = client(server)
+        assert c.plain(1, "alice0001@" + DOMAIN) == f"OK\t1\tuser=alice0001@{DOMAIN}"
+        assert imap_login(server, "bobby0001@" + DOMAIN) == "OK"
+        # Two creations from 127.0.0.1, one through each door: the third is refused on both.
+        assert c.plain(2, "carol0001@" + DOMAIN) == \
+            f"FAIL\t2\tuser=carol0001@{DOMAIN}\treason=Too many new accounts from your address, try later"
+        with pytest.raises(imaplib.IMAP4.error, match="Too many new accounts"):
+            imap_login(server, "carol0001@" + DOMAIN)
+        # Existing accounts, and creations from another address, go on.
+        assert c.plain(3, "alice0001@" + DOMAIN) == f"OK\t3\tuser=alice0001@{DOMAIN}"
+        assert c.plain(4, "carol0001@" + DOMAIN, rip="192.0.2.1") == f"OK\t4\tuser=carol0001@{DOMAIN}"
+    finally:
+        server.stop()
+
+
 def test_plaintext_login_allows_requests_without_secured(tmp_path):
     server = new_server(tmp_path, plaintext_login=True)
     try:

@@ -504,6 +504,41 @@ def test_a_replayed_first_flight_is_refused(servers, method):
     first.close()
 
 
+@pytest.mark.parametrize(
+    "method,how",
+    [
+        ("aes-256-gcm", "stop"),
+        ("aes-256-gcm", "crash after a save"),
+        ("2022-blake3-aes-256-gcm", "stop"),
+        ("2022-blake3-aes-256-gcm", "crash before a save"),
+    ],
+)
+def test_a_flight_replayed_after_a_restart_is_refused(tmp_path, echo, checksum, method, how):
+    """The salt history outlives the process (issue 12.6): saved at a clean stop, appended every second while
+    running; after a crash, 2022 requests stamped before the new start are refused whatever was saved."""
+    key = key_for(method)
+    server = Server(tmp_path, method, key, echo.port, checksum.port)
+    try:
+        first = server.client(payload=b"before")
+        assert first.recv_exactly(6) == b"before"
+        first.close()
+        if how == "stop":
+            server.stop()
+        else:
+            if how == "crash after a save":
+                time.sleep(2.5)  # the salt is appended within a second
+            server.process.kill()
+            server.process.wait()
+        assert (tmp_path / "state" / f"shadowsocks-salts.{method}").exists()
+        server = Server(tmp_path, method, key, echo.port, checksum.port)
+        replay(server, first.first_flight)
+        fresh = server.client(payload=b"after")
+        assert fresh.recv_exactly(5) == b"after"
+        fresh.close()
+    finally:
+        server.stop()
+
+
 @pytest.mark.parametrize("method", ["aes-256-gcm", "2022-blake3-aes-256-gcm"])
 def test_a_replayed_request_for_a_refused_target_is_drained_like_a_probe(servers, method):
     """The replay check comes before the destination policy: a prober replaying a recorded request cannot tell

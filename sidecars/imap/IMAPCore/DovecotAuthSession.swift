@@ -55,6 +55,8 @@ public struct DovecotAuthSession: Sendable {
         case rejected
         /// The remote address has too many failed logins.
         case blocked
+        /// The remote address has created too many accounts lately.
+        case creationLimited
         /// The store failed: the client may try again later.
         case temporaryFailure
     }
@@ -125,6 +127,8 @@ public struct DovecotAuthSession: Sendable {
             actions = [fail(id, user: current.user, reason: "Authentication failed")]
         case .blocked:
             actions = [fail(id, user: current.user, reason: "Too many failed logins, try later")]
+        case .creationLimited:
+            actions = [fail(id, user: current.user, reason: "Too many new accounts from your address, try later")]
         case .temporaryFailure:
             actions = [fail(id, user: current.user, reason: "Temporary authentication failure", temporary: true)]
         }

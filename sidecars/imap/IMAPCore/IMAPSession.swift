@@ -12,7 +12,6 @@ public struct SessionConfiguration: Sendable {
     /// (`/shared/comment`, `/shared/admin`, `/shared/vendor/deltachat/maxsmtprecipients`).
     public var serverMetadata: [String: String] = [:]
     public var maxMetadataSize = 8192
-    public var maxMetadataEntries = 32
     public var maxMailboxes = 64
     /// Consecutive BAD commands and failed logins before the connection is closed.
     public var maxBadCommands = 10
@@ -69,6 +68,8 @@ public struct IMAPSession: Sendable {
     public var loginBlocked = false
     /// Asked before a login succeeds (the per-account session limit); false refuses it.
     public var admit: (@Sendable (Account) -> Bool)?
+    /// Asked before a login creates its account (the per-source creation limit); false refuses it.
+    public var mayCreateAccount: (@Sendable () -> Bool)?
     private let store: any MailStore
     private var selection: Selection?
     private var idleTag: String?
@@ -76,6 +77,8 @@ public struct IMAPSession: Sendable {
     private var compressed = false
     private var badCommands = 0
     private var failedLogins = 0
+    /// Messages whose header FETCH has parsed (a test hook: once per message per FETCH).
+    var headerScans = 0
 
     public init(configuration: SessionConfiguration, store: any MailStore) {
         self.configuration = configuration
@@ -94,7 +97,7 @@ public struct IMAPSession: Sendable {
             if configuration.startTLSAvailable && !configuration.tlsActive { list.append("STARTTLS") }
             if configuration.loginRequiresTLS && !configuration.tlsActive { list.append("LOGINDISABLED") }
         } else {
-            list += ["MOVE", "UNSELECT", "QUOTA", "METADATA", "XCHATMAIL"]
+            list += ["MOVE", "UIDPLUS", "UNSELECT", "QUOTA", "METADATA", "XCHATMAIL"]
             if configuration.compressAvailable && !compressed { list.append("COMPRESS=DEFLATE") }
         }
         return list
@@ -186,6 +189,8 @@ public struct IMAPSession: Sendable {
         case .mailboxExists: "[ALREADYEXISTS] Mailbox exists"
         case .noSuchMailbox: "[NONEXISTENT] No such mailbox"
         case .limitReached(let what): "[LIMIT] \(what)"
+        case .creationLimited: "[UNAVAILABLE] Too many new accounts from your address, try again later"
+        case .metadataTooMany: "[METADATA TOOMANY] Too many METADATA entries"
         }
     }
 
@@ -225,7 +230,8 @@ public struct IMAPSession: Sendable {
                 throw CommandError.no("[PRIVACYREQUIRED] Use STARTTLS first")
             }
             guard !loginBlocked else { throw CommandError.no("[UNAVAILABLE] Too many failed logins, try later") }
-            guard let account = try store.login(user: user, password: password) else {
+            let mayCreate = mayCreateAccount ?? { true }
+            guard let account = try store.login(user: user, password: password, mayCreate: mayCreate) else {
                 failedLogins += 1
                 let failure = ResponseLine.tagged(tag, .no, "[AUTHENTICATIONFAILED] Authentication failed")
                 if failedLogins >= configuration.maxFailedLogins {
@@ -299,9 +305,12 @@ public struct IMAPSession: Sendable {
             let account = try requireAuthenticated()
             let verb = subscribedOnly ? "LSUB" : "LIST"
             if pattern.isEmpty { return ok("\(verb) completed", [.untagged("\(verb) (\\Noselect) \"/\" \"\"")]) }
-            let full = Array((reference + pattern).utf8)
+            guard reference.utf8.count + pattern.utf8.count <= MailboxPattern.maxLength else {
+                throw CommandError.bad("Pattern too long")
+            }
+            let matcher = MailboxPattern(reference + pattern)
             let lines = try store.mailboxes(account: account)
-                .filter { Self.matches(Array($0.name.utf8), pattern: full[...]) }
+                .filter { matcher.matches($0.name) }
                 .map { ResponseLine([.text("* \(verb) (\\HasNoChildren) \"/\" "), IMAPString.part($0.name)]) }
             return ok("\(verb) completed", lines)
         case .status(let name, let items):
@@ -356,6 +365,9 @@ public struct IMAPSession: Sendable {
             var lines = try refresh(allowExpunge: byUID)
             let selected = try requireSelected()
             guard !selected.readOnly else { throw CommandError.no("[READ-ONLY] Mailbox is read-only") }
+            guard flags.allSatisfy({ $0.utf8.count <= Keywords.maxLength }) else {
+                throw CommandError.no("[LIMIT] A keyword is at most \(Keywords.maxLength) bytes")
+            }
             let targets = try resolve(set, byUID: byUID)
             let updated = try store.storeFlags(
                 mailbox: selected.mailbox.id, uids: targets.map(\.uid), operation: operation, flags: flags)
@@ -378,12 +390,21 @@ public struct IMAPSession: Sendable {
                 throw CommandError.no("[TRYCREATE] No such mailbox")
             }
             let uids = try resolve(set, byUID: byUID).map(\.uid)
-            try store.copy(mailbox: selected.mailbox.id, uids: uids, to: target.id)
+            let copies = try store.copy(mailbox: selected.mailbox.id, uids: uids, to: target.id)
+            // UIDPLUS (RFC 4315): COPYUID in COPY's tagged OK; for MOVE in an untagged OK before
+            // the expunges (RFC 6851 §4.3).
+            let code =
+                copies.isEmpty
+                ? ""
+                : "[COPYUID \(target.uidValidity) \(SequenceSet.text(copies.map(\.source))) "
+                    + "\(SequenceSet.text(copies.map(\.copy)))] "
             if isMove {
+                if !code.isEmpty { lines.append(.untagged("OK \(code)Moved")) }
                 let removed = try store.expunge(mailbox: selected.mailbox.id, uids: uids)
                 lines += forget(Set(removed))
+                return ok("MOVE completed", lines)
             }
-            return ok(isMove ? "MOVE completed" : "COPY completed", lines)
+            return ok("\(code)COPY completed", lines)
         case .search(let keys, let byUID):
             var lines = try refresh(allowExpunge: byUID)
             let selected = try requireSelected()
@@ -430,6 +451,23 @@ public struct IMAPSession: Sendable {
             phase = .idling
             idleTag = tag
             return SessionOutcome(responses: [.continuation("idling")] + news)
+        case .append(let name, let requestedFlags, let date, let message):
+            let account = try requireAuthenticated()
+            guard let mailbox = try store.mailbox(account: account, name: name) else {
+                throw CommandError.no("[TRYCREATE] No such mailbox")
+            }
+            let flags = Array(Set(requestedFlags.filter { $0 != Flag.recent }))
+            guard flags.allSatisfy({ $0.utf8.count <= Keywords.maxLength }) else {
+                throw CommandError.no("[LIMIT] A keyword is at most \(Keywords.maxLength) bytes")
+            }
+            let uid = try store.append(mailbox: mailbox.id, message: message, flags: flags, date: date)
+            var lines: [ResponseLine] = []
+            if selection?.mailbox.id == mailbox.id {
+                mailboxChanged = true
+                lines = try refresh(allowExpunge: false)
+            }
+            // UIDPLUS (RFC 4315).
+            return ok("[APPENDUID \(mailbox.uidValidity) \(uid)] APPEND completed", lines)
         case .getQuotaRoot(let name):
             let account = try requireAuthenticated()
             guard try store.mailbox(account: account, name: name) != nil else { throw MailStoreError.noSuchMailbox }
@@ -573,6 +611,15 @@ public struct IMAPSession: Sendable {
         for target in targets {
             guard let info = infos[target.uid] else { continue }
             let body = needsBody ? try store.body(mailbox: selected.mailbox.id, uid: target.uid) ?? [] : []
+            // Found on first use, then shared by every section of this message.
+            var parsedHeader: MessageHeader?
+            func header() -> MessageHeader {
+                if let parsedHeader { return parsedHeader }
+                let found = MessageHeader(body)
+                headerScans += 1
+                parsedHeader = found
+                return found
+            }
             var parts: [ResponseLine.Part] = [.text("* \(target.sequence) FETCH (")]
             for (index, attribute) in attributes.enumerated() {
                 let separator = index == 0 ? "" : " "
@@ -583,8 +630,8 @@ public struct IMAPSession: Sendable {
                 case .internalDate:
                     parts.append(.text("\(separator)INTERNALDATE \"\(IMAPDate.format(info.internalDate))\""))
                 case .rfc822: parts += [.text("\(separator)RFC822 "), .literal(body)]
-                case .rfc822Header: parts += [.text("\(separator)RFC822.HEADER "), .literal(MessageParts.header(body))]
-                case .rfc822Text: parts += [.text("\(separator)RFC822.TEXT "), .literal(MessageParts.text(body))]
+                case .rfc822Header: parts += [.text("\(separator)RFC822.HEADER "), .literal(header().header(body))]
+                case .rfc822Text: parts += [.text("\(separator)RFC822.TEXT "), .literal(header().text(body))]
                 case .body(let section, _, let partial):
                     var data: [UInt8]
                     let sectionText: String
@@ -593,16 +640,16 @@ public struct IMAPSession: Sendable {
                         data = body
                         sectionText = ""
                     case .header:
-                        data = MessageParts.header(body)
+                        data = header().header(body)
                         sectionText = "HEADER"
                     case .text:
-                        data = MessageParts.text(body)
+                        data = header().text(body)
                         sectionText = "TEXT"
                     case .headerFields(let names):
-                        data = MessageParts.headerFields(body, names: names)
+                        data = header().fields(of: body, names: names)
                         sectionText = "HEADER.FIELDS (\(names.map(Self.astringText).joined(separator: " ")))"
                     case .headerFieldsNot(let names):
-                        data = MessageParts.headerFields(body, names: names, excluding: true)
+                        data = header().fields(of: body, names: names, excluding: true)
                         sectionText = "HEADER.FIELDS.NOT (\(names.map(Self.astringText).joined(separator: " ")))"
                     }
                     var origin = ""
@@ -667,21 +714,5 @@ public struct IMAPSession: Sendable {
             lines.append(.untagged("\(selection?.uids.count ?? 0) EXISTS"))
         }
         return lines
-    }
-
-    /// RFC 3501 mailbox pattern matching: `*` matches anything, `%` anything but the delimiter.
-    static func matches(_ name: [UInt8], pattern: ArraySlice<UInt8>) -> Bool {
-        guard let first = pattern.first else { return name.isEmpty }
-        let rest = pattern.dropFirst()
-        if first == UInt8(ascii: "*") || first == UInt8(ascii: "%") {
-            for split in 0...name.count {
-                if first == UInt8(ascii: "%") && name[0..<split].contains(UInt8(ascii: "/")) { return false }
-                if matches(Array(name[split...]), pattern: rest) { return true }
-            }
-            return false
-        }
-        guard let head = name.first else { return false }
-        let equal = head == first || (head | 0x20 == first | 0x20 && head.isASCIILetterOrDigit)
-        return equal && matches(Array(name.dropFirst()), pattern: rest)
     }
 }

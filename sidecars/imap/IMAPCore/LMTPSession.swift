@@ -184,27 +184,3 @@ public struct LMTPSession: Sendable {
         return (address, rest[rest.index(after: close)...].split(separator: " "))
     }
 }
-
-/// Failed logins per source address within a window; pure, time passed in.
-public struct LoginLimiter: Sendable {
-    public var limit: Int
-    public var window: Double
-    private var failures: [String: [Double]] = [:]
-
-    public init(limit: Int, window: Double = 60) {
-        self.limit = limit
-        self.window = window
-    }
-
-    /// Whether `source` may try another login now.
-    public mutating func allows(_ source: String, now: Double) -> Bool {
-        let recent = (failures[source] ?? []).filter { now - $0 < window }
-        failures[source] = recent.isEmpty ? nil : recent
-        return recent.count < limit
-    }
-
-    public mutating func recordFailure(_ source: String, now: Double) {
-        failures[source, default: []].append(now)
-        if failures.count > 100_000 { failures = failures.filter { $0.value.contains { now - $0 < window } } }
-    }
-}

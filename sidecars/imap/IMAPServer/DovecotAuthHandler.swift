@@ -44,13 +44,20 @@ public final class DovecotAuthService: Sendable {
     /// The store's verdict; runs on the thread pool (password hashing, SQLite).
     func verify(_ credentials: DovecotAuthSession.Credentials) -> DovecotAuthSession.Verdict {
         let source = credentials.remoteAddress ?? "unknown"
-        guard services.loginAllowed(from: source) else { return .blocked }
+        let limits = services.sourceLimits
+        guard limits.loginAllowed(from: source) else { return .blocked }
         do {
-            guard let account = try services.store.login(user: credentials.user, password: credentials.password) else {
-                services.recordLoginFailure(from: source)
+            guard
+                let account = try services.store.login(
+                    user: credentials.user, password: credentials.password,
+                    mayCreate: { limits.takeAccountCreation(from: source) })
+            else {
+                limits.recordLoginFailure(from: source)
                 return .rejected
             }
             return .accepted(user: account.address)
+        } catch MailStoreError.creationLimited {
+            return .creationLimited
         } catch {
             services.logger.error("SASL login could not be checked: \(error)")
             return .temporaryFailure

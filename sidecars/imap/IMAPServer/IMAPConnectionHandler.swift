@@ -44,6 +44,7 @@ final class IMAPConnectionHandler: ChannelDuplexHandler {
 
     func channelActive(context: ChannelHandlerContext) {
         if let address = context.remoteAddress?.ipAddress { source = address }
+        session.mayCreateAccount = { [services, source] in services.sourceLimits.takeAccountCreation(from: source) }
         send([session.greeting], context: context)
         let tick = min(services.settings.keepaliveInterval, .seconds(15))
         let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
@@ -99,7 +100,7 @@ final class IMAPConnectionHandler: ChannelDuplexHandler {
                 responses.append(IMAPSession.continuationRequest)
             case .command(let frame):
                 if session.phase == .notAuthenticated {
-                    session.loginBlocked = !services.loginAllowed(from: source)
+                    session.loginBlocked = !services.sourceLimits.loginAllowed(from: source)
                 }
                 send(responses, context: context)
                 responses = []
@@ -166,7 +167,7 @@ final class IMAPConnectionHandler: ChannelDuplexHandler {
     private func apply(_ effect: SessionEffect, context: ChannelHandlerContext) {
         switch effect {
         case .loginFailed:
-            services.recordLoginFailure(from: source)
+            services.sourceLimits.recordLoginFailure(from: source)
         case .authenticated(let account):
             services.logger.debug("IMAP login \(account.address) from \(source)")
             fetchDiscovery(context: context)

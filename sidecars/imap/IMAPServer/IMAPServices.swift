@@ -10,7 +10,8 @@ public struct IMAPServerSettings: Sendable {
     public var session = SessionConfiguration()
     public var limits = IMAPLimits()
     public var maxSessionsPerAccount = 50
-    public var maxFailedLoginsPerMinute = 20
+    /// Failed logins and account creations allowed per source address.
+    public var sourceLimits = SourceLimits.Settings()
     /// `* OK Still here` to idling clients this often (Delta Chat gives up after 5 minutes).
     public var keepaliveInterval: TimeAmount = .seconds(120)
     /// Connections silent this long are logged out (not while idling).
@@ -34,13 +35,14 @@ public final class IMAPServices: Sendable {
     public let threadPool: NIOThreadPool?
     /// METADATA entries from the supervisor's discovery, by lowercased entry name.
     let discovery: @Sendable () async -> [String: String]
-    private let limiter: Mutex<LoginLimiter>
+    /// Failed logins and account creations per source address; shared with other login paths.
+    public let sourceLimits: SourceLimits
     private let sessions = Mutex<[Int64: Int]>([:])
 
     public init(
         store: any MailStore, notifier: MailboxNotifier, settings: IMAPServerSettings, tls: TLSContextProvider?,
         logger: Logger, threadPool: NIOThreadPool? = nil,
-        discovery: @escaping @Sendable () async -> [String: String] = { [:] }
+        sourceLimits: SourceLimits? = nil, discovery: @escaping @Sendable () async -> [String: String] = { [:] }
     ) {
         self.threadPool = threadPool
         self.store = store
@@ -49,17 +51,8 @@ public final class IMAPServices: Sendable {
         self.tls = tls
         self.logger = logger
         self.discovery = discovery
-        limiter = Mutex(LoginLimiter(limit: settings.maxFailedLoginsPerMinute))
-    }
-
-    private static func now() -> Double { Double(NIODeadline.now().uptimeNanoseconds) / 1e9 }
-
-    func loginAllowed(from source: String) -> Bool {
-        limiter.withLock { $0.allows(source, now: Self.now()) }
-    }
-
-    func recordLoginFailure(from source: String) {
-        limiter.withLock { $0.recordFailure(source, now: Self.now()) }
+        self.sourceLimits =
+            sourceLimits ?? SourceLimits(settings.sourceLimits) { Double(NIODeadline.now().uptimeNanoseconds) / 1e9 }
     }
 
     /// Counts a session for `account`; false when it has too many.

@@ -38,7 +38,8 @@ await Sidecar.main(name: "imap") { sidecar in
     settings.session.serverMetadata = metadata
     settings.limits = IMAPLimits(lineLength: imap.maxLineLength, literalSize: imap.maxLiteralSize)
     settings.maxSessionsPerAccount = imap.maxSessionsPerAccount
-    settings.maxFailedLoginsPerMinute = imap.maxFailedLoginsPerMinute
+    settings.sourceLimits = SourceLimits.Settings(
+        failedLoginsPerMinute: imap.maxFailedLoginsPerMinute, accountCreationsPerHour: imap.maxAccountCreationsPerHour)
     settings.keepaliveInterval = .seconds(Int64(imap.idleKeepalive))
 
     let tls = try sidecar.tlsProvider(alpn: ["imap"])

@@ -51,7 +51,9 @@ final class ConnectionHandler: ChannelDuplexHandler {
 
     init(server: ServerState) {
         self.server = server
-        self.state = .handshaking(ServerHandshake(credential: server.settings.credential))
+        self.state = .handshaking(
+            ServerHandshake(
+                credential: server.settings.credential, earliestTimestamp: server.earliestTimestamp))
     }
 
     func handlerAdded(context: ChannelHandlerContext) {

@@ -51,7 +51,13 @@ extension ShadowsocksSettings {
             idleTimeout: amount(section.idleTimeout), connectTimeout: amount(section.connectTimeout),
             maxHalfOpen: section.maxHalfOpen, maxHalfOpenPerSource: section.maxHalfOpenPerSource,
             maxConnections: section.maxConnections,
-            replayHistory: section.replayHistory)
+            replayHistory: section.replayHistory,
+            saltFile: Self.saltFile(stateDirectory: configuration.supervisor.stateDir, method: credential.method))
+    }
+
+    /// The salt history's file: one per method, as each method's salts stand apart.
+    public static func saltFile(stateDirectory: String, method: ShadowsocksMethod) -> String {
+        "\(stateDirectory)/shadowsocks-salts.\(method.rawValue)"
     }
 }
 

@@ -18,6 +18,8 @@ public final class ShadowsocksServer: Sendable {
     private let state: ServerState
     /// The listening channels, one per event loop.
     public let channels: [any Channel]
+    /// Saves the salt history every `saltSaveInterval`, on the thread pool.
+    private let saving: (task: RepeatedTask, loop: any EventLoop)?
 
     /// The address it listens on (with the real port when bound to port 0).
     public var localAddress: SocketAddress? { channels.first?.localAddress }
@@ -25,9 +27,19 @@ public final class ShadowsocksServer: Sendable {
     /// What happened so far.
     public var counters: ShadowsocksCounters { state.counters }
 
-    private init(state: ServerState, channels: [any Channel]) {
+    private init(state: ServerState, channels: [any Channel], group: any EventLoopGroup) {
         self.state = state
         self.channels = channels
+        if state.settings.saltFile != nil {
+            let loop = group.next()
+            let interval = state.settings.saltSaveInterval
+            let task = loop.scheduleRepeatedAsyncTask(initialDelay: interval, delay: interval) { _ in
+                NIOThreadPool.singleton.runIfActive(eventLoop: loop) { state.saveSalts() }
+            }
+            saving = (task, loop)
+        } else {
+            saving = nil
+        }
     }
 
     /// Binds `host:port` and serves until `close()`.
@@ -60,11 +72,17 @@ public final class ShadowsocksServer: Sendable {
             for channel in channels { try? await channel.close() }
             throw error
         }
-        return ShadowsocksServer(state: state, channels: channels)
+        return ShadowsocksServer(state: state, channels: channels, group: group)
     }
 
-    /// Stops listening. Established connections run on until they end.
+    /// Stops listening and saves the salt history as complete; from then on no request is accepted (a handshake
+    /// still under way is drained like a probe). Established connections run on until they end.
     public func close() async {
         for channel in channels { try? await channel.close() }
+        guard let saving else { return }
+        let cancelled = saving.loop.makePromise(of: Void.self)
+        saving.task.cancel(promise: cancelled)
+        try? await cancelled.futureResult.get()
+        try? await NIOThreadPool.singleton.runIfActive { [state] in state.saveSalts(stop: true) }
     }
 }

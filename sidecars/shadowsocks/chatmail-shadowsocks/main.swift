@@ -23,6 +23,7 @@ struct Main {
             await sidecar.serveUntilShutdown(server.channels) { event in
                 if case .reload = event { sidecar.logger.info("counters: \(server.counters)") }
             }
+            await server.close()
             sidecar.logger.info("counters: \(server.counters)")
         }
     }
