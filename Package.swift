@@ -64,6 +64,8 @@ let package = Package(
             name: "IMAPStore",
             dependencies: [
                 "IMAPCore", "ChatmailCrypto", "ChatmailConfig", .product(name: "GRDB", package: "GRDB.swift"),
+                // SQLite's incremental blob I/O, which GRDB does not wrap (message bodies read once).
+                .product(name: "GRDBSQLite", package: "GRDB.swift"),
             ],
             path: "sidecars/imap/IMAPStore", swiftSettings: strict),
         .target(

@@ -100,6 +100,12 @@ public struct IMAPSection: Sendable, Equatable {
     public var passwordIterations: Int = 20000
     /// Seconds between `* OK Still here` lines to idling clients (Delta Chat waits 5 minutes).
     public var idleKeepalive: Int = 120
+    /// Seconds a connection has to complete its TLS handshake (TLS port, STARTTLS).
+    public var handshakeTimeout: Int = 30
+    /// Seconds a connection has to log in.
+    public var loginTimeout: Int = 60
+    /// Seconds a client may leave our output unread (the send buffer full) before it is dropped.
+    public var sendTimeout: Int = 120
 }
 
 public struct TURNSection: Sendable, Equatable {
@@ -210,6 +216,8 @@ public struct ShadowsocksSection: Sendable, Equatable {
     public var maxHalfOpen: Int
     /// Half-open connections from one source address, at most.
     public var maxHalfOpenPerSource: Int
+    /// Half-open connections from one /24 (IPv4) or /64 (IPv6), at most.
+    public var maxHalfOpenPerNetwork: Int
     /// Connections in all, at most.
     public var maxConnections: Int
     /// Salts remembered per generation (two generations) against replays.

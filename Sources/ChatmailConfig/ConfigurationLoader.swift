@@ -132,7 +132,7 @@ final class ConfigurationReader {
                     message: "unknown section (known: \(known.joined(separator: ", ")))"))
         }
         let supervisor = readSupervisor()
-        let imap = readIMAP()
+        let imap = readIMAP(runtimeDir: supervisor.runtimeDir)
         let turn = readTURN()
         let iroh = readIroh()
         let tls = readTLS()
@@ -174,11 +174,11 @@ final class ConfigurationReader {
         return result
     }
 
-    private func readIMAP() -> IMAPSection {
+    private func readIMAP(runtimeDir: String) -> IMAPSection {
         let s = section("imap")
         let listen = s.address("listen", default: "0.0.0.0:143")
         let tlsListen = s.address("tls_listen", default: "0.0.0.0:993")
-        let lmtp = absolute(s.string("lmtp_socket", default: "/run/chatmail/lmtp.sock"))
+        let lmtp = absolute(s.string("lmtp_socket", default: runtimeDir + "/lmtp.sock"))
         let lmtpListenText = s.string("lmtp_listen", default: "")
         let lmtpListen = lmtpListenText.isEmpty ? nil : ListenAddress(parsing: lmtpListenText)
         if !lmtpListenText.isEmpty && lmtpListen == nil { s.fail("lmtp_listen", "expected \"host:port\"") }
@@ -226,6 +226,9 @@ final class ConfigurationReader {
         result.passwordIterations = s.int(
             "password_iterations", default: result.passwordIterations, range: 1000...10_000_000)
         result.idleKeepalive = s.int("idle_keepalive", default: result.idleKeepalive, range: 5...290)
+        result.handshakeTimeout = s.int("handshake_timeout", default: result.handshakeTimeout, range: 1...3600)
+        result.loginTimeout = s.int("login_timeout", default: result.loginTimeout, range: 1...3600)
+        result.sendTimeout = s.int("send_timeout", default: result.sendTimeout, range: 1...3600)
         s.finish()
         return result
     }
@@ -375,6 +378,7 @@ final class ConfigurationReader {
             connectTimeout: s.seconds("connect_timeout", default: 10),
             maxHalfOpen: s.int("max_half_open", default: 1024, range: 1...1_000_000),
             maxHalfOpenPerSource: s.int("max_half_open_per_source", default: 32, range: 1...1_000_000),
+            maxHalfOpenPerNetwork: s.int("max_half_open_per_network", default: 128, range: 1...1_000_000),
             maxConnections: s.int("max_connections", default: 8192, range: 1...1_000_000),
             replayHistory: s.int("replay_history", default: 100_000, range: 100...10_000_000))
         s.finish()

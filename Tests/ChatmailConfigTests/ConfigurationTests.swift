@@ -37,6 +37,17 @@ import Testing
         #expect(configuration.imap.child.stopTimeout == 20 && configuration.turn.child.stopTimeout == 5)
     }
 
+    @Test func theLMTPSocketFollowsTheRuntimeDirectory() throws {
+        let base = "[turn]\nhost = \"chat.example.org\"\n[iroh]\nurl = \"https://chat.example.org\"\n"
+        let defaults = try Configuration.parse(base, path: path)
+        #expect(defaults.imap.lmtpSocket == "/run/chatmail/lmtp.sock")
+        let moved = try Configuration.parse(base + "[supervisor]\nruntime_dir = \"/srv/run\"", path: path)
+        #expect(moved.imap.lmtpSocket == "/srv/run/lmtp.sock")
+        let explicit = try Configuration.parse(
+            base + "[supervisor]\nruntime_dir = \"/srv/run\"\n[imap]\nlmtp_socket = \"/x/l.sock\"", path: path)
+        #expect(explicit.imap.lmtpSocket == "/x/l.sock")
+    }
+
     @Test func theRepositoryDevelopmentConfigIsValidAndLoopbackOnly() throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent()

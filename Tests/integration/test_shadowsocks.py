@@ -690,3 +690,41 @@ def test_idle_connections_are_closed_and_caps_hold(tmp_path, echo, checksum):
             sock.close()
     finally:
         server.stop()
+
+
+def test_a_few_busy_addresses_leave_half_open_places_for_others(tmp_path, echo, checksum):
+    """Issue 12.6: the half-open places are shared by source; addresses that keep opening take only a share
+    that shrinks as the places fill, so a client from a fresh address still gets in."""
+    server = Server(tmp_path, "aes-256-gcm", "fair-key", echo.port, checksum.port,
+                    extra="max_half_open = 24\nmax_half_open_per_source = 24")
+
+    def open_from(source, count):
+        socks = []
+        for _ in range(count):
+            sock = socket.socket()
+            sock.bind((source, 0))
+            sock.connect(server.address)
+            socks.append(sock)
+        return socks
+
+    def still_open(sock):
+        try:
+            return sock.recv(1, socket.MSG_DONTWAIT) != b""
+        except BlockingIOError:
+            return True
+        except ConnectionResetError:
+            return False
+
+    try:
+        busy = [sock for n in range(1, 4) for sock in open_from(f"127.0.{n}.1", 24)]
+        time.sleep(0.5)
+        held = sum(still_open(sock) for sock in busy)
+        assert held < 23, f"{held} of 24 places taken by three addresses (one is the readiness check)"
+        client = ssclient.Client(server.address, "aes-256-gcm", "fair-key", ssclient.address(NAME, 993), b"hi",
+                                 source_address=("127.0.9.1", 0))
+        assert client.recv_exactly(2) == b"hi"
+        client.close()
+        for sock in busy:
+            sock.close()
+    finally:
+        server.stop()

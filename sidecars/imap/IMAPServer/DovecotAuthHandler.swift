@@ -158,7 +158,7 @@ final class DovecotAuthHandler: ChannelDuplexHandler {
     private func verify(_ credentials: DovecotAuthSession.Credentials, context: ChannelHandlerContext) {
         let service = self.service
         let future: EventLoopFuture<DovecotAuthSession.Verdict>
-        if let pool = service.services.threadPool {
+        if let pool = service.services.loginThreadPool {
             future = pool.runIfActive(eventLoop: context.eventLoop) { service.verify(credentials) }
         } else {
             future = context.eventLoop.makeSucceededFuture(service.verify(credentials))

@@ -4,6 +4,33 @@ import NIOPosix
 
 /// Binds the IMAP and LMTP listeners.
 public enum IMAPServer {
+    /// Above `high` unsent bytes a connection stops running commands until it is below `low`.
+    static let writeBufferWaterMark = ChannelOptions.Types.WriteBufferWaterMark(low: 65536, high: 262_144)
+
+    /// The thread pools: commands of logged-in sessions, commands before login (password
+    /// hashes), LMTP deliveries. Apart, so that a slow command cannot hold up logins or mail.
+    public struct ThreadPools: Sendable {
+        public let commands: NIOThreadPool
+        public let logins: NIOThreadPool
+        public let lmtp: NIOThreadPool
+
+        /// Started pools, `commands` sized to the cores.
+        public static func start(cores: Int = System.coreCount) -> ThreadPools {
+            let pools = ThreadPools(
+                commands: NIOThreadPool(numberOfThreads: max(2, cores)),
+                logins: NIOThreadPool(numberOfThreads: max(2, cores / 2)),
+                lmtp: NIOThreadPool(numberOfThreads: 2))
+            pools.commands.start()
+            pools.logins.start()
+            pools.lmtp.start()
+            return pools
+        }
+
+        public func shutdown() async throws {
+            for pool in [commands, logins, lmtp] { try await pool.shutdownGracefully() }
+        }
+    }
+
     /// An IMAP listener; `implicitTLS` for the TLS port (993), else the plain port with STARTTLS.
     public static func bindIMAP(
         host: String, port: Int, implicitTLS: Bool, services: IMAPServices, group: any EventLoopGroup
@@ -12,6 +39,7 @@ public enum IMAPServer {
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .serverChannelOption(.backlog, value: 1024)
             .childChannelOption(.socketOption(.so_keepalive), value: 1)
+            .childChannelOption(.writeBufferWaterMark, value: writeBufferWaterMark)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     if implicitTLS {
@@ -28,14 +56,17 @@ public enum IMAPServer {
     /// An LMTP listener on a Unix socket (replacing a stale one) or, with `host`, on TCP.
     public static func bindLMTP(
         unixPath: String? = nil, host: String? = nil, port: Int = 0, settings: LMTPSession.Settings,
-        backend: any LMTPBackend, threadPool: NIOThreadPool? = nil, group: any EventLoopGroup
+        backend: any LMTPBackend, threadPool: NIOThreadPool? = nil, sendTimeout: TimeAmount = .seconds(120),
+        group: any EventLoopGroup
     ) async throws -> any Channel {
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
+            .childChannelOption(.writeBufferWaterMark, value: writeBufferWaterMark)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(
-                        LMTPConnectionHandler(settings: settings, backend: backend, threadPool: threadPool))
+                        LMTPConnectionHandler(
+                            settings: settings, backend: backend, threadPool: threadPool, sendTimeout: sendTimeout))
                 }
             }
         if let unixPath {

@@ -18,6 +18,10 @@ public struct IMAPServerSettings: Sendable {
     public var autologout: TimeAmount = .minutes(30)
     /// Connections that do not log in within this time are closed.
     public var loginTimeout: TimeAmount = .seconds(60)
+    /// Connections whose TLS handshake (TLS port, STARTTLS) takes longer are closed.
+    public var handshakeTimeout: TimeAmount = .seconds(30)
+    /// Connections whose responses stay unread this long (the send buffer full) are closed.
+    public var sendTimeout: TimeAmount = .seconds(120)
 
     public init() {}
 }
@@ -30,9 +34,14 @@ public final class IMAPServices: Sendable {
     public let settings: IMAPServerSettings
     public let tls: TLSContextProvider?
     public let logger: Logger
-    /// Where commands run (they touch the store: SQLite, password hashes), so that the event
-    /// loops stay free; nil runs them on the event loop (tests).
+    /// Where commands of logged-in sessions run (they touch the store), so that the event loops
+    /// stay free; nil runs them on the event loop (tests).
     public let threadPool: NIOThreadPool?
+    /// Where commands before login run (LOGIN hashes a password): a pool of their own, so that
+    /// slow commands of logged-in sessions cannot hold up logins.
+    public let loginThreadPool: NIOThreadPool?
+    /// Sessions by account id: notified, they end (the account was deleted).
+    public let accountSessions = MailboxNotifier()
     /// METADATA entries from the supervisor's discovery, by lowercased entry name.
     let discovery: @Sendable () async -> [String: String]
     /// Failed logins and account creations per source address; shared with other login paths.
@@ -41,10 +50,11 @@ public final class IMAPServices: Sendable {
 
     public init(
         store: any MailStore, notifier: MailboxNotifier, settings: IMAPServerSettings, tls: TLSContextProvider?,
-        logger: Logger, threadPool: NIOThreadPool? = nil,
+        logger: Logger, threadPool: NIOThreadPool? = nil, loginThreadPool: NIOThreadPool? = nil,
         sourceLimits: SourceLimits? = nil, discovery: @escaping @Sendable () async -> [String: String] = { [:] }
     ) {
         self.threadPool = threadPool
+        self.loginThreadPool = loginThreadPool ?? threadPool
         self.store = store
         self.notifier = notifier
         self.settings = settings
@@ -69,6 +79,14 @@ public final class IMAPServices: Sendable {
             counts[account.id, default: 1] -= 1
             if counts[account.id] == 0 { counts[account.id] = nil }
         }
+    }
+
+    /// Accounts with a logged-in session now.
+    public var accountsInSession: [Int64] { accountSessions.subscribedKeys }
+
+    /// Ends every session of these accounts (`* BYE`, close): they were deleted.
+    public func accountsDeleted(_ ids: [Int64]) {
+        accountSessions.notify(ids)
     }
 
     /// Authenticated sessions open now (all accounts).

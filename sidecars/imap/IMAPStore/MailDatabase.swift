@@ -1,6 +1,7 @@
 import ChatmailCrypto
 import Foundation
 import GRDB
+import GRDBSQLite
 import IMAPCore
 
 /// The mail store in its own SQLite database (WAL, synchronous=FULL so that a returned write
@@ -323,10 +324,43 @@ public final class MailDatabase: MailStore, LMTPBackend {
 
     public func body(mailbox: Int64, uid: UInt32) throws -> [UInt8]? {
         try pool.read { db in
-            try Data.fetchOne(
-                db, sql: "SELECT body FROM message WHERE mailbox = ? AND uid = ?", arguments: [mailbox, Int64(uid)]
-            )
-            .map { [UInt8]($0) }
+            guard
+                let id = try Int64.fetchOne(
+                    db, sql: "SELECT id FROM message WHERE mailbox = ? AND uid = ?", arguments: [mailbox, Int64(uid)])
+            else { return nil }
+            return try Self.body(db, message: id)
+        }
+    }
+
+    /// A message body read straight into one array by SQLite's incremental blob I/O: a large
+    /// body is held once, not once by SQLite and again by us.
+    static func body(_ db: Database, message id: Int64) throws -> [UInt8] {
+        var blob: OpaquePointer?
+        let opened = sqlite3_blob_open(db.sqliteConnection, "main", "message", "body", id, 0, &blob)
+        defer { sqlite3_blob_close(blob) }
+        guard opened == SQLITE_OK, let blob else { throw DatabaseError(resultCode: ResultCode(rawValue: opened)) }
+        let size = Int(sqlite3_blob_bytes(blob))
+        var read = SQLITE_OK
+        let bytes = [UInt8](unsafeUninitializedCapacity: size) { buffer, count in
+            if size > 0 { read = sqlite3_blob_read(blob, buffer.baseAddress, Int32(size), 0) }
+            count = read == SQLITE_OK ? size : 0
+        }
+        guard read == SQLITE_OK else { throw DatabaseError(resultCode: ResultCode(rawValue: read)) }
+        return bytes
+    }
+
+    /// Which of `ids` are no longer accounts (deleted meanwhile, say by `chatmailctl user del`).
+    public func missingAccounts(_ ids: [Int64]) throws -> [Int64] {
+        try pool.read { db in
+            var existing = Set<Int64>()
+            for start in stride(from: 0, to: ids.count, by: 500) {
+                let chunk = Array(ids[start..<min(ids.count, start + 500)])
+                let marks = Array(repeating: "?", count: chunk.count).joined(separator: ",")
+                existing.formUnion(
+                    try Int64.fetchAll(
+                        db, sql: "SELECT id FROM account WHERE id IN (\(marks))", arguments: StatementArguments(chunk)))
+            }
+            return ids.filter { !existing.contains($0) }
         }
     }
 

@@ -41,6 +41,9 @@ await Sidecar.main(name: "imap") { sidecar in
     settings.sourceLimits = SourceLimits.Settings(
         failedLoginsPerMinute: imap.maxFailedLoginsPerMinute, accountCreationsPerHour: imap.maxAccountCreationsPerHour)
     settings.keepaliveInterval = .seconds(Int64(imap.idleKeepalive))
+    settings.handshakeTimeout = .seconds(Int64(imap.handshakeTimeout))
+    settings.loginTimeout = .seconds(Int64(imap.loginTimeout))
+    settings.sendTimeout = .seconds(Int64(imap.sendTimeout))
 
     let tls = try sidecar.tlsProvider(alpn: ["imap"])
     // Discovery per session, bounded: a slow supervisor means the last answer, never a wait.
@@ -51,9 +54,10 @@ await Sidecar.main(name: "imap") { sidecar in
         if let iroh = discovery.irohRelay { entries[irohEntry] = iroh }
         return entries
     }
+    let pools = IMAPServer.ThreadPools.start()
     let services = IMAPServices(
         store: database, notifier: notifier, settings: settings, tls: tls, logger: sidecar.logger,
-        threadPool: .singleton
+        threadPool: pools.commands, loginThreadPool: pools.logins
     ) {
         let (entries, fresh) = await discovery.current()
         if !fresh { sidecar.logger.warning("discovery is slow: serving the last answer") }
@@ -78,8 +82,8 @@ await Sidecar.main(name: "imap") { sidecar in
         try? FileManager.default.createDirectory(atPath: socketDirectory, withIntermediateDirectories: true)
         channels.append(
             try await IMAPServer.bindLMTP(
-                unixPath: imap.lmtpSocket, settings: lmtpSettings, backend: database, threadPool: .singleton,
-                group: sidecar.group))
+                unixPath: imap.lmtpSocket, settings: lmtpSettings, backend: database, threadPool: pools.lmtp,
+                sendTimeout: settings.sendTimeout, group: sidecar.group))
         // The MTA's LMTP client runs as its own user: the socket is open to all, and the
         // directory it is in decides who can reach it.
         chmod(imap.lmtpSocket, 0o666)
@@ -102,7 +106,7 @@ await Sidecar.main(name: "imap") { sidecar in
         if let address = imap.lmtpListen {
             let channel = try await IMAPServer.bindLMTP(
                 host: address.host, port: Int(address.port), settings: lmtpSettings, backend: database,
-                threadPool: .singleton, group: sidecar.group)
+                threadPool: pools.lmtp, sendTimeout: settings.sendTimeout, group: sidecar.group)
             channels.append(channel)
             sidecar.logger.info("LMTP listening on \(channel.localAddress?.description ?? "?")")
         }
@@ -126,7 +130,19 @@ await Sidecar.main(name: "imap") { sidecar in
             try? await Task.sleep(for: .seconds(3600))
         }
     }
+    // Accounts deleted from outside (`chatmailctl user del` writes the store): their sessions
+    // end within half a second.
+    let deletions = Task {
+        while !Task.isCancelled {
+            try? await Task.sleep(for: .milliseconds(500))
+            let live = services.accountsInSession
+            guard !live.isEmpty, let gone = try? database.missingAccounts(live), !gone.isEmpty else { continue }
+            services.accountsDeleted(gone)
+        }
+    }
     try await sidecar.ready()
     await sidecar.serveUntilShutdown(channels)
     sweep.cancel()
+    deletions.cancel()
+    try? await pools.shutdown()
 }

@@ -18,8 +18,10 @@ public struct ShadowsocksSettings: Sendable {
     public var idleTimeout: TimeAmount
     public var connectTimeout: TimeAmount
     public var maxHalfOpen: Int
-    /// Half-open connections from one source address, at most (so one prober cannot fill `maxHalfOpen`).
+    /// Half-open connections from one source address, and from one /24 or /64, at most; both shrink with the
+    /// share of `maxHalfOpen` still free (`HalfOpenBudget`), so a few sources cannot fill it.
     public var maxHalfOpenPerSource: Int
+    public var maxHalfOpenPerNetwork: Int
     public var maxConnections: Int
     public var replayHistory: Int
     /// Where the salt history is kept across restarts (`SaltLog` format); nil: in memory only.
@@ -30,7 +32,8 @@ public struct ShadowsocksSettings: Sendable {
     public init(
         credential: ShadowsocksCredential, policy: DestinationPolicy, handshakeTimeout: TimeAmount = .seconds(60),
         idleTimeout: TimeAmount = .seconds(1800), connectTimeout: TimeAmount = .seconds(10), maxHalfOpen: Int = 1024,
-        maxHalfOpenPerSource: Int = 32, maxConnections: Int = 8192, replayHistory: Int = 100_000,
+        maxHalfOpenPerSource: Int = 32, maxHalfOpenPerNetwork: Int = 128, maxConnections: Int = 8192,
+        replayHistory: Int = 100_000,
         saltFile: String? = nil, saltSaveInterval: TimeAmount = .seconds(1)
     ) {
         self.credential = credential
@@ -40,6 +43,7 @@ public struct ShadowsocksSettings: Sendable {
         self.connectTimeout = connectTimeout
         self.maxHalfOpen = maxHalfOpen
         self.maxHalfOpenPerSource = maxHalfOpenPerSource
+        self.maxHalfOpenPerNetwork = maxHalfOpenPerNetwork
         self.maxConnections = maxConnections
         self.replayHistory = replayHistory
         self.saltFile = saltFile
@@ -94,8 +98,7 @@ final class ServerState: Sendable {
         /// The final save ran: no request is accepted any more.
         var stopped = false
         var connections = 0
-        var halfOpen = 0
-        var halfOpenBySource: [[UInt8]: Int] = [:]
+        var halfOpen: HalfOpenBudget
         var counters = ShadowsocksCounters()
     }
     private let shared: Mutex<Shared>
@@ -147,7 +150,12 @@ final class ServerState: Sendable {
             saltFile = nil
         }
         earliestTimestamp = earliest
-        shared = Mutex(Shared(history: history))
+        shared = Mutex(
+            Shared(
+                history: history,
+                halfOpen: HalfOpenBudget(
+                    total: settings.maxHalfOpen, perAddress: settings.maxHalfOpenPerSource,
+                    perNetwork: settings.maxHalfOpenPerNetwork)))
     }
 
     /// Saves the salts accepted since the last save (appended, or the file rewritten whole once it has grown by
@@ -187,44 +195,29 @@ final class ServerState: Sendable {
 
     var counters: ShadowsocksCounters { shared.withLock { $0.counters } }
 
-    /// Admits a new connection from `source` (its address bytes) as half-open; false if a cap is reached.
-    func admit(source: [UInt8]) -> Bool {
+    /// Admits a new connection from `source` as half-open; false if a cap is reached.
+    func admit(source: IPAddress) -> Bool {
         shared.withLock { state in
-            guard state.connections < settings.maxConnections, state.halfOpen < settings.maxHalfOpen,
-                state.halfOpenBySource[source, default: 0] < settings.maxHalfOpenPerSource
-            else {
+            guard state.connections < settings.maxConnections, state.halfOpen.admit(source) else {
                 state.counters.overCapacity += 1
                 return false
             }
             state.connections += 1
-            state.halfOpen += 1
-            state.halfOpenBySource[source, default: 0] += 1
             return true
         }
     }
 
     /// A half-open connection from `source` completed its handshake.
-    func established(source: [UInt8]) {
-        shared.withLock { state in
-            state.halfOpen -= 1
-            Self.release(source, in: &state)
-        }
+    func established(source: IPAddress) {
+        shared.withLock { $0.halfOpen.release(source) }
     }
 
     /// A connection from `source` closed (`halfOpen`: it never completed its handshake).
-    func closed(source: [UInt8], halfOpen: Bool) {
+    func closed(source: IPAddress, halfOpen: Bool) {
         shared.withLock { state in
             state.connections -= 1
-            if halfOpen {
-                state.halfOpen -= 1
-                Self.release(source, in: &state)
-            }
+            if halfOpen { state.halfOpen.release(source) }
         }
-    }
-
-    private static func release(_ source: [UInt8], in state: inout Shared) {
-        let remaining = state.halfOpenBySource[source, default: 1] - 1
-        state.halfOpenBySource[source] = remaining > 0 ? remaining : nil
     }
 
     /// Records an authenticated request's salt (and for SIP004 our response salt); false for a replay.

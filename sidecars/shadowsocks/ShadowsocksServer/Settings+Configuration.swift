@@ -50,6 +50,7 @@ extension ShadowsocksSettings {
             credential: credential, policy: policy, handshakeTimeout: amount(section.handshakeTimeout),
             idleTimeout: amount(section.idleTimeout), connectTimeout: amount(section.connectTimeout),
             maxHalfOpen: section.maxHalfOpen, maxHalfOpenPerSource: section.maxHalfOpenPerSource,
+            maxHalfOpenPerNetwork: section.maxHalfOpenPerNetwork,
             maxConnections: section.maxConnections,
             replayHistory: section.replayHistory,
             saltFile: Self.saltFile(stateDirectory: configuration.supervisor.stateDir, method: credential.method))
