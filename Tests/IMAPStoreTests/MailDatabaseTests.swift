@@ -204,7 +204,8 @@ final class ChangeLog: Sendable {
         // A copy carries its keywords' bytes; the quota (1000 bytes here) refuses growth past it.
         try database.createMailbox(account: account, name: "Other")
         let other = try #require(try database.mailbox(account: account, name: "Other"))
-        #expect(try database.copy(mailbox: inbox.id, uids: [1, 7], to: other.id).map { [$0.source, $0.copy] } == [[1, 1]])
+        #expect(
+            try database.copy(mailbox: inbox.id, uids: [1, 7], to: other.id).map { [$0.source, $0.copy] } == [[1, 1]])
         #expect(try database.quota(account: account).usedBytes == 2 * (100 + 64 * 4))
         let long = (0..<40).map { "long-keyword-\($0 + 10)" }  // 17 bytes each
         #expect(throws: MailStoreError.quotaExceeded) {
@@ -222,7 +223,8 @@ final class ChangeLog: Sendable {
         let account = try #require(try database.login(user: "abcdefghi@example.org", password: "longenough"))
         let inbox = try #require(try database.mailbox(account: account, name: "INBOX"))
         _ = try database.deliver(Array("a".utf8), to: [account.address])
-        let uid = try database.append(mailbox: inbox.id, message: Array("hello".utf8), flags: ["k1", Flag.seen], date: 42)
+        let uid = try database.append(
+            mailbox: inbox.id, message: Array("hello".utf8), flags: ["k1", Flag.seen], date: 42)
         #expect(uid == 2)
         #expect(
             try database.messages(mailbox: inbox.id, uids: [2])

@@ -568,7 +568,8 @@ def test_examine_uid_expunge_unselect_and_friends(server):
     # UIDPLUS: COPYUID in COPY's OK, UID EXPUNGE.
     assert c.has_capability("UIDPLUS")
     c.create_folder("Copies")
-    typ, data = c._imap.uid("COPY", "2:3", "Copies")
+    # imaplib keeps no tagged response code: read the tagged line of UID COPY itself.
+    typ, data = c._imap._simple_command("UID", "COPY", "2:3", "Copies")
     assert typ == "OK" and data[0].startswith(b"[COPYUID ") and data[0].split()[2:4] == [b"2:3", b"1:2]"], data
     assert c._imap.uid("EXPUNGE", "2")[0] == "OK"
     assert c.search(["UID", "1:*"]) == [1, 3]
