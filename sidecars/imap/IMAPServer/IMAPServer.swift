@@ -81,3 +81,19 @@ public enum IMAPServerError: Error, CustomStringConvertible {
         }
     }
 }
+
+extension IMAPServer {
+    /// The Dovecot auth socket for the MTA's SASL (replacing a stale socket file).
+    public static func bindAuth(unixPath: String, service: DovecotAuthService, group: any EventLoopGroup)
+        async throws -> any Channel
+    {
+        try await ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 256)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(DovecotAuthHandler(service: service))
+                }
+            }
+            .bind(unixDomainSocketPath: unixPath, cleanupExistingSocketFile: true).get()
+    }
+}

@@ -18,7 +18,7 @@ await Sidecar.main(name: "imap") { sidecar in
     try? FileManager.default.createDirectory(atPath: stateDir, withIntermediateDirectories: true)
     let databasePath = MailDatabase.path(for: sidecar.configuration)
     let notifier = MailboxNotifier()
-    let storeSettings = MailDatabase.Settings(imap)
+    let storeSettings = MailDatabase.settings(for: sidecar.configuration)
     let database: MailDatabase
     do {
         database = try MailDatabase(path: databasePath, settings: storeSettings, changed: { notifier.notify($0) })
@@ -88,6 +88,21 @@ await Sidecar.main(name: "imap") { sidecar in
         // directory it is in decides who can reach it.
         chmod(imap.lmtpSocket, 0o666)
         sidecar.logger.info("LMTP listening on \(imap.lmtpSocket)")
+        if !imap.authSocket.isEmpty {
+            var authSettings = DovecotAuthService.Settings()
+            authSettings.session.allowPlaintext = imap.plaintextLogin
+            authSettings.session.processID = Int(getpid())
+            authSettings.session.cookie = (0..<16).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }
+                .joined()
+            let service = DovecotAuthService(services: services, settings: authSettings)
+            let directory = (imap.authSocket as NSString).deletingLastPathComponent
+            try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            channels.append(
+                try await IMAPServer.bindAuth(unixPath: imap.authSocket, service: service, group: sidecar.group))
+            // As for LMTP: the MTA's smtpd runs as its own user; the directory decides who reaches it.
+            chmod(imap.authSocket, 0o666)
+            sidecar.logger.info("SASL (Dovecot auth protocol) listening on \(imap.authSocket)")
+        }
         if let address = imap.lmtpListen {
             let channel = try await IMAPServer.bindLMTP(
                 host: address.host, port: Int(address.port), settings: lmtpSettings, backend: database,
