@@ -9,7 +9,9 @@ import Testing
         let rest = pattern.dropFirst()
         if first == UInt8(ascii: "*") || first == UInt8(ascii: "%") {
             for split in name.startIndex...name.endIndex {
-                if first == UInt8(ascii: "%") && name[name.startIndex..<split].contains(UInt8(ascii: "/")) { return false }
+                if first == UInt8(ascii: "%") && name[name.startIndex..<split].contains(UInt8(ascii: "/")) {
+                    return false
+                }
                 if reference(name[split...], rest) { return true }
             }
             return false

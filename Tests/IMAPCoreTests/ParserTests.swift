@@ -318,8 +318,9 @@ import Testing
             if Bool.random(using: &rng) { message += pieces.randomElement(using: &rng)! }
             let header = MessageHeader(message)
             for excluding in [false, true] {
-                #expect(header.fields(of: message, names: ["a", "B"], excluding: excluding)
-                    == reference(message, ["a", "B"], excluding: excluding), "\(message)")
+                #expect(
+                    header.fields(of: message, names: ["a", "B"], excluding: excluding)
+                        == reference(message, ["a", "B"], excluding: excluding), "\(message)")
             }
             #expect(header.header(message) + header.text(message) == message)
         }
@@ -332,8 +333,10 @@ import Testing
         for seconds: Int64 in [0, 86399, 951_782_400, 1_758_650_868, -86400, 4_102_444_800] {
             #expect(IMAPDate.parse(IMAPDate.format(seconds)) == seconds)
         }
-        for bad in ["", "1-Jan-1970", "1-Foo-1970 00:00:00 +0000", "1-Jan-1970 24:00:00 +0000", "1-Jan-1970 00:00:00 0000",
-            "1-Jan-70 00:00:00 +0000", "1-Jan-1970 0:00:00 +0000", "1-Jan-1970 00:00:00 +00x0"] {
+        for bad in [
+            "", "1-Jan-1970", "1-Foo-1970 00:00:00 +0000", "1-Jan-1970 24:00:00 +0000", "1-Jan-1970 00:00:00 0000",
+            "1-Jan-70 00:00:00 +0000", "1-Jan-1970 0:00:00 +0000", "1-Jan-1970 00:00:00 +00x0",
+        ] {
             #expect(IMAPDate.parse(bad) == nil, "\(bad)")
         }
     }

@@ -288,11 +288,15 @@ struct Driver {
         #expect(driver.send("b LIST \"\" \"\(tooLong)\"") == ["b BAD Pattern too long"])
         let long = String(repeating: "%*", count: 500) + "Z"
         #expect(driver.send("c LIST \"\" \"\(long)\"") == ["c OK LIST completed"])
-        #expect(driver.send("d LIST \"\" \"%*%*%*%*%*%*%*%*%*%*%*%*%*%*%*%*%*%*%*%*%*%*%*%*%*%*%*%*%*%*%*%*Z\"") == ["d OK LIST completed"])
+        #expect(
+            driver.send("d LIST \"\" \"%*%*%*%*%*%*%*%*%*%*%*%*%*%*%*%*%*%*%*%*%*%*%*%*%*%*%*%*%*%*%*%*Z\"") == [
+                "d OK LIST completed"
+            ])
         #expect(driver.send("e LIST \"\" \"%*%*%*%*%*X\"").last == "e OK LIST completed")
-        #expect(driver.send("f LIST \"IN\" \"%*%*B%*%*%*%*X\"") == [
-            "* LIST (\\HasNoChildren) \"/\" \"INBOX\"", "f OK LIST completed",
-        ])
+        #expect(
+            driver.send("f LIST \"IN\" \"%*%*B%*%*%*%*X\"") == [
+                "* LIST (\\HasNoChildren) \"/\" \"INBOX\"", "f OK LIST completed",
+            ])
     }
 
     /// Issue 12: each HEADER.FIELDS item re-parsed the header (3.3 s per item on a 24 MB
@@ -304,10 +308,13 @@ struct Driver {
         var driver = loggedIn()
         _ = driver.send("b SELECT INBOX")
         let items = (0..<200).map { "BODY.PEEK[HEADER.FIELDS (X-\($0))]" }.joined(separator: " ")
-        let lines = driver.send("c FETCH 1:2 (\(items) BODY.PEEK[HEADER] BODY.PEEK[HEADER.FIELDS (SUBJECT)] RFC822.TEXT)")
+        let lines = driver.send(
+            "c FETCH 1:2 (\(items) BODY.PEEK[HEADER] BODY.PEEK[HEADER.FIELDS (SUBJECT)] RFC822.TEXT)")
         #expect(driver.session.headerScans == 2)
         #expect(lines.count == 3)
-        #expect(lines[0].contains("BODY[HEADER.FIELDS (X-0)] {13}\r\nX-0: zero\r\n\r\n BODY[HEADER.FIELDS (X-1)] {2}\r\n\r\n"))
+        #expect(
+            lines[0].contains(
+                "BODY[HEADER.FIELDS (X-0)] {13}\r\nX-0: zero\r\n\r\n BODY[HEADER.FIELDS (X-1)] {2}\r\n\r\n"))
         #expect(lines[0].contains("BODY[HEADER.FIELDS (SUBJECT)] {27}\r\nSubject: hi\r\n continued\r\n\r\n"))
         #expect(lines[0].hasSuffix("RFC822.TEXT {18}\r\nX-1: in the body\r\n FLAGS (\\Seen))"))
         _ = driver.send("d FETCH 1 (FLAGS RFC822.SIZE)")
@@ -321,8 +328,10 @@ struct Driver {
         let long = String(repeating: "k", count: 65)
         #expect(driver.send("c STORE 1 +FLAGS.SILENT (\(long))") == ["c NO [LIMIT] A keyword is at most 64 bytes"])
         let many = (0..<65).map { "k\($0)" }.joined(separator: " ")
-        #expect(driver.send("d STORE 1 +FLAGS.SILENT (\(many))") == ["d NO [LIMIT] A message carries at most 64 keywords"])
-        #expect(driver.send("e STORE 1 +FLAGS (k1 \\Seen)") == ["* 1 FETCH (FLAGS (\\Seen k1))", "e OK STORE completed"])
+        #expect(
+            driver.send("d STORE 1 +FLAGS.SILENT (\(many))") == ["d NO [LIMIT] A message carries at most 64 keywords"])
+        #expect(
+            driver.send("e STORE 1 +FLAGS (k1 \\Seen)") == ["* 1 FETCH (FLAGS (\\Seen k1))", "e OK STORE completed"])
         #expect(driver.send("f GETQUOTAROOT INBOX")[1] == "* QUOTA \"\" (STORAGE 1 102400)")
     }
 
@@ -336,9 +345,10 @@ struct Driver {
         #expect(driver.send("d UID COPY 5,1:2,4 Other") == ["d OK [COPYUID 3 1:2,4:5 1:4] COPY completed"])
         #expect(driver.send("e COPY 3 Other") == ["e OK [COPYUID 3 3 5] COPY completed"])
         #expect(driver.send("f UID COPY 9 Other") == ["f OK COPY completed"])
-        #expect(driver.send("g MOVE 2:3 Other") == [
-            "* OK [COPYUID 3 2:3 6:7] Moved", "* 3 EXPUNGE", "* 2 EXPUNGE", "g OK MOVE completed",
-        ])
+        #expect(
+            driver.send("g MOVE 2:3 Other") == [
+                "* OK [COPYUID 3 2:3 6:7] Moved", "* 3 EXPUNGE", "* 2 EXPUNGE", "g OK MOVE completed",
+            ])
         #expect(SequenceSet.text([1, 2, 3, 7, 9, 10, 4]) == "1:3,7,9:10,4")
         #expect(SequenceSet.text([UInt32.max - 1, .max]) == "4294967294:4294967295")
         #expect(SequenceSet.text([]) == "")
@@ -358,7 +368,10 @@ struct Driver {
                 "d OK FETCH completed",
             ])
         _ = driver.send("e CREATE Other")
-        #expect(driver.send("f APPEND Other {3}\r\nabc") == ["+ Ready for literal data", "f OK [APPENDUID 3 1] APPEND completed"])
+        #expect(
+            driver.send("f APPEND Other {3}\r\nabc") == [
+                "+ Ready for literal data", "f OK [APPENDUID 3 1] APPEND completed",
+            ])
         #expect(driver.send("g APPEND Nope {1+}\r\nx") == ["g NO [TRYCREATE] No such mailbox"])
         #expect(driver.send("h APPEND INBOX \"bad date\" {1+}\r\nx") == ["h BAD Invalid date-time"])
         #expect(driver.send("i APPEND INBOX \"quoted\"") == ["i BAD Invalid date-time"])

@@ -2,6 +2,7 @@ import Foundation
 import IMAPCore
 import Logging
 import NIOCore
+import NIOEmbedded
 import NIOPosix
 import Synchronization
 import Testing
@@ -146,5 +147,46 @@ func onThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async thr
         try await lmtp.close()
         try await pools.shutdown()
         try await group.shutdownGracefully()
+    }
+}
+
+@Suite struct LMTPConnectionHandlerTests {
+    func makeChannel() throws -> EmbeddedChannel {
+        let channel = EmbeddedChannel(
+            handler: LMTPConnectionHandler(
+                settings: LMTPSession.Settings(), backend: MemoryBackend(store: MemoryMailStore()), threadPool: nil,
+                sendTimeout: .seconds(7)))
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        return channel
+    }
+
+    func output(_ channel: EmbeddedChannel) throws -> String {
+        var text = ""
+        while let buffer = try channel.readOutbound(as: ByteBuffer.self) { text += String(buffer: buffer) }
+        return text
+    }
+
+    /// Commands wait while the MTA does not read its replies.
+    @Test func inputWaitsWhileTheChannelIsNotWritable() throws {
+        let channel = try makeChannel()
+        #expect(try output(channel).hasPrefix("220 "))
+        channel.isWritable = false
+        channel.pipeline.fireChannelWritabilityChanged()
+        try channel.writeInbound(ByteBuffer(string: "NOOP\r\nNOOP\r\n"))
+        #expect(try output(channel) == "")
+        channel.isWritable = true
+        channel.pipeline.fireChannelWritabilityChanged()
+        #expect(try output(channel) == "250 2.0.0 Ok\r\n250 2.0.0 Ok\r\n")
+    }
+
+    /// A client that leaves replies unread for the send timeout is dropped.
+    @Test func aClientThatDoesNotReadIsDropped() throws {
+        let channel = try makeChannel()
+        channel.isWritable = false
+        channel.pipeline.fireChannelWritabilityChanged()
+        channel.embeddedEventLoop.advanceTime(by: .seconds(6))
+        #expect(channel.isActive)
+        channel.embeddedEventLoop.advanceTime(by: .seconds(2))
+        #expect(!channel.isActive)
     }
 }

@@ -55,6 +55,31 @@ final class ChangeLog: Sendable {
         #expect(try !database.recipientExists("nobody123@example.org"))
     }
 
+    @Test func closedCreationRefusesNewNamesOnly() throws {
+        var settings = MailDatabase.Settings(rules: AccountRules(domain: "example.org"))
+        settings.passwordIterations = 1000
+        let nocreate = directory + "/nocreate"
+        settings.creationGate = AccountCreationGate(
+            noCreatePath: nocreate, storeDirectory: directory, minFreeBytes: 0)
+        let store = try MailDatabase(path: directory + "/gated.sqlite", settings: settings)
+        #expect(settings.creationGate?.state().isOpen == true)
+        let existing = try #require(try store.login(user: "abcdefghi@example.org", password: "longenough"))
+        FileManager.default.createFile(atPath: nocreate, contents: nil)
+        #expect(settings.creationGate?.state() == .closedByFile(nocreate))
+        #expect(try store.login(user: "jklmnopqr@example.org", password: "longenough") == nil)
+        #expect(try store.login(user: "abcdefghi@example.org", password: "longenough") == existing)
+        try FileManager.default.removeItem(atPath: nocreate)
+        // More free space asked for than any disk has.
+        settings.creationGate?.minFreeBytes = .max
+        let full = try MailDatabase(path: directory + "/gated.sqlite", settings: settings)
+        guard case .lowDisk = settings.creationGate?.state() else {
+            Issue.record("expected lowDisk")
+            return
+        }
+        #expect(try full.login(user: "jklmnopqr@example.org", password: "longenough") == nil)
+        #expect(try full.login(user: "abcdefghi@example.org", password: "longenough") == existing)
+    }
+
     @Test func creationAskedOnlyWhenTheAccountWouldBeMade() throws {
         let asked = Mutex(0)
         func refuse() -> Bool {
@@ -179,7 +204,8 @@ final class ChangeLog: Sendable {
         // A copy carries its keywords' bytes; the quota (1000 bytes here) refuses growth past it.
         try database.createMailbox(account: account, name: "Other")
         let other = try #require(try database.mailbox(account: account, name: "Other"))
-        #expect(try database.copy(mailbox: inbox.id, uids: [1, 7], to: other.id).map { [$0.source, $0.copy] } == [[1, 1]])
+        #expect(
+            try database.copy(mailbox: inbox.id, uids: [1, 7], to: other.id).map { [$0.source, $0.copy] } == [[1, 1]])
         #expect(try database.quota(account: account).usedBytes == 2 * (100 + 64 * 4))
         let long = (0..<40).map { "long-keyword-\($0 + 10)" }  // 17 bytes each
         #expect(throws: MailStoreError.quotaExceeded) {
@@ -197,7 +223,8 @@ final class ChangeLog: Sendable {
         let account = try #require(try database.login(user: "abcdefghi@example.org", password: "longenough"))
         let inbox = try #require(try database.mailbox(account: account, name: "INBOX"))
         _ = try database.deliver(Array("a".utf8), to: [account.address])
-        let uid = try database.append(mailbox: inbox.id, message: Array("hello".utf8), flags: ["k1", Flag.seen], date: 42)
+        let uid = try database.append(
+            mailbox: inbox.id, message: Array("hello".utf8), flags: ["k1", Flag.seen], date: 42)
         #expect(uid == 2)
         #expect(
             try database.messages(mailbox: inbox.id, uids: [2])

@@ -64,6 +64,7 @@ def test_fetch_without_reading_keeps_memory_bounded(tmp_path):
                 break
             peak = max(peak, status(server.process, "VmRSS"))
             assert peak < bound, f"RSS {peak >> 20} MB after {n} commands (baseline {baseline >> 20} MB)"
+        print(f"{n} commands written; RSS baseline {baseline >> 20} MB, peak {peak >> 20} MB")
         assert closed or "did not read its responses" in server.output(), (n, peak >> 20)
         assert server.process.poll() is None
     finally:
@@ -88,6 +89,7 @@ def test_fetch_of_a_large_body_holds_it_once(tmp_path):
         response = raw.command(b"d FETCH 1 BODY.PEEK[]")
         assert len(response) > SIZE and response.endswith(b"d OK FETCH completed\r\n")
         growth = status(server.process, "VmHWM") - before
+        print(f"peak RSS grew by {growth >> 20} MB for a {SIZE >> 20} MB body")
         assert growth < 1.5 * SIZE, f"peak grew by {growth >> 20} MB for a {SIZE >> 20} MB body"
     finally:
         server.stop()

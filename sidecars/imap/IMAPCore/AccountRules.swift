@@ -17,7 +17,8 @@ public struct AccountRules: Sendable, Equatable {
         guard let at = lower.lastIndex(of: "@"), lower[lower.index(after: at)...] == domain else { return nil }
         let localpart = lower[..<at].utf8
         guard localpart.allSatisfy(Self.isLocalpartByte), localpart.first.map({ $0 != Self.dot }) ?? false,
-            localpart.last != Self.dot, !zip(localpart, localpart.dropFirst()).contains(where: { $0 == Self.dot && $1 == Self.dot })
+            localpart.last != Self.dot,
+            !zip(localpart, localpart.dropFirst()).contains(where: { $0 == Self.dot && $1 == Self.dot })
         else { return nil }
         return lower
     }

@@ -83,6 +83,7 @@ public struct MailboxPattern: Sendable, Equatable {
 
     /// Bytes equal, or the same ASCII letter in another case.
     static func equal(_ byte: UInt8, _ wanted: UInt8) -> Bool {
-        byte == wanted || (byte | 0x20 == wanted | 0x20 && (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte | 0x20))
+        byte == wanted
+            || (byte | 0x20 == wanted | 0x20 && (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte | 0x20))
     }
 }

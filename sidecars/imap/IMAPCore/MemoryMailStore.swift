@@ -190,7 +190,9 @@ public final class MemoryMailStore: MailStore {
             guard let box = state.mailboxes[mailbox] else { throw MailStoreError.noSuchMailbox }
             try Keywords.check(flags)
             let size = Int64(message.count + Keywords.quotaBytes(flags))
-            guard Self.used(state, account: box.account) + size <= quotaBytes else { throw MailStoreError.quotaExceeded }
+            guard Self.used(state, account: box.account) + size <= quotaBytes else {
+                throw MailStoreError.quotaExceeded
+            }
             return Self.append(&state, mailbox: mailbox, body: message, flags: flags, date: date ?? now())
         }
     }

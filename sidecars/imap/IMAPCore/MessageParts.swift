@@ -46,7 +46,9 @@ public struct MessageHeader: Sendable {
             let first = message[index]
             if first == UInt8(ascii: " ") || first == UInt8(ascii: "\t") {
                 // A continuation line; one before any field belongs to none and is never returned.
-                if !fields.isEmpty { fields[fields.count - 1].range = fields[fields.count - 1].range.lowerBound..<lineEnd }
+                if !fields.isEmpty {
+                    fields[fields.count - 1].range = fields[fields.count - 1].range.lowerBound..<lineEnd
+                }
             } else {
                 let line = message[index..<contentEnd]
                 let colon = line.firstIndex(of: UInt8(ascii: ":")) ?? contentEnd
