@@ -26,7 +26,8 @@ with warnings.catch_warnings():
     import crypt
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from imap_bench import BIN, DOMAIN, PASSWORD, USERS, free_port, wait_port  # noqa: E402
+import imap_bench  # noqa: E402
+from imap_bench import PASSWORD, USERS  # noqa: E402
 
 PBKDF2_ITERATIONS = 20000  # chatmail-imap's default password_iterations
 
@@ -39,43 +40,12 @@ def wait_path(path, timeout=30):
         time.sleep(0.1)
 
 
-class Ours:
-    name = "chatmail-imap"
+class Ours(imap_bench.Ours):
     scheme = f"PBKDF2-SHA256, {PBKDF2_ITERATIONS} iterations"
 
     def __init__(self, work: Path):
-        self.port = free_port()
         self.auth_socket = str(work / "run" / "auth")
-        config = work / "imap.conf"
-        config.write_text(f"""
-[supervisor]
-state_dir = "{work}/state"
-runtime_dir = "{work}/run"
-control_socket = "{work}/run/control.sock"
-log_level = "warning"
-[imap]
-listen = "127.0.0.1:{self.port}"
-tls_listen = "127.0.0.1:{free_port()}"
-lmtp_socket = "{work}/run/lmtp.sock"
-auth_socket = "{self.auth_socket}"
-mail_domain = "{DOMAIN}"
-plaintext_login = true
-password_iterations = {PBKDF2_ITERATIONS}
-max_sessions_per_account = 10000
-max_failed_logins_per_minute = 100000
-[turn]
-host = "127.0.0.1"
-[iroh]
-url = "http://127.0.0.1:3340"
-[tls]
-self_signed = true
-names = ["localhost"]
-""")
-        for user in USERS:
-            subprocess.run([str(BIN / "chatmailctl"), "user", "add", user, "--password", PASSWORD,
-                            "--config", str(config)], check=True, capture_output=True)
-        self.process = subprocess.Popen([str(BIN / "chatmail-imap"), "--config", str(config)])
-        wait_port(self.port)
+        super().__init__(work, extra=f'auth_socket = "{self.auth_socket}"\npassword_iterations = {PBKDF2_ITERATIONS}')
         wait_path(self.auth_socket)
 
     @staticmethod
@@ -83,77 +53,24 @@ names = ["localhost"]
         salt = os.urandom(16)
         return timed(lambda: hashlib.pbkdf2_hmac("sha256", PASSWORD.encode(), salt, PBKDF2_ITERATIONS))
 
-    def stop(self):
-        self.process.terminate()
-        self.process.wait(20)
 
-
-class Dovecot:
-    name = "dovecot"
+class Dovecot(imap_bench.Dovecot):
     scheme = "?"
 
     def __init__(self, work: Path):
-        self.port = free_port()
-        os.chmod(work, 0o755)
-        for name in ("run", "mail", "state"):
-            (work / name).mkdir()
-        os.chmod(work / "mail", 0o777)
         # The hash `doveadm pw` makes by default (Dovecot 2.3: CRYPT, that is bcrypt with cost 5).
         hashed = subprocess.run(["doveadm", "pw", "-p", PASSWORD], check=True, capture_output=True,
                                 text=True).stdout.strip()
         Dovecot.hash = hashed.split("}", 1)[1]
         Dovecot.scheme = f"{hashed.split('}')[0][1:]} ({Dovecot.hash[:7]}...)"
-        (work / "passwd").write_text("".join(f"{user}:{hashed}::::::\n" for user in USERS))
         self.auth_socket = str(work / "run" / "auth-client-bench")
-        config = work / "dovecot.conf"
-        config.write_text(f"""
-protocols = imap
-base_dir = {work}/run
-state_dir = {work}/state
-instance_name = chatmail-sasl-bench-{os.getpid()}
-listen = 127.0.0.1
-ssl = no
-disable_plaintext_auth = no
-auth_mechanisms = plain login
-log_path = {work}/dovecot.log
-first_valid_uid = 1
-default_process_limit = 2000
-default_client_limit = 10000
-default_vsz_limit = 1G
-passdb {{
-  driver = passwd-file
-  args = {work}/passwd
-}}
-userdb {{
-  driver = static
-  args = uid=nobody gid=nogroup home={work}/mail/%u
-}}
-mail_location = maildir:~/Maildir
-service auth {{
-  unix_listener auth-client-bench {{
-    mode = 0666
-  }}
-}}
-service imap-login {{
-  inet_listener imap {{
-    port = {self.port}
-  }}
-  inet_listener imaps {{
-    port = 0
-  }}
-}}
-""")
-        self.process = subprocess.Popen(["dovecot", "-F", "-c", str(config)])
-        wait_port(self.port)
+        super().__init__(work, hashed=hashed, extra="service auth {\n  unix_listener auth-client-bench {\n"
+                                                    "    mode = 0666\n  }\n}")
         wait_path(self.auth_socket)
 
     @staticmethod
     def check_cost():
         return timed(lambda: crypt.crypt(PASSWORD, Dovecot.hash))
-
-    def stop(self):
-        self.process.terminate()
-        self.process.wait(20)
 
 
 def timed(function, rounds=50):
