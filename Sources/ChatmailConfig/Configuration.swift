@@ -52,6 +52,11 @@ public struct ChildSettings: Sendable, Equatable {
     public var stopTimeout: Double
     /// The addresses this child listens on, as shown in status.
     public var listen: [ListenAddress]
+    /// Open connections one source (an IPv4 address, an IPv6 /64) may hold on all this child's
+    /// TCP listeners together; 0: no cap.
+    public var maxConnectionsPerSource: Int
+
+    public static let defaultMaxConnectionsPerSource = 256
 }
 
 public struct IMAPSection: Sendable, Equatable {

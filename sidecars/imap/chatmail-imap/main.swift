@@ -23,7 +23,7 @@ await Sidecar.main(name: "imap") { sidecar in
     do {
         database = try MailDatabase(path: databasePath, settings: storeSettings, changed: { notifier.notify($0) })
     } catch {
-        throw SidecarError.configuration("cannot open the mail store \(databasePath): \(error)")
+        throw SidecarError.environment("cannot open the mail store \(databasePath): \(error)")
     }
 
     var settings = IMAPServerSettings()
@@ -68,22 +68,22 @@ await Sidecar.main(name: "imap") { sidecar in
     lmtpSettings.hostname = imap.mailDomain
     lmtpSettings.maxMessageSize = imap.maxMessageSize
 
-    var channels: [any Channel] = []
-    do {
+    let listeners = try await Listeners.bindAll(limit: sidecar.connectionLimit) { listeners in
         for (address, implicitTLS) in [(imap.listen, false), (imap.tlsListen, true)] {
             let channel = try await IMAPServer.bindIMAP(
                 host: address.host, port: Int(address.port), implicitTLS: implicitTLS, services: services,
-                group: sidecar.group)
-            channels.append(channel)
+                group: sidecar.group, limit: listeners.limit)
+            listeners.keep([channel])
             sidecar.logger.info(
                 "IMAP\(implicitTLS ? " TLS" : "") listening on \(channel.localAddress?.description ?? "?")")
         }
         let socketDirectory = (imap.lmtpSocket as NSString).deletingLastPathComponent
         try? FileManager.default.createDirectory(atPath: socketDirectory, withIntermediateDirectories: true)
-        channels.append(
+        listeners.keep([
             try await IMAPServer.bindLMTP(
                 unixPath: imap.lmtpSocket, settings: lmtpSettings, backend: database, threadPool: pools.lmtp,
-                sendTimeout: settings.sendTimeout, group: sidecar.group))
+                sendTimeout: settings.sendTimeout, group: sidecar.group)
+        ])
         // The MTA's LMTP client runs as its own user: the socket is open to all, and the
         // directory it is in decides who can reach it.
         chmod(imap.lmtpSocket, 0o666)
@@ -106,13 +106,12 @@ await Sidecar.main(name: "imap") { sidecar in
         if let address = imap.lmtpListen {
             let channel = try await IMAPServer.bindLMTP(
                 host: address.host, port: Int(address.port), settings: lmtpSettings, backend: database,
-                threadPool: pools.lmtp, sendTimeout: settings.sendTimeout, group: sidecar.group)
-            channels.append(channel)
+                threadPool: pools.lmtp, sendTimeout: settings.sendTimeout, group: sidecar.group,
+                limit: listeners.limit)
+            listeners.keep([channel])
             sidecar.logger.info("LMTP listening on \(channel.localAddress?.description ?? "?")")
         }
-    } catch {
-        for channel in channels { try? await channel.close() }
-        throw error
+        return listeners
     }
 
     // The sweep: old messages and inactive accounts, hourly and once at start.
@@ -140,8 +139,7 @@ await Sidecar.main(name: "imap") { sidecar in
             services.accountsDeleted(gone)
         }
     }
-    try await sidecar.ready()
-    await sidecar.serveUntilShutdown(channels)
+    try await sidecar.serveUntilShutdown(listeners)
     sweep.cancel()
     deletions.cancel()
     try? await pools.shutdown()
