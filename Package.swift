@@ -71,7 +71,7 @@ let package = Package(
         .target(
             name: "IMAPServer",
             dependencies: [
-                "IMAPCore", "IMAPStore", "ChatmailTLS", "CZlib",
+                "IMAPCore", "IMAPStore", "ChatmailTLS", "ChatmailSidecar", "CZlib",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -133,7 +133,7 @@ let package = Package(
         .target(
             name: "IrohServer",
             dependencies: [
-                "IrohCore", "ChatmailConfig", "ChatmailTLS",
+                "IrohCore", "ChatmailConfig", "ChatmailTLS", "ChatmailSidecar",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -168,7 +168,12 @@ let package = Package(
         .testTarget(name: "ChatmailSupervisorCoreTests", dependencies: ["ChatmailSupervisorCore"]),
         .testTarget(name: "ChatmailConfigTests", dependencies: ["ChatmailConfig"]),
         .testTarget(name: "ChatmailCryptoTests", dependencies: ["ChatmailTestSupport", "ChatmailCrypto"]),
-        .testTarget(name: "ChatmailSidecarTests", dependencies: ["ChatmailSidecar", "ChatmailControl"]),
+        .testTarget(
+            name: "ChatmailSidecarTests",
+            dependencies: [
+                "ChatmailSidecar", "ChatmailControl", "ChatmailConfig", .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]),
         .target(name: "ChatmailTestSupport", path: "Tests/ChatmailTestSupport"),
         .testTarget(name: "ChatmailQRTests", dependencies: ["ChatmailTestSupport", "ChatmailQR"]),
         .testTarget(
@@ -189,7 +194,7 @@ let package = Package(
         .target(
             name: "TURNServer",
             dependencies: [
-                "TURNCore", "CDatagramIO", "ChatmailConfig", "ChatmailTLS",
+                "TURNCore", "CDatagramIO", "ChatmailConfig", "ChatmailTLS", "ChatmailSidecar",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -215,7 +220,7 @@ let package = Package(
         .target(
             name: "ShadowsocksServer",
             dependencies: [
-                "ShadowsocksCore", "ChatmailCrypto", "ChatmailConfig", "ChatmailSupervisor",
+                "ShadowsocksCore", "ChatmailCrypto", "ChatmailConfig", "ChatmailSupervisor", "ChatmailSidecar",
                 .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -52,6 +52,11 @@ public struct ChildSettings: Sendable, Equatable {
     public var stopTimeout: Double
     /// The addresses this child listens on, as shown in status.
     public var listen: [ListenAddress]
+    /// Open connections one source (an IPv4 address, an IPv6 /64) may hold on all this child's
+    /// TCP listeners together; 0: no cap.
+    public var maxConnectionsPerSource: Int
+
+    public static let defaultMaxConnectionsPerSource = 256
 }
 
 public struct IMAPSection: Sendable, Equatable {
@@ -61,6 +66,10 @@ public struct IMAPSection: Sendable, Equatable {
     public var lmtpSocket: String
     /// Optional loopback TCP address for LMTP besides the socket.
     public var lmtpListen: ListenAddress?
+    /// The Dovecot auth socket the MTA checks SMTP logins on (SASL); empty means none.
+    public var authSocket: String = ""
+    /// No new accounts while the disk under the mail store has less free space (bytes).
+    public var minFreeSpace: Int64 = 1 << 30
     /// The mail store database; empty means `imap.sqlite` in state_dir.
     public var database: String = ""
     /// Addresses are `localpart@mailDomain`; LMTP refuses other domains.

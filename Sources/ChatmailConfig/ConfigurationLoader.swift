@@ -185,6 +185,14 @@ final class ConfigurationReader {
         let child = s.child(stopTimeout: 20, listen: [listen, tlsListen])
         var result = IMAPSection(
             child: child, listen: listen, tlsListen: tlsListen, lmtpSocket: lmtp, lmtpListen: lmtpListen)
+        let authSocket = s.string("auth_socket", default: "")
+        result.authSocket = authSocket.isEmpty ? "" : absolute(authSocket)
+        let freeText = s.string("min_free_space", default: "1G")
+        if let bytes = IMAPSection.byteSize(freeText) {
+            result.minFreeSpace = bytes
+        } else {
+            s.fail("min_free_space", "expected a size such as \"1G\", \"500M\" or \"0\"")
+        }
         let database = s.string("database", default: "")
         result.database = database.isEmpty ? "" : absolute(database)
         result.mailDomain = s.string("mail_domain", default: result.mailDomain).lowercased()
@@ -395,5 +403,23 @@ final class ConfigurationReader {
             names: s.stringList("names", default: []))
         s.finish()
         return result
+    }
+}
+
+extension IMAPSection {
+    /// `"1G"`, `"500M"`, `"64K"`, `"2T"` (powers of 1024) or plain bytes.
+    public static func byteSize(_ text: String) -> Int64? {
+        let trimmed = text.trimmingCharacters(in: .whitespaces).uppercased()
+        let units: [Character: Int64] = ["K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40]
+        var digits = Substring(trimmed)
+        var unit: Int64 = 1
+        if let last = trimmed.last, let scale = units[last] {
+            unit = scale
+            digits = digits.dropLast()
+        }
+        guard !digits.isEmpty, digits.allSatisfy(\.isASCII), let number = Int64(digits), number >= 0,
+            number <= Int64.max / unit
+        else { return nil }
+        return number * unit
     }
 }

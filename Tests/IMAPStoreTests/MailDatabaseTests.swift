@@ -55,6 +55,31 @@ final class ChangeLog: Sendable {
         #expect(try !database.recipientExists("nobody123@example.org"))
     }
 
+    @Test func closedCreationRefusesNewNamesOnly() throws {
+        var settings = MailDatabase.Settings(rules: AccountRules(domain: "example.org"))
+        settings.passwordIterations = 1000
+        let nocreate = directory + "/nocreate"
+        settings.creationGate = AccountCreationGate(
+            noCreatePath: nocreate, storeDirectory: directory, minFreeBytes: 0)
+        let store = try MailDatabase(path: directory + "/gated.sqlite", settings: settings)
+        #expect(settings.creationGate?.state().isOpen == true)
+        let existing = try #require(try store.login(user: "abcdefghi@example.org", password: "longenough"))
+        FileManager.default.createFile(atPath: nocreate, contents: nil)
+        #expect(settings.creationGate?.state() == .closedByFile(nocreate))
+        #expect(try store.login(user: "jklmnopqr@example.org", password: "longenough") == nil)
+        #expect(try store.login(user: "abcdefghi@example.org", password: "longenough") == existing)
+        try FileManager.default.removeItem(atPath: nocreate)
+        // More free space asked for than any disk has.
+        settings.creationGate?.minFreeBytes = .max
+        let full = try MailDatabase(path: directory + "/gated.sqlite", settings: settings)
+        guard case .lowDisk = settings.creationGate?.state() else {
+            Issue.record("expected lowDisk")
+            return
+        }
+        #expect(try full.login(user: "jklmnopqr@example.org", password: "longenough") == nil)
+        #expect(try full.login(user: "abcdefghi@example.org", password: "longenough") == existing)
+    }
+
     @Test func creationAskedOnlyWhenTheAccountWouldBeMade() throws {
         let asked = Mutex(0)
         func refuse() -> Bool {

@@ -17,6 +17,8 @@ public final class MailDatabase: MailStore, LMTPBackend {
         public var maxMetadataEntries = 32
         /// Last-login times are written at most this often (seconds), to spare writes.
         public var lastLoginGranularity: Int64 = 3600
+        /// When set, first logins create accounts only while it is open.
+        public var creationGate: AccountCreationGate?
 
         public init(rules: AccountRules) {
             self.rules = rules
@@ -140,9 +142,9 @@ public final class MailDatabase: MailStore, LMTPBackend {
             }
             return account
         }
-        guard settings.autoCreate, settings.rules.allowsCreation(address: address, password: password) else {
-            return nil
-        }
+        guard settings.autoCreate, settings.rules.allowsCreation(address: address, password: password),
+            settings.creationGate?.state().isOpen ?? true
+        else { return nil }
         guard mayCreate() else { throw MailStoreError.creationLimited }
         let hash = PasswordHash.make(password, iterations: settings.passwordIterations)
         return try pool.write { db in

@@ -1,3 +1,4 @@
+import ChatmailSidecar
 import Logging
 import NIOCore
 import NIOPosix
@@ -8,9 +9,6 @@ import NIOPosix
 
 /// Reads of up to 256 KiB: bulk transfers then cost fewer system calls and fewer buffers per byte.
 let receiveAllocator = AdaptiveRecvByteBufferAllocator(minimum: 2048, initial: 16384, maximum: 1 << 18)
-
-private let reusePort = ChannelOptions.Types.SocketOption(
-    level: .socket, name: NIOBSDSocket.Option(rawValue: SO_REUSEPORT))
 
 /// A listening Shadowsocks server: a listener per event loop on one port (SO_REUSEPORT), so the kernel spreads
 /// clients over the loops and each connection, with its upstream, stays on the loop that accepted it.
@@ -44,33 +42,19 @@ public final class ShadowsocksServer: Sendable {
 
     /// Binds `host:port` and serves until `close()`.
     public static func bind(
-        host: String, port: Int, settings: ShadowsocksSettings, group: any EventLoopGroup, logger: Logger
+        host: String, port: Int, settings: ShadowsocksSettings, group: any EventLoopGroup, logger: Logger,
+        limit: SourceConnectionLimit = .unlimited
     ) async throws -> ShadowsocksServer {
         let state = try ServerState(settings: settings, logger: logger)
-        var channels: [any Channel] = []
-        var port = port
-        do {
-            for loop in group.makeIterator() {
-                let channel = try await ServerBootstrap(group: loop)
-                    .serverChannelOption(.backlog, value: 1024)
-                    .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-                    .serverChannelOption(reusePort, value: 1)
-                    .childChannelOption(.allowRemoteHalfClosure, value: true)
+        let channels = try await Listeners.bind(
+            .tcp(host: host, port: port), loops: Array(group.makeIterator()), limit: limit,
+            childOptions: {
+                $0.childChannelOption(.allowRemoteHalfClosure, value: true)
                     .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
                     .childChannelOption(.recvAllocator, value: receiveAllocator)
-                    .childChannelInitializer { channel in
-                        channel.eventLoop.makeCompletedFuture {
-                            try channel.pipeline.syncOperations.addHandler(ConnectionHandler(server: state))
-                        }
-                    }
-                    .bind(host: host, port: port)
-                    .get()
-                channels.append(channel)
-                port = channel.localAddress?.port ?? port
             }
-        } catch {
-            for channel in channels { try? await channel.close() }
-            throw error
+        ) { channel, _ in
+            try channel.pipeline.syncOperations.addHandler(ConnectionHandler(server: state))
         }
         return ShadowsocksServer(state: state, channels: channels, group: group)
     }
