@@ -169,7 +169,7 @@ final class IMAPConnectionHandler: ChannelDuplexHandler {
             services.recordLoginFailure(from: source)
         case .authenticated(let account):
             services.logger.debug("IMAP login \(account.address) from \(source)")
-            fetchDiscovery(context: context)
+            fetchDiscovery(for: account.address, context: context)
         case .close:
             close(context: context)
         case .startTLS:
@@ -198,11 +198,11 @@ final class IMAPConnectionHandler: ChannelDuplexHandler {
 
     /// Discovery is read when the session authenticates; commands wait for it (bounded by the
     /// sidecar runtime's timeout), so that the first GETMETADATA already has it.
-    private func fetchDiscovery(context: ChannelHandlerContext) {
+    private func fetchDiscovery(for account: String, context: ChannelHandlerContext) {
         waitingForDiscovery = true
         let promise = context.eventLoop.makePromise(of: [String: String].self)
         let discovery = services.discovery
-        promise.completeWithTask { await discovery() }
+        promise.completeWithTask { await discovery(account) }
         promise.futureResult.assumeIsolated().whenComplete { [self] result in
             session.discoveryMetadata = (try? result.get()) ?? [:]
             waitingForDiscovery = false

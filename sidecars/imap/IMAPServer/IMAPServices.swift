@@ -32,15 +32,15 @@ public final class IMAPServices: Sendable {
     /// Where commands run (they touch the store: SQLite, password hashes), so that the event
     /// loops stay free; nil runs them on the event loop (tests).
     public let threadPool: NIOThreadPool?
-    /// METADATA entries from the supervisor's discovery, by lowercased entry name.
-    let discovery: @Sendable () async -> [String: String]
+    /// METADATA entries from the supervisor's discovery for an account (its address), by lowercased entry name.
+    let discovery: @Sendable (String) async -> [String: String]
     private let limiter: Mutex<LoginLimiter>
     private let sessions = Mutex<[Int64: Int]>([:])
 
     public init(
         store: any MailStore, notifier: MailboxNotifier, settings: IMAPServerSettings, tls: TLSContextProvider?,
         logger: Logger, threadPool: NIOThreadPool? = nil,
-        discovery: @escaping @Sendable () async -> [String: String] = { [:] }
+        discovery: @escaping @Sendable (String) async -> [String: String] = { _ in [:] }
     ) {
         self.threadPool = threadPool
         self.store = store
