@@ -64,12 +64,14 @@ let package = Package(
             name: "IMAPStore",
             dependencies: [
                 "IMAPCore", "ChatmailCrypto", "ChatmailConfig", .product(name: "GRDB", package: "GRDB.swift"),
+                // SQLite's incremental blob I/O, which GRDB does not wrap (message bodies read once).
+                .product(name: "GRDBSQLite", package: "GRDB.swift"),
             ],
             path: "sidecars/imap/IMAPStore", swiftSettings: strict),
         .target(
             name: "IMAPServer",
             dependencies: [
-                "IMAPCore", "IMAPStore", "ChatmailTLS", "CZlib",
+                "IMAPCore", "IMAPStore", "ChatmailTLS", "ChatmailSidecar", "CZlib",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -131,7 +133,7 @@ let package = Package(
         .target(
             name: "IrohServer",
             dependencies: [
-                "IrohCore", "ChatmailConfig", "ChatmailTLS",
+                "IrohCore", "ChatmailConfig", "ChatmailTLS", "ChatmailSidecar",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -166,7 +168,12 @@ let package = Package(
         .testTarget(name: "ChatmailSupervisorCoreTests", dependencies: ["ChatmailSupervisorCore"]),
         .testTarget(name: "ChatmailConfigTests", dependencies: ["ChatmailConfig"]),
         .testTarget(name: "ChatmailCryptoTests", dependencies: ["ChatmailTestSupport", "ChatmailCrypto"]),
-        .testTarget(name: "ChatmailSidecarTests", dependencies: ["ChatmailSidecar", "ChatmailControl"]),
+        .testTarget(
+            name: "ChatmailSidecarTests",
+            dependencies: [
+                "ChatmailSidecar", "ChatmailControl", "ChatmailConfig", .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]),
         .target(name: "ChatmailTestSupport", path: "Tests/ChatmailTestSupport"),
         .testTarget(name: "ChatmailQRTests", dependencies: ["ChatmailTestSupport", "ChatmailQR"]),
         .testTarget(
@@ -187,7 +194,7 @@ let package = Package(
         .target(
             name: "TURNServer",
             dependencies: [
-                "TURNCore", "CDatagramIO", "ChatmailConfig", "ChatmailTLS",
+                "TURNCore", "CDatagramIO", "ChatmailConfig", "ChatmailTLS", "ChatmailSidecar",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -213,7 +220,7 @@ let package = Package(
         .target(
             name: "ShadowsocksServer",
             dependencies: [
-                "ShadowsocksCore", "ChatmailCrypto", "ChatmailConfig", "ChatmailSupervisor",
+                "ShadowsocksCore", "ChatmailCrypto", "ChatmailConfig", "ChatmailSupervisor", "ChatmailSidecar",
                 .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -52,6 +52,11 @@ public struct ChildSettings: Sendable, Equatable {
     public var stopTimeout: Double
     /// The addresses this child listens on, as shown in status.
     public var listen: [ListenAddress]
+    /// Open connections one source (an IPv4 address, an IPv6 /64) may hold on all this child's
+    /// TCP listeners together; 0: no cap.
+    public var maxConnectionsPerSource: Int
+
+    public static let defaultMaxConnectionsPerSource = 256
 }
 
 public struct IMAPSection: Sendable, Equatable {
@@ -61,6 +66,10 @@ public struct IMAPSection: Sendable, Equatable {
     public var lmtpSocket: String
     /// Optional loopback TCP address for LMTP besides the socket.
     public var lmtpListen: ListenAddress?
+    /// The Dovecot auth socket the MTA checks SMTP logins on (SASL); empty means none.
+    public var authSocket: String = ""
+    /// No new accounts while the disk under the mail store has less free space (bytes).
+    public var minFreeSpace: Int64 = 1 << 30
     /// The mail store database; empty means `imap.sqlite` in state_dir.
     public var database: String = ""
     /// Addresses are `localpart@mailDomain`; LMTP refuses other domains.
@@ -90,10 +99,18 @@ public struct IMAPSection: Sendable, Equatable {
     public var maxSessionsPerAccount: Int = 50
     /// Failed logins per source address per minute before that address is refused for a while.
     public var maxFailedLoginsPerMinute: Int = 20
+    /// Accounts created by first login per source address (an IPv6 /64) per hour; 0: no limit.
+    public var maxAccountCreationsPerHour: Int = 30
     /// PBKDF2-SHA256 iterations for new password hashes.
     public var passwordIterations: Int = 20000
     /// Seconds between `* OK Still here` lines to idling clients (Delta Chat waits 5 minutes).
     public var idleKeepalive: Int = 120
+    /// Seconds a connection has to complete its TLS handshake (TLS port, STARTTLS).
+    public var handshakeTimeout: Int = 30
+    /// Seconds a connection has to log in.
+    public var loginTimeout: Int = 60
+    /// Seconds a client may leave our output unread (the send buffer full) before it is dropped.
+    public var sendTimeout: Int = 120
 }
 
 public struct TURNSection: Sendable, Equatable {
@@ -209,6 +226,8 @@ public struct ShadowsocksSection: Sendable, Equatable {
     public var maxHalfOpen: Int
     /// Half-open connections from one source address, at most.
     public var maxHalfOpenPerSource: Int
+    /// Half-open connections from one /24 (IPv4) or /64 (IPv6), at most.
+    public var maxHalfOpenPerNetwork: Int
     /// Connections in all, at most.
     public var maxConnections: Int
     /// Salts remembered per generation (two generations) against replays.

@@ -132,7 +132,7 @@ final class ConfigurationReader {
                     message: "unknown section (known: \(known.joined(separator: ", ")))"))
         }
         let supervisor = readSupervisor()
-        let imap = readIMAP()
+        let imap = readIMAP(runtimeDir: supervisor.runtimeDir)
         let turn = readTURN()
         let iroh = readIroh()
         let tls = readTLS()
@@ -174,17 +174,25 @@ final class ConfigurationReader {
         return result
     }
 
-    private func readIMAP() -> IMAPSection {
+    private func readIMAP(runtimeDir: String) -> IMAPSection {
         let s = section("imap")
         let listen = s.address("listen", default: "0.0.0.0:143")
         let tlsListen = s.address("tls_listen", default: "0.0.0.0:993")
-        let lmtp = absolute(s.string("lmtp_socket", default: "/run/chatmail/lmtp.sock"))
+        let lmtp = absolute(s.string("lmtp_socket", default: runtimeDir + "/lmtp.sock"))
         let lmtpListenText = s.string("lmtp_listen", default: "")
         let lmtpListen = lmtpListenText.isEmpty ? nil : ListenAddress(parsing: lmtpListenText)
         if !lmtpListenText.isEmpty && lmtpListen == nil { s.fail("lmtp_listen", "expected \"host:port\"") }
         let child = s.child(stopTimeout: 20, listen: [listen, tlsListen])
         var result = IMAPSection(
             child: child, listen: listen, tlsListen: tlsListen, lmtpSocket: lmtp, lmtpListen: lmtpListen)
+        let authSocket = s.string("auth_socket", default: "")
+        result.authSocket = authSocket.isEmpty ? "" : absolute(authSocket)
+        let freeText = s.string("min_free_space", default: "1G")
+        if let bytes = IMAPSection.byteSize(freeText) {
+            result.minFreeSpace = bytes
+        } else {
+            s.fail("min_free_space", "expected a size such as \"1G\", \"500M\" or \"0\"")
+        }
         let database = s.string("database", default: "")
         result.database = database.isEmpty ? "" : absolute(database)
         result.mailDomain = s.string("mail_domain", default: result.mailDomain).lowercased()
@@ -213,9 +221,14 @@ final class ConfigurationReader {
             "max_sessions_per_account", default: result.maxSessionsPerAccount, range: 1...100_000)
         result.maxFailedLoginsPerMinute = s.int(
             "max_failed_logins_per_minute", default: result.maxFailedLoginsPerMinute, range: 1...100_000)
+        result.maxAccountCreationsPerHour = s.int(
+            "max_account_creations_per_hour", default: result.maxAccountCreationsPerHour, range: 0...1_000_000)
         result.passwordIterations = s.int(
             "password_iterations", default: result.passwordIterations, range: 1000...10_000_000)
         result.idleKeepalive = s.int("idle_keepalive", default: result.idleKeepalive, range: 5...290)
+        result.handshakeTimeout = s.int("handshake_timeout", default: result.handshakeTimeout, range: 1...3600)
+        result.loginTimeout = s.int("login_timeout", default: result.loginTimeout, range: 1...3600)
+        result.sendTimeout = s.int("send_timeout", default: result.sendTimeout, range: 1...3600)
         s.finish()
         return result
     }
@@ -367,6 +380,7 @@ final class ConfigurationReader {
             connectTimeout: s.seconds("connect_timeout", default: 10),
             maxHalfOpen: s.int("max_half_open", default: 1024, range: 1...1_000_000),
             maxHalfOpenPerSource: s.int("max_half_open_per_source", default: 32, range: 1...1_000_000),
+            maxHalfOpenPerNetwork: s.int("max_half_open_per_network", default: 128, range: 1...1_000_000),
             maxConnections: s.int("max_connections", default: 8192, range: 1...1_000_000),
             replayHistory: s.int("replay_history", default: 100_000, range: 100...10_000_000))
         s.finish()
@@ -391,5 +405,23 @@ final class ConfigurationReader {
             names: s.stringList("names", default: []))
         s.finish()
         return result
+    }
+}
+
+extension IMAPSection {
+    /// `"1G"`, `"500M"`, `"64K"`, `"2T"` (powers of 1024) or plain bytes.
+    public static func byteSize(_ text: String) -> Int64? {
+        let trimmed = text.trimmingCharacters(in: .whitespaces).uppercased()
+        let units: [Character: Int64] = ["K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40]
+        var digits = Substring(trimmed)
+        var unit: Int64 = 1
+        if let last = trimmed.last, let scale = units[last] {
+            unit = scale
+            digits = digits.dropLast()
+        }
+        guard !digits.isEmpty, digits.allSatisfy(\.isASCII), let number = Int64(digits), number >= 0,
+            number <= Int64.max / unit
+        else { return nil }
+        return number * unit
     }
 }

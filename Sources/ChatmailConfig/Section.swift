@@ -133,7 +133,10 @@ struct Section {
         }
         return ChildSettings(
             enabled: enabled, command: command, stopTimeout: seconds("stop_timeout", default: stopTimeout),
-            listen: listen)
+            listen: listen,
+            maxConnectionsPerSource: int(
+                "max_connections_per_source", default: ChildSettings.defaultMaxConnectionsPerSource,
+                range: 0...10_000_000))
     }
 
     /// Reports every key of the section that nothing read.

@@ -8,7 +8,10 @@ extension Crypto {
     /// Ed25519 signature length in bytes.
     public static let ed25519SignatureLength = 64
 
-    /// Whether `signature` is a valid Ed25519 signature (RFC 8032, pure Ed25519) of `message` under `publicKey`.
+    /// Whether `signature` is a valid Ed25519 signature (RFC 8032, pure Ed25519) of `message` under `publicKey`,
+    /// verified strictly, as ed25519-dalek's `verify_strict` (which iroh uses) does: besides RFC 8032's equation and
+    /// its `S < L`, the key A and the signature's R must be canonical encodings (y < p) of points that are not of
+    /// small order. Without that, the identity key with R = identity and S = 0 "signs" every message.
     /// A key or signature of the wrong length, or a key that is not a curve point, gives `false`.
     public static func ed25519Verify(
         publicKey: some Collection<UInt8>, signature: some Collection<UInt8>, message: some Collection<UInt8>
@@ -16,6 +19,11 @@ extension Crypto {
         guard publicKey.count == ed25519PublicKeyLength, signature.count == ed25519SignatureLength else {
             return false
         }
+        let signatureBytes = Array(signature)
+        guard Ed25519Strict.isAcceptablePoint(Array(publicKey)),
+            Ed25519Strict.isAcceptablePoint(signatureBytes[0..<32]),
+            Ed25519Strict.isReducedScalar(signatureBytes[32..<64])
+        else { return false }
         let key = withBytes(publicKey) {
             EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, nil, $0.bytePointer, $0.count)
         }

@@ -9,13 +9,22 @@ import NIOPosix
 import Synchronization
 import UnixSignals
 
-/// A configuration a sidecar cannot run with: it exits 78 and the supervisor waits for a reload.
+/// Why a sidecar cannot serve, which decides its exit status (`Sidecar.exitStatus(for:)`) and so
+/// what the supervisor does: wait for the operator, or retry with backoff.
 public enum SidecarError: Error, CustomStringConvertible {
+    /// A value in the configuration file the child cannot run with (an unparsable address, a
+    /// missing required key, a certificate that does not match its key): exit 78, and the
+    /// supervisor waits for a reload, since only an operator can fix it.
     case configuration(String)
+    /// The system around the child, now (an address in use or not available, a runtime
+    /// directory that is missing or not writable, a store that cannot be opened, a failed system
+    /// call): exit 1, and the supervisor retries with backoff.
+    case environment(String)
 
     public var description: String {
         switch self {
         case .configuration(let why): "configuration error: \(why)"
+        case .environment(let why): why
         }
     }
 }
@@ -42,6 +51,9 @@ public final class Sidecar: Sendable {
     public let group: any EventLoopGroup
     /// What the supervisor pushes (TURN secrets, reloads), in order; finishes at shutdown.
     public let events: AsyncStream<ControlEvent>
+    /// The per-source connection cap all TCP listeners of this child share
+    /// (`max_connections_per_source` of its section); pass it to `Listeners.bind`.
+    public let connectionLimit: SourceConnectionLimit
 
     private let control: ControlClient?
     private let continuation: AsyncStream<ControlEvent>.Continuation
@@ -57,6 +69,10 @@ public final class Sidecar: Sendable {
         self.group = group
         self.control = control
         (events, continuation) = AsyncStream.makeStream(of: ControlEvent.self)
+        connectionLimit = SourceConnectionLimit(
+            maxPerSource: configuration.child(name)?.maxConnectionsPerSource
+                ?? ChildSettings.defaultMaxConnectionsPerSource,
+            logger: logger)
     }
 
     /// Whether a supervisor runs this process (there is a control channel).
@@ -125,8 +141,7 @@ public final class Sidecar: Sendable {
 extension Sidecar {
     /// Runs a sidecar process from its command line to its exit: loads the configuration, sets up
     /// logging and the control channel, says hello, runs `body` and exits with its outcome
-    /// (0 when it returns, 78 for `SidecarError.configuration` or a broken configuration file,
-    /// 1 for any other error).
+    /// (0 when it returns, else `exitStatus(for:)` of the error).
     public static func main(
         name: String, arguments: [String] = CommandLine.arguments,
         environment: [String: String] = ProcessInfo.processInfo.environment,
@@ -152,10 +167,11 @@ extension Sidecar {
             configuration = try Configuration.load(path: path)
         } catch {
             FileHandle.standardError.write(Data("\(program): \(error)\n".utf8))
-            return configurationErrorStatus
+            return exitStatus(for: error)
         }
         var logger = Logger(label: program)
         logger.logLevel = Logger.Level(rawValue: configuration.supervisor.logLevel.rawValue) ?? .info
+        raiseDescriptorLimit(logger: logger)
 
         let group = MultiThreadedEventLoopGroup.singleton
         let control: ControlClient?
@@ -194,13 +210,47 @@ extension Sidecar {
             await control?.close()
             logger.info("stopped")
             return 0
-        } catch let error as SidecarError {
-            logger.critical("\(error)")
-            return configurationErrorStatus
         } catch {
-            logger.critical("stopped by an error: \(error)")
-            return 1
+            let status = exitStatus(for: error)
+            logger.critical(
+                "\(status == configurationErrorStatus ? "" : "stopped by an error: ")\(error)",
+                metadata: ["exit": "\(status)"])
+            return status
         }
+    }
+
+    /// The one place that decides a child's exit status for an error that stopped it: 78 for
+    /// `SidecarError.configuration` and a configuration file that does not load (only an operator
+    /// can fix those; the supervisor waits), 1 for everything else (the supervisor retries).
+    public static func exitStatus(for error: any Error) -> Int32 {
+        switch error {
+        case SidecarError.configuration, is ConfigurationErrors: configurationErrorStatus
+        default: 1
+        }
+    }
+
+    /// Raises the soft limit on open files to the hard limit (what the unit allows: LimitNOFILE=),
+    /// so that connections, not the default 1024, are what runs out; logs what it is.
+    static func raiseDescriptorLimit(logger: Logger) {
+        var limit = rlimit()
+        #if os(Linux)
+            let resource = __rlimit_resource_t(RLIMIT_NOFILE.rawValue)
+        #else
+            let resource = RLIMIT_NOFILE
+        #endif
+        guard getrlimit(resource, &limit) == 0 else { return }
+        let soft = limit.rlim_cur
+        if soft < limit.rlim_max {
+            limit.rlim_cur = limit.rlim_max
+            if setrlimit(resource, &limit) != 0 {
+                logger.warning(
+                    "cannot raise the file descriptor limit: \(String(cString: strerror(errno)))",
+                    metadata: ["soft": "\(soft)", "hard": "\(limit.rlim_max)"])
+                return
+            }
+        }
+        logger.info(
+            "file descriptor limit", metadata: ["limit": "\(limit.rlim_cur)", "was": "\(soft)"])
     }
 
     /// The control channel named by `CHATMAIL_CONTROL_FD`, after a successful hello; nil without one.
@@ -228,12 +278,22 @@ extension Sidecar {
 }
 
 extension Sidecar {
-    /// Closes `channels` (listeners) once `events` has finished, then waits for them to close.
-    /// The common tail of a body: `try await sidecar.serveUntilShutdown(listeners) { event in … }`.
+    /// The common tail of every child's body: tells the supervisor it is ready, passes each event
+    /// to `handle` until shutdown, then runs `close` (stop listening, end connections):
+    ///
+    ///     try await sidecar.serveUntilShutdown(onEvent: { event in … }) { await server.close() }
     public func serveUntilShutdown(
-        _ channels: [any Channel], onEvent handle: (ControlEvent) async -> Void = { _ in }
-    ) async {
+        onEvent handle: (ControlEvent) async -> Void = { _ in }, closing close: () async -> Void
+    ) async throws {
+        try await ready()
         for await event in events { await handle(event) }
-        for channel in channels { try? await channel.close() }
+        await close()
+    }
+
+    /// `serveUntilShutdown` closing `listeners` at the end.
+    public func serveUntilShutdown(
+        _ listeners: ListenerSet, onEvent handle: (ControlEvent) async -> Void = { _ in }
+    ) async throws {
+        try await serveUntilShutdown(onEvent: handle) { await listeners.close() }
     }
 }

@@ -102,6 +102,9 @@ struct Status: AsyncParsableCommand {
                 zip(row, widths).map { $0.padding(toLength: $1, withPad: " ", startingAt: 0) }.joined(separator: "  "))
         }
         for s in status.sidecars { if let message = s.message { print("\(s.name): \(message)") } }
+        if connection.socket == nil, let configuration = try? Configuration.load(path: connection.config) {
+            print("account creation: \(AccountCreationGate(for: configuration).state())")
+        }
     }
 
     private func formatUptime(_ seconds: Double) -> String {
@@ -189,8 +192,8 @@ struct CheckConfig: AsyncParsableCommand {
 /// Mail accounts, straight in chatmail-imap's store (SQLite in WAL mode: safe while it runs).
 struct User: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Mail accounts: add, delete, list, change passwords.",
-        subcommands: [Add.self, Del.self, List.self, Passwd.self])
+        abstract: "Mail accounts: add, delete, list, change passwords; whether first logins create accounts.",
+        subcommands: [Add.self, Del.self, List.self, Passwd.self, Creation.self])
 
     struct Store: ParsableArguments {
         @Option(name: .long, help: "The configuration file, which says where the mail store is.")
@@ -262,6 +265,22 @@ struct User: AsyncParsableCommand {
                 let used = String(format: "%.1f", Double(account.usedBytes) / 1_048_576)
                 let login = formatter.string(from: Date(timeIntervalSince1970: TimeInterval(account.lastLogin)))
                 print("\(account.address)\t\(used) MB\tlast login \(login)")
+            }
+        }
+    }
+
+    struct Creation: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Whether first logins (IMAP, SMTP) create accounts now, and what closes it.",
+            discussion: "Closed while <state_dir>/nocreate exists or the disk under the mail store has less than "
+                + "[imap] min_free_space free. `user add` works either way.")
+        @Option(name: .long, help: "The configuration file.") var config = "/etc/chatmail/supervisor.conf"
+
+        func run() async throws {
+            do {
+                print("account creation: \(AccountCreationGate(for: try Configuration.load(path: config)).state())")
+            } catch {
+                fail("\(error)")
             }
         }
     }

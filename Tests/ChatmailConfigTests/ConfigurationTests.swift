@@ -37,6 +37,17 @@ import Testing
         #expect(configuration.imap.child.stopTimeout == 20 && configuration.turn.child.stopTimeout == 5)
     }
 
+    @Test func theLMTPSocketFollowsTheRuntimeDirectory() throws {
+        let base = "[turn]\nhost = \"chat.example.org\"\n[iroh]\nurl = \"https://chat.example.org\"\n"
+        let defaults = try Configuration.parse(base, path: path)
+        #expect(defaults.imap.lmtpSocket == "/run/chatmail/lmtp.sock")
+        let moved = try Configuration.parse(base + "[supervisor]\nruntime_dir = \"/srv/run\"", path: path)
+        #expect(moved.imap.lmtpSocket == "/srv/run/lmtp.sock")
+        let explicit = try Configuration.parse(
+            base + "[supervisor]\nruntime_dir = \"/srv/run\"\n[imap]\nlmtp_socket = \"/x/l.sock\"", path: path)
+        #expect(explicit.imap.lmtpSocket == "/x/l.sock")
+    }
+
     @Test func theRepositoryDevelopmentConfigIsValidAndLoopbackOnly() throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent()
@@ -100,6 +111,8 @@ import Testing
             admin = "mailto:root@chat.example.org"
             quota_mb = 5
             plaintext_login = true
+            auth_socket = "run/auth"
+            min_free_space = "512M"
             [turn]
             host = "t.example"
             [iroh]
@@ -110,6 +123,19 @@ import Testing
         #expect(configuration.imap.mailDomain == "chat.example.org")
         #expect(configuration.imap.comment == "Chatmail server" && configuration.imap.quotaMB == 5)
         #expect(configuration.imap.plaintextLogin)
+        #expect(configuration.imap.authSocket == "/etc/chatmail/run/auth")
+        #expect(configuration.imap.minFreeSpace == 512 << 20)
+        let defaults = try Configuration.parse("[turn]\nhost = \"t\"\n[iroh]\nurl = \"http://r\"", path: path).imap
+        #expect(defaults.authSocket == "" && defaults.minFreeSpace == 1 << 30)
+    }
+
+    @Test func byteSizes() {
+        #expect(IMAPSection.byteSize("0") == 0)
+        #expect(IMAPSection.byteSize("1g") == 1 << 30)
+        #expect(IMAPSection.byteSize(" 2T ") == 2 << 40)
+        #expect(IMAPSection.byteSize("64K") == 65536)
+        #expect(IMAPSection.byteSize("123") == 123)
+        for bad in ["", "G", "1.5G", "-1G", "1GB", "99999999999T"] { #expect(IMAPSection.byteSize(bad) == nil) }
     }
 
     @Test(arguments: [
@@ -125,6 +151,7 @@ import Testing
             "[imap] localpart_max_length: must not be below"
         ),
         ("[imap]\nquota_mb = 0", "[imap] quota_mb"),
+        ("[imap]\nmin_free_space = \"lots\"", "[imap] min_free_space: expected a size"),
         ("[imap]\nidle_keepalive = 300", "[imap] idle_keepalive"),
         ("[imap]\nmax_line_lenght = 9000", "[imap] max_line_lenght"),
         ("[turn]\nhost = \"2001:db8::1\"", "[turn] host: must be a DNS name or an IPv4 address"),

@@ -1,5 +1,7 @@
+import ChatmailConfig
 import ChatmailControl
 import Foundation
+import NIOCore
 import Synchronization
 import Testing
 
@@ -57,7 +59,20 @@ import Testing
         #expect(await Self.run(["--config", path]) == 0)
         #expect(await Self.run(["--config", path]) { _ in throw SidecarError.configuration("no") } == 78)
         #expect(await Self.run(["--config", path]) { _ in throw CocoaError(.fileNoSuchFile) } == 1)
+        #expect(await Self.run(["--config", path]) { _ in throw SidecarError.environment("in use") } == 1)
         #expect(await Self.run(["--config", path], environment: ["CHATMAIL_CONTROL_FD": "x"]) == 1)
+    }
+
+    /// Only what an operator must fix waits for a reload; whatever the system may fix by itself is retried.
+    @Test func exitStatusByKindOfError() throws {
+        #expect(Sidecar.exitStatus(for: SidecarError.configuration("[turn] listen: \"x\" is not an IP address")) == 78)
+        let broken = #expect(throws: ConfigurationErrors.self) {
+            try Configuration.parse("[turn]\nbogus = 1", path: "/etc/chatmail/supervisor.conf")
+        }
+        #expect(broken.map { Sidecar.exitStatus(for: $0) } == 78)
+        #expect(Sidecar.exitStatus(for: SidecarError.environment("cannot listen on 127.0.0.1:143")) == 1)
+        #expect(Sidecar.exitStatus(for: IOError(errnoCode: EADDRINUSE, reason: "bind")) == 1)
+        #expect(Sidecar.exitStatus(for: CancellationError()) == 1)
     }
 
     @Test func standaloneHasNoSupervisor() async throws {

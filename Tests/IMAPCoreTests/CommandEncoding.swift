@@ -115,6 +115,13 @@ extension Command {
                 out += string(entry)
             }
             text(")")
+        case .append(let mailbox, let flags, let date, let message):
+            text("APPEND ")
+            out += string(mailbox)
+            if !flags.isEmpty { text(" (\(flags.joined(separator: " ")))") }
+            if let date { text(" \"\(IMAPDate.format(date))\"") }
+            text(style == .nonSynchronizing ? " {\(message.count)+}\r\n" : " {\(message.count)}\r\n")
+            out += message
         case .setMetadata(let mailbox, let entries):
             text("SETMETADATA ")
             out += string(mailbox)

@@ -189,6 +189,10 @@ import Testing
             .move(set(), mailbox: mailbox(&rng), byUID: Bool.random(using: &rng)),
             .search([.unseen, .uid(set())], byUID: Bool.random(using: &rng)),
             .getQuotaRoot(mailbox: mailbox(&rng)),
+            .append(
+                mailbox: mailbox(&rng), flags: Bool.random(using: &rng) ? [] : ["\\Seen", "k"],
+                date: Bool.random(using: &rng) ? nil : Int64.random(in: 0...4_000_000_000, using: &rng),
+                message: Array(text(&rng).utf8) + [13, 10]),
             .getMetadata(mailbox: "", entries: ["/shared/comment", "/shared/vendor/deltachat/turn"]),
             .setMetadata(
                 mailbox: "INBOX",
@@ -279,6 +283,62 @@ import Testing
                 == "From: a@x\r\nDate: Mon, 1 Jan 2024 00:00:00 +0000\r\n\r\n")
         #expect(MessageParts.headerFields(message, names: ["x-none"]) == [13, 10])
         #expect(MessageParts.headerFields([], names: ["from"]) == [13, 10])
+    }
+
+    /// The one-pass `MessageHeader` answers exactly as the line-by-line scan it replaced.
+    @Test func oneParseAgreesWithTheLineScan() {
+        func reference(_ message: [UInt8], _ names: [String], excluding: Bool) -> [UInt8] {
+            let wanted = Set(names.map { $0.lowercased() })
+            var out: [UInt8] = []
+            var including = false
+            var index = 0
+            while index < message.count {
+                let lf = message[index...].firstIndex(of: 10)
+                var line = message[index..<(lf ?? message.count)]
+                if line.last == 13 { line = line.dropLast() }
+                if line.isEmpty { break }
+                if line.first != 32 && line.first != 9 {
+                    let colon = line.firstIndex(of: UInt8(ascii: ":")) ?? line.endIndex
+                    let name = String(decoding: line[line.startIndex..<colon], as: UTF8.self)
+                    including = wanted.contains(name.trimmingSuffixSpaces().lowercased()) != excluding
+                }
+                if including { out += line + [13, 10] }
+                index = (lf ?? message.count) + 1
+            }
+            return out + [13, 10]
+        }
+        var rng = SystemRandomNumberGenerator()
+        let pieces = ["A: 1", "a :2", " c", "\tc", "B", "", "b: x", "\r"].map { Array($0.utf8) }
+        for _ in 0..<5000 {
+            var message: [UInt8] = []
+            for _ in 0..<Int.random(in: 0...6, using: &rng) {
+                message += pieces.randomElement(using: &rng)!
+                message += Bool.random(using: &rng) ? [13, 10] : [10]
+            }
+            if Bool.random(using: &rng) { message += pieces.randomElement(using: &rng)! }
+            let header = MessageHeader(message)
+            for excluding in [false, true] {
+                #expect(
+                    header.fields(of: message, names: ["a", "B"], excluding: excluding)
+                        == reference(message, ["a", "B"], excluding: excluding), "\(message)")
+            }
+            #expect(header.header(message) + header.text(message) == message)
+        }
+    }
+
+    @Test func internalDateParsed() {
+        #expect(IMAPDate.parse(" 1-Jan-1970 00:00:00 +0000") == 0)
+        #expect(IMAPDate.parse("23-Sep-2025 20:07:48 +0200") == 1_758_650_868)
+        #expect(IMAPDate.parse("29-feb-2000 00:00:00 -0130") == Int64(951_787_800))
+        for seconds: Int64 in [0, 86399, 951_782_400, 1_758_650_868, -86400, 4_102_444_800] {
+            #expect(IMAPDate.parse(IMAPDate.format(seconds)) == seconds)
+        }
+        for bad in [
+            "", "1-Jan-1970", "1-Foo-1970 00:00:00 +0000", "1-Jan-1970 24:00:00 +0000", "1-Jan-1970 00:00:00 0000",
+            "1-Jan-70 00:00:00 +0000", "1-Jan-1970 0:00:00 +0000", "1-Jan-1970 00:00:00 +00x0",
+        ] {
+            #expect(IMAPDate.parse(bad) == nil, "\(bad)")
+        }
     }
 
     @Test func internalDate() {

@@ -69,7 +69,7 @@ struct Driver {
         #expect(
             driver.send("d LOGIN {16}\r\nUSER@example.org \"secret\"") == [
                 "+ Ready for literal data",
-                "d OK [CAPABILITY IMAP4rev1 LITERAL+ ID IDLE MOVE UNSELECT QUOTA METADATA XCHATMAIL COMPRESS=DEFLATE] Logged in",
+                "d OK [CAPABILITY IMAP4rev1 LITERAL+ ID IDLE MOVE UIDPLUS UNSELECT QUOTA METADATA XCHATMAIL COMPRESS=DEFLATE] Logged in",
             ])
         #expect(driver.effects == [.loginFailed, .authenticated(Account(id: 1, address: "user@example.org"))])
         #expect(driver.send("e LOGIN x y") == ["e BAD Already authenticated"])
@@ -151,7 +151,10 @@ struct Driver {
         _ = driver.send("b SELECT INBOX")
         #expect(driver.send("c CREATE DeltaChat") == ["c OK CREATE completed"])
         #expect(driver.send("c2 CREATE DeltaChat") == ["c2 NO [ALREADYEXISTS] Mailbox exists"])
-        #expect(driver.send("d UID MOVE 2 DeltaChat") == ["* 2 EXPUNGE", "d OK MOVE completed"])
+        #expect(
+            driver.send("d UID MOVE 2 DeltaChat") == [
+                "* OK [COPYUID 3 2 1] Moved", "* 2 EXPUNGE", "d OK MOVE completed",
+            ])
         #expect(driver.send("e UID MOVE 3 Nowhere") == ["e NO [TRYCREATE] No such mailbox"])
         #expect(driver.send("f STORE 1:2 +FLAGS.SILENT (\\Deleted)") == ["f OK STORE completed"])
         #expect(driver.send("g UID EXPUNGE 3") == ["* 2 EXPUNGE", "g OK EXPUNGE completed"])
@@ -275,6 +278,108 @@ struct Driver {
         #expect(driver.send("e COMPRESS DEFLATE") == ["e NO [COMPRESSIONACTIVE] Already compressing"])
         #expect(driver.send("f LOGOUT") == ["* BYE Logging out", "f OK LOGOUT completed"])
         #expect(driver.effects.suffix(2) == [.startCompression, .close])
+    }
+
+    /// Issue 12: LIST with thousands of wildcards pinned a worker; now a pattern over the bound
+    /// is refused and one within it is matched in polynomial time.
+    @Test func listPatternsAreBounded() {
+        var driver = loggedIn()
+        let tooLong = String(repeating: "%*", count: 1000) + "a"
+        #expect(driver.send("b LIST \"\" \"\(tooLong)\"") == ["b BAD Pattern too long"])
+        let long = String(repeating: "%*", count: 500) + "Z"
+        #expect(driver.send("c LIST \"\" \"\(long)\"") == ["c OK LIST completed"])
+        #expect(
+            driver.send("d LIST \"\" \"%*%*%*%*%*%*%*%*%*%*%*%*%*%*%*%*%*%*%*%*%*%*%*%*%*%*%*%*%*%*%*%*Z\"") == [
+                "d OK LIST completed"
+            ])
+        #expect(driver.send("e LIST \"\" \"%*%*%*%*%*X\"").last == "e OK LIST completed")
+        #expect(
+            driver.send("f LIST \"IN\" \"%*%*B%*%*%*%*X\"") == [
+                "* LIST (\\HasNoChildren) \"/\" \"INBOX\"", "f OK LIST completed",
+            ])
+    }
+
+    /// Issue 12: each HEADER.FIELDS item re-parsed the header (3.3 s per item on a 24 MB
+    /// message, about 280 items per line); now a FETCH parses it once per message.
+    @Test func headerParsedOncePerMessagePerFetch() throws {
+        let body = "From: a@x\r\nSubject: hi\r\n continued\r\nX-0: zero\r\n\r\nX-1: in the body\r\n"
+        try store.deliver(Array(body.utf8), to: "user@example.org")
+        try store.deliver(Array(body.utf8), to: "user@example.org")
+        var driver = loggedIn()
+        _ = driver.send("b SELECT INBOX")
+        let items = (0..<200).map { "BODY.PEEK[HEADER.FIELDS (X-\($0))]" }.joined(separator: " ")
+        let lines = driver.send(
+            "c FETCH 1:2 (\(items) BODY.PEEK[HEADER] BODY.PEEK[HEADER.FIELDS (SUBJECT)] RFC822.TEXT)")
+        #expect(driver.session.headerScans == 2)
+        #expect(lines.count == 3)
+        #expect(
+            lines[0].contains(
+                "BODY[HEADER.FIELDS (X-0)] {13}\r\nX-0: zero\r\n\r\n BODY[HEADER.FIELDS (X-1)] {2}\r\n\r\n"))
+        #expect(lines[0].contains("BODY[HEADER.FIELDS (SUBJECT)] {27}\r\nSubject: hi\r\n continued\r\n\r\n"))
+        #expect(lines[0].hasSuffix("RFC822.TEXT {18}\r\nX-1: in the body\r\n FLAGS (\\Seen))"))
+        _ = driver.send("d FETCH 1 (FLAGS RFC822.SIZE)")
+        #expect(driver.session.headerScans == 2)
+    }
+
+    @Test func keywordLimits() throws {
+        try store.deliver(Array(message.utf8), to: "user@example.org")
+        var driver = loggedIn()
+        _ = driver.send("b SELECT INBOX")
+        let long = String(repeating: "k", count: 65)
+        #expect(driver.send("c STORE 1 +FLAGS.SILENT (\(long))") == ["c NO [LIMIT] A keyword is at most 64 bytes"])
+        let many = (0..<65).map { "k\($0)" }.joined(separator: " ")
+        #expect(
+            driver.send("d STORE 1 +FLAGS.SILENT (\(many))") == ["d NO [LIMIT] A message carries at most 64 keywords"])
+        #expect(
+            driver.send("e STORE 1 +FLAGS (k1 \\Seen)") == ["* 1 FETCH (FLAGS (\\Seen k1))", "e OK STORE completed"])
+        #expect(driver.send("f GETQUOTAROOT INBOX")[1] == "* QUOTA \"\" (STORAGE 1 102400)")
+    }
+
+    /// UIDPLUS (RFC 4315): COPYUID with the source UIDs and their copies' UIDs, in order.
+    @Test func copyUIDs() throws {
+        for _ in 0..<5 { try store.deliver(Array(message.utf8), to: "user@example.org") }
+        var driver = loggedIn()
+        #expect(driver.session.capabilities.contains("UIDPLUS"))
+        _ = driver.send("b CREATE Other")
+        _ = driver.send("c SELECT INBOX")
+        #expect(driver.send("d UID COPY 5,1:2,4 Other") == ["d OK [COPYUID 3 1:2,4:5 1:4] COPY completed"])
+        #expect(driver.send("e COPY 3 Other") == ["e OK [COPYUID 3 3 5] COPY completed"])
+        #expect(driver.send("f UID COPY 9 Other") == ["f OK COPY completed"])
+        #expect(
+            driver.send("g MOVE 2:3 Other") == [
+                "* OK [COPYUID 3 2:3 6:7] Moved", "* 3 EXPUNGE", "* 2 EXPUNGE", "g OK MOVE completed",
+            ])
+        #expect(SequenceSet.text([1, 2, 3, 7, 9, 10, 4]) == "1:3,7,9:10,4")
+        #expect(SequenceSet.text([UInt32.max - 1, .max]) == "4294967294:4294967295")
+        #expect(SequenceSet.text([]) == "")
+    }
+
+    /// UIDPLUS (RFC 4315): APPEND answers with the mailbox's UIDVALIDITY and the new UID.
+    @Test func appendUID() throws {
+        var driver = loggedIn()
+        _ = driver.send("b SELECT INBOX")
+        #expect(
+            driver.send("c APPEND INBOX (\\Seen k1) \" 5-Jan-2024 10:00:00 +0100\" {5+}\r\nhello") == [
+                "* 1 EXISTS", "c OK [APPENDUID 2 1] APPEND completed",
+            ])
+        #expect(
+            driver.send("d FETCH 1 (FLAGS INTERNALDATE BODY.PEEK[])") == [
+                "* 1 FETCH (FLAGS (\\Seen k1) INTERNALDATE \" 5-Jan-2024 09:00:00 +0000\" BODY[] {5}\r\nhello)",
+                "d OK FETCH completed",
+            ])
+        _ = driver.send("e CREATE Other")
+        #expect(
+            driver.send("f APPEND Other {3}\r\nabc") == [
+                "+ Ready for literal data", "f OK [APPENDUID 3 1] APPEND completed",
+            ])
+        #expect(driver.send("g APPEND Nope {1+}\r\nx") == ["g NO [TRYCREATE] No such mailbox"])
+        #expect(driver.send("h APPEND INBOX \"bad date\" {1+}\r\nx") == ["h BAD Invalid date-time"])
+        #expect(driver.send("i APPEND INBOX \"quoted\"") == ["i BAD Invalid date-time"])
+        let small = MemoryMailStore(quotaBytes: 10)
+        small.addAccount("user@example.org", password: "secret")
+        var full = Driver(store: small)
+        _ = full.send("a LOGIN user@example.org secret")
+        #expect(full.send("b APPEND INBOX {11+}\r\nhello world") == ["b NO [OVERQUOTA] Quota exceeded"])
     }
 
     @Test func oversizedLiterals() {

@@ -68,15 +68,17 @@ final class Counter: Sendable {
 }
 
 @Suite struct IMAPConnectionHandlerTests {
-    func makeChannel(startTLS: Bool = true) throws -> EmbeddedChannel {
+    func makeChannel(startTLS: Bool = true, implicitTLS: Bool = false) throws -> EmbeddedChannel {
         let store = MemoryMailStore()
         store.addAccount("user@example.org", password: "secret")
         var settings = IMAPServerSettings()
         settings.session.startTLSAvailable = startTLS
         settings.limits = IMAPLimits(lineLength: 100, literalSize: 50, commandSize: 1000)
+        settings.handshakeTimeout = .seconds(5)
+        settings.sendTimeout = .seconds(7)
         let services = IMAPServices(
             store: store, notifier: MailboxNotifier(), settings: settings, tls: nil, logger: Logger(label: "test"))
-        let channel = EmbeddedChannel(handler: IMAPConnectionHandler(services: services, implicitTLS: false))
+        let channel = EmbeddedChannel(handler: IMAPConnectionHandler(services: services, implicitTLS: implicitTLS))
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
         return channel
     }
@@ -111,6 +113,77 @@ final class Counter: Sendable {
         #expect(!channel.isActive)
     }
 
+    /// While the channel is not writable (the client does not read), commands wait: they do
+    /// not run, and their answers are not queued.
+    @Test func commandsWaitWhileTheChannelIsNotWritable() throws {
+        let store = MemoryMailStore()
+        store.addAccount("user@example.org", password: "secret")
+        var settings = IMAPServerSettings()
+        settings.session.loginRequiresTLS = false
+        let services = IMAPServices(
+            store: store, notifier: MailboxNotifier(), settings: settings, tls: nil, logger: Logger(label: "test"))
+        let channel = EmbeddedChannel(handler: IMAPConnectionHandler(services: services, implicitTLS: false))
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        channel.isWritable = false
+        channel.pipeline.fireChannelWritabilityChanged()
+        _ = try output(channel)  // the greeting
+        try channel.writeInbound(ByteBuffer(string: "a LOGIN user@example.org secret\r\n"))
+        #expect(try output(channel) == "")
+        #expect(services.sessionCount == 0)
+        channel.isWritable = true
+        channel.pipeline.fireChannelWritabilityChanged()
+        #expect(try output(channel).hasPrefix("a OK ") && services.sessionCount == 1)
+        #expect(channel.isActive)
+    }
+
+    /// A client that leaves our output unread for the send timeout is dropped.
+    @Test func aClientThatDoesNotReadIsDropped() throws {
+        let channel = try makeChannel()
+        _ = try output(channel)
+        channel.isWritable = false
+        channel.pipeline.fireChannelWritabilityChanged()
+        channel.embeddedEventLoop.advanceTime(by: .seconds(6))
+        #expect(channel.isActive)
+        channel.embeddedEventLoop.advanceTime(by: .seconds(2))
+        #expect(!channel.isActive)
+    }
+
+    /// The TLS port: no completed handshake within the deadline, the connection closes (here no
+    /// TLS handler is there to complete it).
+    @Test func aHandshakeThatDoesNotCompleteIsClosed() throws {
+        let channel = try makeChannel(implicitTLS: true)
+        channel.embeddedEventLoop.advanceTime(by: .seconds(4))
+        #expect(channel.isActive)
+        channel.embeddedEventLoop.advanceTime(by: .seconds(2))
+        #expect(!channel.isActive)
+    }
+
+    /// A deleted account's sessions get BYE and close, and leave no subscription behind.
+    @Test func aDeletedAccountsSessionsEnd() async throws {
+        let store = MemoryMailStore()
+        let account = store.addAccount("user@example.org", password: "secret")
+        var settings = IMAPServerSettings()
+        settings.session.loginRequiresTLS = false
+        let services = IMAPServices(
+            store: store, notifier: MailboxNotifier(), settings: settings, tls: nil, logger: Logger(label: "test"))
+        let channel = try await NIOAsyncTestingChannel { channel in
+            try channel.pipeline.syncOperations.addHandler(
+                IMAPConnectionHandler(services: services, implicitTLS: false))
+        }
+        try await channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).get()
+        _ = try await channel.waitForOutboundWrite(as: ByteBuffer.self)  // greeting
+        #expect(try await channel.exchange("a LOGIN user@example.org secret").hasPrefix("a OK "))
+        _ = try await channel.exchange("b SELECT INBOX")
+        #expect(try await channel.exchange("c IDLE") == "+ idling\r\n")
+        #expect(services.accountsInSession == [account.id] && services.sessionCount == 1)
+        services.accountsDeleted([account.id])
+        #expect(
+            String(buffer: try await channel.waitForOutboundWrite(as: ByteBuffer.self)) == "* BYE Account deleted\r\n")
+        try await channel.closeFuture.get()
+        #expect(services.accountsInSession.isEmpty && services.sessionCount == 0)
+        #expect(services.notifier.subscriberCount == 0)
+    }
+
     @Test func logoutCloses() throws {
         let channel = try makeChannel()
         _ = try output(channel)
@@ -125,6 +198,8 @@ final class Counter: Sendable {
 final class HookedStore: MailStore {
     let base = MemoryMailStore()
     let afterUIDs = Mutex<(@Sendable (Int64) -> Void)?>(nil)
+    /// Runs before every mailbox listing (LIST), for as long as it is set.
+    let beforeMailboxes = Mutex<(@Sendable () -> Void)?>(nil)
 
     func uids(mailbox: Int64) throws -> [UInt32] {
         let uids = try base.uids(mailbox: mailbox)
@@ -133,8 +208,14 @@ final class HookedStore: MailStore {
         return uids
     }
 
-    func login(user: String, password: String) throws -> Account? { try base.login(user: user, password: password) }
-    func mailboxes(account: Account) throws -> [MailboxInfo] { try base.mailboxes(account: account) }
+    func login(user: String, password: String, mayCreate: () -> Bool) throws -> Account? {
+        try base.login(user: user, password: password, mayCreate: mayCreate)
+    }
+    func mailboxes(account: Account) throws -> [MailboxInfo] {
+        let hook = beforeMailboxes.withLock { $0 }
+        hook?()
+        return try base.mailboxes(account: account)
+    }
     func mailbox(account: Account, name: String) throws -> MailboxInfo? {
         try base.mailbox(account: account, name: name)
     }
@@ -150,10 +231,13 @@ final class HookedStore: MailStore {
         try base.storeFlags(mailbox: mailbox, uids: uids, operation: operation, flags: flags)
     }
     func expunge(mailbox: Int64, uids: [UInt32]) throws -> [UInt32] { try base.expunge(mailbox: mailbox, uids: uids) }
-    func copy(mailbox: Int64, uids: [UInt32], to target: Int64) throws {
+    func copy(mailbox: Int64, uids: [UInt32], to target: Int64) throws -> [(source: UInt32, copy: UInt32)] {
         try base.copy(mailbox: mailbox, uids: uids, to: target)
     }
     func quota(account: Account) throws -> Quota { try base.quota(account: account) }
+    func append(mailbox: Int64, message: [UInt8], flags: [String], date: Int64?) throws -> UInt32 {
+        try base.append(mailbox: mailbox, message: message, flags: flags, date: date)
+    }
     func metadata(account: Account, mailbox: String, entry: String) throws -> [UInt8]? {
         try base.metadata(account: account, mailbox: mailbox, entry: entry)
     }
@@ -178,23 +262,19 @@ final class HookedStore: MailStore {
                 IMAPConnectionHandler(services: services, implicitTLS: false))
         }
         try await channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).get()
-        func exchange(_ command: String) async throws -> String {
-            try await channel.writeInbound(ByteBuffer(string: command + "\r\n"))
-            return String(buffer: try await channel.waitForOutboundWrite(as: ByteBuffer.self))
-        }
         _ = try await channel.waitForOutboundWrite(as: ByteBuffer.self)  // greeting
-        #expect(try await exchange("a LOGIN user@example.org secret").hasPrefix("a OK "))
+        #expect(try await channel.exchange("a LOGIN user@example.org secret").hasPrefix("a OK "))
         store.afterUIDs.withLock {
             $0 = { mailbox in
                 _ = try? store.base.deliver(Array("Subject: hi\r\n\r\nhi\r\n".utf8), to: "user@example.org")
                 notifier.notify([mailbox])
             }
         }
-        let selected = try await exchange("b SELECT INBOX")
+        let selected = try await channel.exchange("b SELECT INBOX")
         #expect(selected.contains("* 0 EXISTS\r\n") && selected.hasSuffix("b OK [READ-WRITE] SELECT completed\r\n"))
         #expect(notifier.subscriberCount == 1)
-        #expect(try await exchange("c IDLE") == "+ idling\r\n* 1 EXISTS\r\n")
-        #expect(try await exchange("DONE") == "c OK IDLE terminated\r\n")
+        #expect(try await channel.exchange("c IDLE") == "+ idling\r\n* 1 EXISTS\r\n")
+        #expect(try await channel.exchange("DONE") == "c OK IDLE terminated\r\n")
         _ = try await channel.finish(acceptAlreadyClosed: true)
     }
 }
@@ -232,11 +312,31 @@ final class Answers: Sendable {
 }
 
 @Suite struct ResponseEncodingTests {
-    @Test func byteBufferEncodingMatchesTheCore() {
-        let line = ResponseLine([.text("* 1 FETCH (UID 1 BODY[] "), .literal(Array("a\r\nb".utf8)), .text(")")])
-        var buffer = ByteBuffer()
-        line.encode(into: &buffer)
-        #expect(Array(buffer.readableBytesView) == line.encoded)
-        #expect(line.encodedSize >= buffer.readableBytes)
+    @Test func chunkedEncodingMatchesTheCore() {
+        let body = (0..<1000).map { UInt8(truncatingIfNeeded: $0) }
+        let lines = [
+            ResponseLine([.text("* 1 FETCH (UID 1 BODY[] "), .literal(Array("a\r\nb".utf8)), .text(")")]),
+            ResponseLine([.text("* 2 FETCH (BODY[] "), .literal(body), .text(" X "), .literal([]), .text(")")]),
+            ResponseLine("a OK FETCH completed"),
+        ]
+        for chunkSize in [1, 7, 64, 100_000] {
+            var output = ResponseOutput()
+            output.append(lines)
+            #expect(output.pendingBytes >= lines.map(\.encoded.count).reduce(0, +))
+            var wire: [UInt8] = []
+            while let chunk = output.nextChunk(allocator: ByteBufferAllocator(), chunkSize: chunkSize) {
+                #expect(chunk.readableBytes <= chunkSize + 40 && chunk.readableBytes > 0)
+                wire += chunk.readableBytesView
+            }
+            #expect(wire == lines.flatMap(\.encoded) && output.isEmpty && output.pendingBytes == 0)
+        }
+    }
+}
+
+extension NIOAsyncTestingChannel {
+    /// Sends one command line and returns the next write.
+    func exchange(_ command: String) async throws -> String {
+        try await writeInbound(ByteBuffer(string: command + "\r\n"))
+        return String(buffer: try await waitForOutboundWrite(as: ByteBuffer.self))
     }
 }

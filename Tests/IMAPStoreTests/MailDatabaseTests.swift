@@ -55,6 +55,59 @@ final class ChangeLog: Sendable {
         #expect(try !database.recipientExists("nobody123@example.org"))
     }
 
+    @Test func closedCreationRefusesNewNamesOnly() throws {
+        var settings = MailDatabase.Settings(rules: AccountRules(domain: "example.org"))
+        settings.passwordIterations = 1000
+        let nocreate = directory + "/nocreate"
+        settings.creationGate = AccountCreationGate(
+            noCreatePath: nocreate, storeDirectory: directory, minFreeBytes: 0)
+        let store = try MailDatabase(path: directory + "/gated.sqlite", settings: settings)
+        #expect(settings.creationGate?.state().isOpen == true)
+        let existing = try #require(try store.login(user: "abcdefghi@example.org", password: "longenough"))
+        FileManager.default.createFile(atPath: nocreate, contents: nil)
+        #expect(settings.creationGate?.state() == .closedByFile(nocreate))
+        #expect(try store.login(user: "jklmnopqr@example.org", password: "longenough") == nil)
+        #expect(try store.login(user: "abcdefghi@example.org", password: "longenough") == existing)
+        try FileManager.default.removeItem(atPath: nocreate)
+        // More free space asked for than any disk has.
+        settings.creationGate?.minFreeBytes = .max
+        let full = try MailDatabase(path: directory + "/gated.sqlite", settings: settings)
+        guard case .lowDisk = settings.creationGate?.state() else {
+            Issue.record("expected lowDisk")
+            return
+        }
+        #expect(try full.login(user: "jklmnopqr@example.org", password: "longenough") == nil)
+        #expect(try full.login(user: "abcdefghi@example.org", password: "longenough") == existing)
+    }
+
+    @Test func creationAskedOnlyWhenTheAccountWouldBeMade() throws {
+        let asked = Mutex(0)
+        func refuse() -> Bool {
+            asked.withLock { $0 += 1 }
+            return false
+        }
+        #expect(throws: MailStoreError.creationLimited) {
+            try database.login(user: "abcdefghi@example.org", password: "longenough", mayCreate: refuse)
+        }
+        #expect(try database.login(user: "short@example.org", password: "longenough", mayCreate: refuse) == nil)
+        #expect(try database.accounts().isEmpty)
+        let limits = SourceLimits(.init(accountCreationsPerHour: 2), now: { 0 })
+        for name in ["aaaaaaaa1", "aaaaaaaa2"] {
+            #expect(
+                try database.login(user: "\(name)@example.org", password: "longenough") {
+                    limits.takeAccountCreation(from: "192.0.2.1")
+                } != nil)
+        }
+        #expect(throws: MailStoreError.creationLimited) {
+            try database.login(user: "aaaaaaaa3@example.org", password: "longenough") {
+                limits.takeAccountCreation(from: "192.0.2.1")
+            }
+        }
+        // Logging into an existing account never asks.
+        #expect(try database.login(user: "aaaaaaaa1@example.org", password: "longenough", mayCreate: refuse) != nil)
+        #expect(asked.withLock { $0 } == 1)
+    }
+
     @Test func operatorAccounts() throws {
         #expect(try database.addAccount(address: "admin@example.org", password: "pw"))
         #expect(try !database.addAccount(address: "admin@example.org", password: "pw"))
@@ -115,6 +168,77 @@ final class ChangeLog: Sendable {
             try database.metadata(account: account, mailbox: "INBOX", entry: "/private/devicetoken") == Array("t".utf8))
         try database.setMetadata(account: account, mailbox: "INBOX", entry: "/private/devicetoken", value: nil)
         #expect(try database.metadata(account: account, mailbox: "INBOX", entry: "/private/devicetoken") == nil)
+    }
+
+    /// Issue 12: at the cap, replacing an existing entry was refused like adding one.
+    @Test func metadataCapRefusesOnlyNewEntries() throws {
+        let account = try #require(try database.login(user: "abcdefghi@example.org", password: "longenough"))
+        for index in 0..<32 {
+            try database.setMetadata(
+                account: account, mailbox: "INBOX", entry: "/private/e\(index)", value: Array("v".utf8))
+        }
+        #expect(throws: MailStoreError.metadataTooMany) {
+            try database.setMetadata(account: account, mailbox: "INBOX", entry: "/private/new", value: [1])
+        }
+        #expect(throws: MailStoreError.metadataTooMany) {
+            try database.setMetadata(account: account, mailbox: "", entry: "/private/e0", value: [1])
+        }
+        try database.setMetadata(account: account, mailbox: "INBOX", entry: "/private/e0", value: Array("new".utf8))
+        #expect(try database.metadata(account: account, mailbox: "INBOX", entry: "/private/e0") == Array("new".utf8))
+        try database.setMetadata(account: account, mailbox: "INBOX", entry: "/private/e1", value: nil)
+        try database.setMetadata(account: account, mailbox: "INBOX", entry: "/private/new", value: [1])
+    }
+
+    /// Issue 12: 140,000 keywords on one message were accepted and cost nothing.
+    @Test func keywordsAreBoundedAndCountInTheQuota() throws {
+        let account = try #require(try database.login(user: "abcdefghi@example.org", password: "longenough"))
+        _ = try database.deliver(Array(repeating: UInt8(ascii: "x"), count: 100), to: [account.address])
+        let inbox = try #require(try database.mailbox(account: account, name: "INBOX"))
+        let keywords = (0..<64).map { "k\($0 + 10)" }  // 4 bytes each with the separator
+        _ = try database.storeFlags(mailbox: inbox.id, uids: [1], operation: .add, flags: keywords + [Flag.seen])
+        #expect(try database.quota(account: account).usedBytes == 100 + 64 * 4)
+        #expect(throws: MailStoreError.limitReached("A message carries at most 64 keywords")) {
+            try database.storeFlags(mailbox: inbox.id, uids: [1], operation: .add, flags: ["one-more"])
+        }
+        #expect(try database.messages(mailbox: inbox.id, uids: [1]).first?.flags.count == 65)
+        // A copy carries its keywords' bytes; the quota (1000 bytes here) refuses growth past it.
+        try database.createMailbox(account: account, name: "Other")
+        let other = try #require(try database.mailbox(account: account, name: "Other"))
+        #expect(
+            try database.copy(mailbox: inbox.id, uids: [1, 7], to: other.id).map { [$0.source, $0.copy] } == [[1, 1]])
+        #expect(try database.quota(account: account).usedBytes == 2 * (100 + 64 * 4))
+        let long = (0..<40).map { "long-keyword-\($0 + 10)" }  // 17 bytes each
+        #expect(throws: MailStoreError.quotaExceeded) {
+            try database.storeFlags(mailbox: other.id, uids: [1], operation: .replace, flags: long)
+        }
+        #expect(try database.quota(account: account).usedBytes == 2 * (100 + 64 * 4))
+        // System flags are free, even over quota; removing keywords gives the bytes back.
+        _ = try database.storeFlags(mailbox: other.id, uids: [1], operation: .replace, flags: [Flag.deleted])
+        #expect(try database.quota(account: account).usedBytes == 2 * 100 + 64 * 4)
+        _ = try database.expunge(mailbox: inbox.id, uids: [1])
+        #expect(try database.quota(account: account).usedBytes == 100)
+    }
+
+    @Test func appendStoresWithFlagsDateAndQuota() throws {
+        let account = try #require(try database.login(user: "abcdefghi@example.org", password: "longenough"))
+        let inbox = try #require(try database.mailbox(account: account, name: "INBOX"))
+        _ = try database.deliver(Array("a".utf8), to: [account.address])
+        let uid = try database.append(
+            mailbox: inbox.id, message: Array("hello".utf8), flags: ["k1", Flag.seen], date: 42)
+        #expect(uid == 2)
+        #expect(
+            try database.messages(mailbox: inbox.id, uids: [2])
+                == [MessageInfo(uid: 2, flags: [Flag.seen, "k1"], internalDate: 42, size: 5)])
+        #expect(try database.body(mailbox: inbox.id, uid: 2) == Array("hello".utf8))
+        #expect(try database.quota(account: account).usedBytes == 1 + 5 + 3)
+        #expect(changes.value.withLock { $0.last } == inbox.id)
+        #expect(throws: MailStoreError.quotaExceeded) {
+            try database.append(mailbox: inbox.id, message: Array(repeating: 1, count: 992), flags: [], date: nil)
+        }
+        #expect(throws: MailStoreError.limitReached("A message carries at most 64 keywords")) {
+            try database.append(mailbox: inbox.id, message: [1], flags: (0..<65).map { "k\($0)" }, date: nil)
+        }
+        #expect(try database.uids(mailbox: inbox.id) == [1, 2])
     }
 
     @Test func sweepRemovesOldMailAndInactiveAccounts() throws {

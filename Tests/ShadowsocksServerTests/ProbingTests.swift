@@ -138,4 +138,19 @@ struct ProbingTests {
         #expect(a4.isActive)
         for channel in [a2, a4, b1] { _ = try channel.finish() }
     }
+
+    /// Issue 12.6: 41 addresses filled all 1024 places, and clients from fresh addresses were closed at once.
+    @Test("41 busy addresses leave places for a newcomer")
+    func fairShare() throws {
+        let state = try Self.state(maxHalfOpen: 1024, perSource: 32)
+        var channels: [EmbeddedChannel] = []
+        for address in 0..<41 {
+            for _ in 0..<40 { channels.append(try Self.connection(state, from: "10.0.\(address).1")) }
+        }
+        let held = channels.filter(\.isActive).count
+        #expect(held < 1024 * 3 / 4, "\(held) places held by 41 addresses")
+        let newcomers = try (1...5).map { try Self.connection(state, from: "198.51.100.\($0)") }
+        #expect(newcomers.allSatisfy { $0.isActive })
+        for channel in channels + newcomers where channel.isActive { _ = try channel.finish() }
+    }
 }

@@ -104,13 +104,14 @@ def request(method, key_text, target: bytes, payload=b"", salt=None, timestamp=N
 class Client:
     """A client connection to a Shadowsocks server asking for `target` (encoded with `address`)."""
 
-    def __init__(self, server, method, key_text, target: bytes, payload=b"", timeout=10.0, **request_options):
+    def __init__(self, server, method, key_text, target: bytes, payload=b"", timeout=10.0, source_address=None,
+                 **request_options):
         self.method = method
         self.key = master_key(method, key_text)
         self.is2022 = METHODS[method][2]
         self.maximum = 0xFFFF if self.is2022 else 0x3FFF
         self.first_flight, self.sender, self.salt = request(method, key_text, target, payload, **request_options)
-        self.sock = socket.create_connection(server, timeout=timeout)
+        self.sock = socket.create_connection(server, timeout=timeout, source_address=source_address)
         self.sock.sendall(self.first_flight)
         self.receiver = None
         self.buffer = b""

@@ -35,7 +35,7 @@ def free_port():
 
 
 class IMAPServer:
-    def __init__(self, tmp: Path, extra: str = ""):
+    def __init__(self, tmp: Path, extra: str = "", plaintext_login=True):
         self.tmp = tmp
         self.port, self.tls_port, self.lmtp_port = free_port(), free_port(), free_port()
         self.lmtp_socket = str(tmp / "run" / "lmtp.sock")
@@ -52,7 +52,7 @@ tls_listen = "127.0.0.1:{self.tls_port}"
 lmtp_socket = "{self.lmtp_socket}"
 lmtp_listen = "127.0.0.1:{self.lmtp_port}"
 mail_domain = "{DOMAIN}"
-plaintext_login = true
+plaintext_login = {"true" if plaintext_login else "false"}
 comment = "Chatmail \\"test\\" server"
 admin = "mailto:root@{DOMAIN}"
 password_iterations = 1000
@@ -416,7 +416,7 @@ class SupervisedIMAP:
     port = 21143
 
     def __init__(self, supervisor_factory, tmp_path, turn_host="turn.example.org", plaintext_login=True,
-                 lmtp_socket=None, tls_port=None, shadowsocks=None):
+                 lmtp_socket=None, tls_port=None, shadowsocks=None, auth_socket=None):
         """`shadowsocks`, the lines of a `[shadowsocks]` section, runs the real chatmail-shadowsocks on a free
         port (`shadowsocks_port`) too; without it that child is disabled."""
         self.tls_port, self.lmtp_port = tls_port or free_port(), free_port()
@@ -431,7 +431,7 @@ class SupervisedIMAP:
                 f'lmtp_socket = "{self.lmtp_socket}"', f'mail_domain = "{DOMAIN}"',
                 f"plaintext_login = {'true' if plaintext_login else 'false'}",
                 'comment = "Chatmail \\"test\\" server"', f'admin = "mailto:root@{DOMAIN}"',
-                "password_iterations = 1000"]})
+                "password_iterations = 1000"] + ([f'auth_socket = "{auth_socket}"'] if auth_socket else [])})
         text = self.sup.config.read_text().replace('host = "turn.example.org"', f'host = "{turn_host}"')
         self.sup.config.write_text(text + '\n[tls]\nself_signed = true\nnames = ["localhost"]\n')
         self.sup.start()
@@ -565,7 +565,12 @@ def test_examine_uid_expunge_unselect_and_friends(server):
     c.unselect_folder()
     c.select_folder("INBOX")
     c.add_flags([1, 2, 3], [imapclient.DELETED])
-    # UID EXPUNGE works though UIDPLUS (which also needs COPYUID codes) is not advertised.
+    # UIDPLUS: COPYUID in COPY's OK, UID EXPUNGE.
+    assert c.has_capability("UIDPLUS")
+    c.create_folder("Copies")
+    # imaplib keeps no tagged response code: read the tagged line of UID COPY itself.
+    typ, data = c._imap._simple_command("UID", "COPY", "2:3", "Copies")
+    assert typ == "OK" and data[0].startswith(b"[COPYUID ") and data[0].split()[2:4] == [b"2:3", b"1:2]"], data
     assert c._imap.uid("EXPUNGE", "2")[0] == "OK"
     assert c.search(["UID", "1:*"]) == [1, 3]
     assert c.search(["DELETED"]) == [1, 3]

@@ -3,7 +3,6 @@ as the MTA delivering to us over LMTP: two accounts configure, join securely, ex
 and one account doing all of that through chatmail-shadowsocks with the link `chatmailctl` prints."""
 
 import base64
-import contextlib
 import hashlib
 import hmac
 import os
@@ -11,15 +10,14 @@ import re
 import shutil
 import signal
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
 import pytest
 
-from postfix_instance import Postfix, available as postfix_available
+from postfix_instance import available as postfix_available, running_mail_system
 from conftest import ROOT, wait_until
-from test_imap import SupervisedIMAP, free_port
+from test_imap import free_port
 from test_tls import make_certificate
 
 rpc_client = pytest.importorskip("deltachat_rpc_client")
@@ -55,29 +53,6 @@ def time_limit(request):
     signal.signal(signal.SIGALRM, previous)
 
 
-@contextlib.contextmanager
-def running_mail_system(supervisor_factory, tmp_path, transport, shadowsocks=None, smtps_port=None,
-                        certificate=None, tls_port=None):
-    """chatmail-imap under the real supervisor (fake TURN child on 127.0.0.1:23478), Postfix in front
-    delivering over LMTP on the Unix socket or on loopback TCP; `shadowsocks` and the rest as for
-    SupervisedIMAP and Postfix."""
-    # Postfix's LMTP client runs as the postfix user: the socket lives where it can reach it.
-    socket_dir = Path(tempfile.mkdtemp(prefix="chatmail-lmtp-", dir="/var/tmp"))
-    os.chmod(socket_dir, 0o755)
-    postfix = None
-    try:
-        server = SupervisedIMAP(supervisor_factory, tmp_path, turn_host="127.0.0.1", plaintext_login=False,
-                                lmtp_socket=str(socket_dir / "lmtp.sock"), tls_port=tls_port,
-                                shadowsocks=shadowsocks)
-        next_hop = f"unix:{server.lmtp_socket}" if transport == "unix" else f"inet:127.0.0.1:{server.lmtp_port}"
-        postfix = Postfix(DOMAIN, free_port(), next_hop, smtps_port=smtps_port, certificate=certificate)
-        yield server, postfix
-    finally:
-        if postfix:
-            postfix.stop()
-        shutil.rmtree(socket_dir, ignore_errors=True)
-
-
 @pytest.fixture(params=["unix", "inet"])
 def mail_system(request, supervisor_factory, tmp_path):
     with running_mail_system(supervisor_factory, tmp_path, request.param) as (server, postfix):
@@ -85,8 +60,9 @@ def mail_system(request, supervisor_factory, tmp_path):
 
 
 def configure(account, address, server, postfix, security):
+    """IMAP and SMTP both over TLS ("ssl": 993-style and 465-style ports) or both with STARTTLS."""
     configure_transport(account, address, "127.0.0.1", server.tls_port if security == "ssl" else server.port,
-                        security, postfix.port, "plain")
+                        security, postfix.smtps_port if security == "ssl" else postfix.submission_port, security)
 
 
 def configure_transport(account, address, host, imap_port, imap_security, smtp_port, smtp_security):
@@ -149,7 +125,10 @@ def test_two_delta_chat_accounts_exchange_messages(mail_system, tmp_path, securi
         expected = base64.b64encode(hmac.new(secret, ice[0]["username"].encode(), hashlib.sha1).digest()).decode()
         assert ice[0]["credential"] == expected
     log = postfix.log()
-    hop = f"[{server.lmtp_socket}]" if transport == "unix" else f"relay=127.0.0.1[127.0.0.1]:{server.lmtp_port}"
+    # Both accounts sent through the submission port of `security`, logged in through chatmail-imap.
+    port_name = "submissions" if security == "ssl" else "submission"
+    assert f"postfix/{port_name}/smtpd" in log and "sasl_username=alice0001@example.org" in log, log
+    hop = "[chatmail/lmtp.sock]" if transport == "unix" else f"relay=127.0.0.1[127.0.0.1]:{server.lmtp_port}"
     assert hop in log and "status=sent (250 2.0.0" in log, log
 
 
@@ -215,7 +194,7 @@ def test_delta_chat_reaches_the_server_through_the_shadowsocks_link(supervisor_f
         assert 'refused target "mail.example.net":993 (not this server)' in sup.log.read_text()
         # Alice's mail went in over SMTPS, which only the proxy reaches as chat.example.org:465.
         log = postfix.log()
-        assert "postfix/smtps/smtpd" in log and "from=<alice0002@example.org>" in log, log
+        assert "postfix/submissions/smtpd" in log and "from=<alice0002@example.org>" in log, log
 
 
 def test_delta_chat_2_0_core_exchanges_messages_too():

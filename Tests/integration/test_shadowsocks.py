@@ -504,6 +504,41 @@ def test_a_replayed_first_flight_is_refused(servers, method):
     first.close()
 
 
+@pytest.mark.parametrize(
+    "method,how",
+    [
+        ("aes-256-gcm", "stop"),
+        ("aes-256-gcm", "crash after a save"),
+        ("2022-blake3-aes-256-gcm", "stop"),
+        ("2022-blake3-aes-256-gcm", "crash before a save"),
+    ],
+)
+def test_a_flight_replayed_after_a_restart_is_refused(tmp_path, echo, checksum, method, how):
+    """The salt history outlives the process (issue 12.6): saved at a clean stop, appended every second while
+    running; after a crash, 2022 requests stamped before the new start are refused whatever was saved."""
+    key = key_for(method)
+    server = Server(tmp_path, method, key, echo.port, checksum.port)
+    try:
+        first = server.client(payload=b"before")
+        assert first.recv_exactly(6) == b"before"
+        first.close()
+        if how == "stop":
+            server.stop()
+        else:
+            if how == "crash after a save":
+                time.sleep(2.5)  # the salt is appended within a second
+            server.process.kill()
+            server.process.wait()
+        assert (tmp_path / "state" / f"shadowsocks-salts.{method}").exists()
+        server = Server(tmp_path, method, key, echo.port, checksum.port)
+        replay(server, first.first_flight)
+        fresh = server.client(payload=b"after")
+        assert fresh.recv_exactly(5) == b"after"
+        fresh.close()
+    finally:
+        server.stop()
+
+
 @pytest.mark.parametrize("method", ["aes-256-gcm", "2022-blake3-aes-256-gcm"])
 def test_a_replayed_request_for_a_refused_target_is_drained_like_a_probe(servers, method):
     """The replay check comes before the destination policy: a prober replaying a recorded request cannot tell
@@ -652,6 +687,44 @@ def test_idle_connections_are_closed_and_caps_hold(tmp_path, echo, checksum):
             sock.settimeout(0.2)
             with pytest.raises(socket.timeout):
                 sock.recv(1)  # still open
+            sock.close()
+    finally:
+        server.stop()
+
+
+def test_a_few_busy_addresses_leave_half_open_places_for_others(tmp_path, echo, checksum):
+    """Issue 12.6: the half-open places are shared by source; addresses that keep opening take only a share
+    that shrinks as the places fill, so a client from a fresh address still gets in."""
+    server = Server(tmp_path, "aes-256-gcm", "fair-key", echo.port, checksum.port,
+                    extra="max_half_open = 24\nmax_half_open_per_source = 24")
+
+    def open_from(source, count):
+        socks = []
+        for _ in range(count):
+            sock = socket.socket()
+            sock.bind((source, 0))
+            sock.connect(server.address)
+            socks.append(sock)
+        return socks
+
+    def still_open(sock):
+        try:
+            return sock.recv(1, socket.MSG_DONTWAIT) != b""
+        except BlockingIOError:
+            return True
+        except ConnectionResetError:
+            return False
+
+    try:
+        busy = [sock for n in range(1, 4) for sock in open_from(f"127.0.{n}.1", 24)]
+        time.sleep(0.5)
+        held = sum(still_open(sock) for sock in busy)
+        assert held < 23, f"{held} of 24 places taken by three addresses (one is the readiness check)"
+        client = ssclient.Client(server.address, "aes-256-gcm", "fair-key", ssclient.address(NAME, 993), b"hi",
+                                 source_address=("127.0.9.1", 0))
+        assert client.recv_exactly(2) == b"hi"
+        client.close()
+        for sock in busy:
             sock.close()
     finally:
         server.stop()

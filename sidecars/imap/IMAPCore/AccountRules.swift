@@ -10,15 +10,20 @@ public struct AccountRules: Sendable, Equatable {
         self.passwordMinLength = passwordMinLength
     }
 
-    /// The address lowercased, if it is `localpart@domain` with an allowed localpart
-    /// (`a-z 0-9 . _ -`, not starting with a dot).
+    /// The address lowercased, if it is `localpart@domain` with an allowed localpart: `a-z 0-9 . _ -`
+    /// as an RFC 5322 dot-atom (no dot first or last, no two dots in a row).
     public func normalizedAddress(_ address: String) -> String? {
         let lower = address.lowercased()
         guard let at = lower.lastIndex(of: "@"), lower[lower.index(after: at)...] == domain else { return nil }
-        let localpart = lower[..<at]
-        guard localpart.utf8.allSatisfy(Self.isLocalpartByte), localpart.first != "." else { return nil }
+        let localpart = lower[..<at].utf8
+        guard localpart.allSatisfy(Self.isLocalpartByte), localpart.first.map({ $0 != Self.dot }) ?? false,
+            localpart.last != Self.dot,
+            !zip(localpart, localpart.dropFirst()).contains(where: { $0 == Self.dot && $1 == Self.dot })
+        else { return nil }
         return lower
     }
+
+    private static let dot = UInt8(ascii: ".")
 
     /// Whether a login with these credentials may create the account.
     public func allowsCreation(address: String, password: String) -> Bool {

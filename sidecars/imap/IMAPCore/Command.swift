@@ -39,6 +39,8 @@ public struct Command: Equatable, Sendable {
         case getQuota(root: String)
         case getMetadata(mailbox: String, entries: [String])
         case setMetadata(mailbox: String, entries: [MetadataEntry])
+        /// `APPEND mailbox [(flags)] ["date-time"] literal`; the date as seconds since 1970.
+        case append(mailbox: String, flags: [String], date: Int64?, message: [UInt8])
     }
 }
 
@@ -153,6 +155,20 @@ public struct SequenceSet: Equatable, Sendable {
             }
         }
         return merged
+    }
+
+    /// UIDs in the order given, as set text: runs of consecutive ascending numbers become `a:b`
+    /// (`1:3,7,9:10`); the order is kept, as COPYUID pairs two such lists element by element.
+    public static func text(_ numbers: [UInt32]) -> String {
+        var parts: [String] = []
+        var index = 0
+        while index < numbers.count {
+            var end = index
+            while end + 1 < numbers.count, numbers[end] != .max, numbers[end + 1] == numbers[end] + 1 { end += 1 }
+            parts.append(end == index ? "\(numbers[index])" : "\(numbers[index]):\(numbers[end])")
+            index = end + 1
+        }
+        return parts.joined(separator: ",")
     }
 
     /// Whether `value` lies in the set.

@@ -2,7 +2,7 @@
 public struct IMAPLimits: Sendable, Equatable {
     /// The longest line, without the literals it announces.
     public var lineLength: Int
-    /// The largest literal a command may carry (LOGIN, SETMETADATA; APPEND is not offered).
+    /// The largest literal a command may carry (LOGIN, SETMETADATA, APPEND's message).
     public var literalSize: Int
     /// The largest command, literals included.
     public var commandSize: Int

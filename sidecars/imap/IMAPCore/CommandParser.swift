@@ -175,6 +175,27 @@ public enum CommandParser {
             while r.take(UInt8(ascii: " ")) { keys.append(try searchKey(&r)) }
             guard !keys.isEmpty else { throw r.error("SEARCH needs a key") }
             return .search(keys, byUID: byUID)
+        case "APPEND":
+            try r.space()
+            let mailbox = try r.mailbox()
+            try r.space()
+            var flags: [String] = []
+            if r.peek == UInt8(ascii: "(") {
+                flags = try r.flagList()
+                try r.space()
+            }
+            var date: Int64?
+            if r.peek == UInt8(ascii: "\"") {
+                guard let parsed = IMAPDate.parse(String(decoding: try r.string(), as: UTF8.self)) else {
+                    throw r.error("Invalid date-time")
+                }
+                date = parsed
+                try r.space()
+            }
+            guard r.peek == UInt8(ascii: "{") || r.peek == UInt8(ascii: "~") else {
+                throw r.error("APPEND needs the message as a literal")
+            }
+            return .append(mailbox: mailbox, flags: flags, date: date, message: try r.string())
         case "GETQUOTAROOT":
             try r.space()
             return .getQuotaRoot(mailbox: try r.mailbox())

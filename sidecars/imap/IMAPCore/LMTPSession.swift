@@ -38,6 +38,10 @@ public struct LMTPSession: Sendable {
     private var phase = Phase.greeted
     private var recipients: [String] = []
     private var input: [UInt8] = []
+    /// Where in `input` the search for the next line end resumes.
+    private var scanned = 0
+    /// Part of the current data line is already in `message`.
+    private var dataLineStarted = false
     private var message: [UInt8] = []
     private var messageTooLarge = false
     private var closed = false
@@ -50,22 +54,60 @@ public struct LMTPSession: Sendable {
     public var greeting: String { "220 \(settings.hostname) LMTP ready\r\n" }
 
     /// Feeds received bytes; returns the replies they call for.
+    ///
+    /// Every byte is looked at about once: the search for a line end resumes where the last one
+    /// stopped, and message data goes to the message as it comes, line end or not, so that a
+    /// long line costs neither rescans nor a second buffer. A command line is bounded by
+    /// `maxLineLength`.
     public mutating func receive(_ bytes: some Sequence<UInt8>) -> Output {
         input.append(contentsOf: bytes)
         var replies: [String] = []
         var start = 0
-        while !closed, let lf = input[start...].firstIndex(of: UInt8(ascii: "\n")) {
+        while !closed {
+            let from = max(start, scanned)
+            let lf = input[from...].firstIndex(of: UInt8(ascii: "\n"))
+            scannedBytes += (lf ?? input.endIndex) - from + (lf == nil ? 0 : 1)
+            guard let lf else {
+                scanned = input.endIndex
+                if phase == .data { start += takePartialDataLine(input[start...]) }
+                break
+            }
             var line = input[start..<lf]
             if line.last == UInt8(ascii: "\r") { line = line.dropLast() }
             start = lf + 1
+            scanned = start
             if let reply = handle(line) { replies.append(reply) }
         }
         input.removeFirst(start)
+        scanned -= start
         if !closed && phase != .data && input.count > settings.maxLineLength {
             closed = true
             replies.append("500 5.5.2 Line too long\r\n")
         }
         return Output(replies: replies, close: closed)
+    }
+
+    /// Bytes examined so far looking for line ends (for tests: stays proportional to the input).
+    public private(set) var scannedBytes = 0
+
+    /// Takes what can already go into the message from a data line whose end has not come:
+    /// all but a final CR (it may start the CRLF), and nothing yet from a line that may still be
+    /// the lone dot. Returns how many bytes were taken.
+    private mutating func takePartialDataLine(_ partial: ArraySlice<UInt8>) -> Int {
+        var content = partial
+        if content.last == UInt8(ascii: "\r") { content = content.dropLast() }
+        var taken = 0
+        if !dataLineStarted {
+            guard content.count >= 2 || (content.count == 1 && content.first != UInt8(ascii: ".")) else { return 0 }
+            if content.first == UInt8(ascii: ".") {
+                content = content.dropFirst()
+                taken = 1
+            }
+        }
+        guard !content.isEmpty || taken > 0 else { return 0 }
+        dataLineStarted = true
+        appendData(content)
+        return taken + content.count
     }
 
     private mutating func handle(_ line: ArraySlice<UInt8>) -> String? {
@@ -135,18 +177,25 @@ public struct LMTPSession: Sendable {
     }
 
     /// A data line: the lone dot ends the message, a leading dot is unstuffed, lines end in CRLF.
+    /// Its start may already be in the message (`takePartialDataLine`).
     private mutating func dataLine(_ line: ArraySlice<UInt8>) -> String? {
-        if line.count == 1 && line.first == UInt8(ascii: ".") { return endOfData() }
-        let content = line.first == UInt8(ascii: ".") ? line.dropFirst() : line
-        if message.count + content.count + 2 > settings.maxMessageSize {
+        defer { dataLineStarted = false }
+        if dataLineStarted {
+            appendData(line)
+        } else {
+            if line.count == 1 && line.first == UInt8(ascii: ".") { return endOfData() }
+            appendData(line.first == UInt8(ascii: ".") ? line.dropFirst() : line)
+        }
+        appendData([13, 10])
+        return nil
+    }
+
+    private mutating func appendData(_ content: some Collection<UInt8>) {
+        if message.count + content.count > settings.maxMessageSize {
             messageTooLarge = true
             message = []
         }
-        if !messageTooLarge {
-            message.append(contentsOf: content)
-            message.append(contentsOf: [13, 10])
-        }
-        return nil
+        if !messageTooLarge { message.append(contentsOf: content) }
     }
 
     private mutating func endOfData() -> String {
@@ -182,29 +231,5 @@ public struct LMTPSession: Sendable {
         let address = String(rest[rest.index(after: rest.startIndex)..<close])
         guard !address.contains(where: { $0 == " " || $0 == "<" }) else { return nil }
         return (address, rest[rest.index(after: close)...].split(separator: " "))
-    }
-}
-
-/// Failed logins per source address within a window; pure, time passed in.
-public struct LoginLimiter: Sendable {
-    public var limit: Int
-    public var window: Double
-    private var failures: [String: [Double]] = [:]
-
-    public init(limit: Int, window: Double = 60) {
-        self.limit = limit
-        self.window = window
-    }
-
-    /// Whether `source` may try another login now.
-    public mutating func allows(_ source: String, now: Double) -> Bool {
-        let recent = (failures[source] ?? []).filter { now - $0 < window }
-        failures[source] = recent.isEmpty ? nil : recent
-        return recent.count < limit
-    }
-
-    public mutating func recordFailure(_ source: String, now: Double) {
-        failures[source, default: []].append(now)
-        if failures.count > 100_000 { failures = failures.filter { $0.value.contains { now - $0 < window } } }
     }
 }

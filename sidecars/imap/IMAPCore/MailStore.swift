@@ -54,14 +54,26 @@ public enum MailStoreError: Error, Equatable, Sendable {
     case mailboxExists
     case noSuchMailbox
     case limitReached(String)
+    /// Too many accounts were created from the client's address lately.
+    case creationLimited
+    /// A new METADATA entry beyond the per-account cap (RFC 5464's TOOMANY).
+    case metadataTooMany
+}
+
+extension MailStore {
+    /// A login that may create the account whenever the rules allow (operator tools, tests).
+    public func login(user: String, password: String) throws -> Account? {
+        try login(user: user, password: password, mayCreate: { true })
+    }
 }
 
 /// What the IMAP session needs from storage. Calls are synchronous and short; every change
 /// is durable when the call returns.
 public protocol MailStore: Sendable {
     /// The account for these credentials, created on first login when the rules allow; nil
-    /// when the credentials are wrong.
-    func login(user: String, password: String) throws -> Account?
+    /// when the credentials are wrong. `mayCreate` is asked (once) only when the account would
+    /// be created; false refuses that with `MailStoreError.creationLimited`.
+    func login(user: String, password: String, mayCreate: () -> Bool) throws -> Account?
     func mailboxes(account: Account) throws -> [MailboxInfo]
     func mailbox(account: Account, name: String) throws -> MailboxInfo?
     func createMailbox(account: Account, name: String) throws
@@ -75,8 +87,13 @@ public protocol MailStore: Sendable {
     func storeFlags(mailbox: Int64, uids: [UInt32], operation: StoreOperation, flags: [String]) throws -> [MessageInfo]
     /// Removes `uids` and returns those that were removed.
     func expunge(mailbox: Int64, uids: [UInt32]) throws -> [UInt32]
-    /// Copies `uids` to another mailbox of the same account (new UIDs there, same flags and date).
-    func copy(mailbox: Int64, uids: [UInt32], to target: Int64) throws
+    /// Copies `uids` to another mailbox of the same account (new UIDs there, same flags and date);
+    /// returns each copied message's UID and its copy's, ascending.
+    @discardableResult
+    func copy(mailbox: Int64, uids: [UInt32], to target: Int64) throws -> [(source: UInt32, copy: UInt32)]
+    /// Stores `message` in the mailbox with these flags and date (now if nil), within the quota
+    /// and the keyword bounds; returns its UID.
+    func append(mailbox: Int64, message: [UInt8], flags: [String], date: Int64?) throws -> UInt32
     func quota(account: Account) throws -> Quota
     func metadata(account: Account, mailbox: String, entry: String) throws -> [UInt8]?
     func setMetadata(account: Account, mailbox: String, entry: String, value: [UInt8]?) throws

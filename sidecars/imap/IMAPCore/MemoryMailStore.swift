@@ -76,10 +76,12 @@ public final class MemoryMailStore: MailStore {
 
     private static func used(_ state: State, account: Int64) -> Int64 {
         state.mailboxes.values.filter { $0.account == account }
-            .reduce(0) { $0 + $1.messages.reduce(0) { $0 + Int64($1.body.count) } }
+            .reduce(0) {
+                $0 + $1.messages.reduce(0) { $0 + Int64($1.body.count + Keywords.quotaBytes($1.info.flags)) }
+            }
     }
 
-    public func login(user: String, password: String) throws -> Account? {
+    public func login(user: String, password: String, mayCreate: () -> Bool) throws -> Account? {
         state.withLock { state in
             guard let entry = state.accounts[user.lowercased()], entry.password == password else { return nil }
             return entry.account
@@ -130,9 +132,11 @@ public final class MemoryMailStore: MailStore {
         -> [MessageInfo]
     {
         let wanted = Set(uids)
-        return state.withLock { state in
+        return try state.withLock { state in
             guard var box = state.mailboxes[mailbox] else { return [] }
+            let before = Self.used(state, account: box.account)
             var changed: [MessageInfo] = []
+            var added = 0
             for index in box.messages.indices where wanted.contains(box.messages[index].info.uid) {
                 var set = Set(box.messages[index].info.flags)
                 switch operation {
@@ -140,9 +144,12 @@ public final class MemoryMailStore: MailStore {
                 case .remove: set.subtract(flags)
                 case .replace: set = Set(flags)
                 }
+                try Keywords.check(set)
+                added += Keywords.quotaBytes(set) - Keywords.quotaBytes(box.messages[index].info.flags)
                 box.messages[index].info.flags = set.sorted()
                 changed.append(box.messages[index].info)
             }
+            if added > 0 && before + Int64(added) > quotaBytes { throw MailStoreError.quotaExceeded }
             state.mailboxes[mailbox] = box
             return changed
         }
@@ -157,9 +164,10 @@ public final class MemoryMailStore: MailStore {
         }
     }
 
-    public func copy(mailbox: Int64, uids: [UInt32], to target: Int64) throws {
+    @discardableResult
+    public func copy(mailbox: Int64, uids: [UInt32], to target: Int64) throws -> [(source: UInt32, copy: UInt32)] {
         let wanted = Set(uids)
-        try state.withLock { state in
+        return try state.withLock { state in
             guard let source = state.mailboxes[mailbox], state.mailboxes[target] != nil else {
                 throw MailStoreError.noSuchMailbox
             }
@@ -168,11 +176,24 @@ public final class MemoryMailStore: MailStore {
             guard Self.used(state, account: source.account) + size <= quotaBytes else {
                 throw MailStoreError.quotaExceeded
             }
-            for message in messages {
-                _ = Self.append(
+            return messages.map { message in
+                let copy = Self.append(
                     &state, mailbox: target, body: message.body, flags: message.info.flags,
                     date: message.info.internalDate)
+                return (message.info.uid, copy)
             }
+        }
+    }
+
+    public func append(mailbox: Int64, message: [UInt8], flags: [String], date: Int64?) throws -> UInt32 {
+        try state.withLock { state in
+            guard let box = state.mailboxes[mailbox] else { throw MailStoreError.noSuchMailbox }
+            try Keywords.check(flags)
+            let size = Int64(message.count + Keywords.quotaBytes(flags))
+            guard Self.used(state, account: box.account) + size <= quotaBytes else {
+                throw MailStoreError.quotaExceeded
+            }
+            return Self.append(&state, mailbox: mailbox, body: message, flags: flags, date: date ?? now())
         }
     }
 

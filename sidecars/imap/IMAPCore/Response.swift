@@ -99,9 +99,32 @@ public enum Flag {
     public static let recent = "\\Recent"
     public static let system = [answered, flagged, deleted, seen, draft]
 
+    /// Whether `flag` (canonical) is a system flag rather than a keyword.
+    public static func isSystem(_ flag: String) -> Bool { flag == recent || system.contains(flag) }
+
     /// `\seen` is `\Seen`; other names stay as written.
     public static func canonical(_ flag: String) -> String {
         let lower = flag.lowercased()
         return (system + [recent]).first { $0.lowercased() == lower } ?? flag
+    }
+}
+
+/// Bounds on keywords (flags other than the system ones), which clients may set freely: how many a
+/// message may carry, how long each may be, and what they cost in the account's quota.
+public enum Keywords {
+    public static let maxPerMessage = 64
+    /// Bytes per keyword (Dovecot's `mail_max_keyword_length` is 50).
+    public static let maxLength = 64
+
+    /// The bytes a message's flags count in the quota: each keyword and a separator.
+    public static func quotaBytes(_ flags: some Sequence<String>) -> Int {
+        flags.reduce(0) { Flag.isSystem($1) ? $0 : $0 + $1.utf8.count + 1 }
+    }
+
+    /// Throws when a message would carry more keywords than allowed.
+    public static func check(_ flags: some Collection<String>) throws(MailStoreError) {
+        guard flags.count { !Flag.isSystem($0) } <= maxPerMessage else {
+            throw .limitReached("A message carries at most \(maxPerMessage) keywords")
+        }
     }
 }

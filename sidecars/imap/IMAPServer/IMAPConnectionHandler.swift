@@ -1,28 +1,50 @@
+import ChatmailTLS
 import IMAPCore
 import Logging
 import NIOCore
 
 /// One IMAP connection: bytes to the framer, frames to the session, responses and effects
 /// (STARTTLS, COMPRESS, discovery, IDLE notifications, close) back to the channel.
+///
+/// Output is bounded: responses go out in chunks while the channel is writable, and the next
+/// command runs (and the socket is read) only once everything before it has been handed to the
+/// channel and the channel is writable again. A client that leaves our output unread for
+/// `sendTimeout` is dropped.
 final class IMAPConnectionHandler: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
+
+    private enum State: Equatable {
+        /// Taking commands from the framer.
+        case ready
+        /// A command runs on a thread pool, where the session is; `mailboxChanged` records a
+        /// change notification that came meanwhile.
+        case running(mailboxChanged: Bool)
+        /// Logged in: commands wait for the supervisor's discovery answer.
+        case waitingForDiscovery
+        /// Sending what is queued, then closing; nothing more is read or run.
+        case closing
+        /// Closed, or closing once the last write is out: nothing more happens.
+        case closed
+    }
 
     private let services: IMAPServices
     private var framer: CommandFramer
     private var session: IMAPSession
     private var context: ChannelHandlerContext?
     private var source = "unknown"
-    private var waitingForDiscovery = false
-    /// A command runs on the thread pool: the session is there, and reading waits.
-    private var busy = false
+    private var state = State.ready
+    /// A read the pipeline asked for while commands could not run.
     private var readPending = false
-    private var changedWhileBusy = false
-    private var inactive = false
-    private var closing = false
+    private var output = ResponseOutput()
     private var subscription: (token: UInt64, mailbox: Int64)?
+    private var accountSubscription: UInt64?
     private var timer: RepeatedTask?
+    /// Closes a connection whose TLS handshake has not completed in time.
+    private var handshakeDeadline: Scheduled<Void>?
+    /// Closes a connection whose output has waited too long for the client to read.
+    private var sendDeadline: Scheduled<Void>?
     private var lastActivity = NIODeadline.now()
     private var lastKeepalive = NIODeadline.now()
     private let opened = NIODeadline.now()
@@ -44,8 +66,11 @@ final class IMAPConnectionHandler: ChannelDuplexHandler {
 
     func channelActive(context: ChannelHandlerContext) {
         if let address = context.remoteAddress?.ipAddress { source = address }
+        session.mayCreateAccount = { [services, source] in services.sourceLimits.takeAccountCreation(from: source) }
+        if session.configuration.tlsActive { startHandshakeDeadline(context: context) }
         send([session.greeting], context: context)
-        let tick = min(services.settings.keepaliveInterval, .seconds(15))
+        let settings = services.settings
+        let tick = min(settings.keepaliveInterval, .seconds(15), .nanoseconds(settings.loginTimeout.nanoseconds / 2))
         let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
         timer = context.eventLoop.scheduleRepeatedTask(initialDelay: tick, delay: tick) { _ in bound.value.tick() }
         context.fireChannelActive()
@@ -54,11 +79,15 @@ final class IMAPConnectionHandler: ChannelDuplexHandler {
     func channelInactive(context: ChannelHandlerContext) {
         timer?.cancel()
         timer = nil
+        handshakeDeadline?.cancel()
+        sendDeadline?.cancel()
         if let subscription { services.notifier.unsubscribe(subscription.token) }
         subscription = nil
+        if let accountSubscription { services.accountSessions.unsubscribe(accountSubscription) }
+        accountSubscription = nil
         if let account = session.account { services.release(account) }
-        closing = true
-        inactive = true
+        state = .closed
+        output = ResponseOutput()
         context.fireChannelInactive()
     }
 
@@ -67,39 +96,58 @@ final class IMAPConnectionHandler: ChannelDuplexHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard !closing else { return }
+        guard state != .closing && state != .closed else { return }
         let buffer = unwrapInboundIn(data)
         lastActivity = .now()
         framer.feed(buffer.readableBytesView)
         process(context: context)
     }
 
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is TLSHandshakeCompleted {
+            handshakeDeadline?.cancel()
+            handshakeDeadline = nil
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        drain(context: context)
+        process(context: context)
+        context.fireChannelWritabilityChanged()
+    }
+
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         services.logger.debug("IMAP connection from \(source) failed: \(error)")
-        closing = true
+        state = .closed
         context.close(promise: nil)
     }
 
     // MARK: The loop
 
-    /// Reads wait while a command runs, so a client cannot make us buffer without bound.
+    /// Whether the next command may run: none is running, and all output before it is out.
+    private func canRun(_ context: ChannelHandlerContext) -> Bool {
+        state == .ready && output.isEmpty && context.channel.isWritable
+    }
+
+    /// Reads wait while commands cannot run, so a client cannot make us buffer without bound.
     func read(context: ChannelHandlerContext) {
-        if busy || waitingForDiscovery {
-            readPending = true
-        } else {
+        if canRun(context) {
             context.read()
+        } else {
+            readPending = true
         }
     }
 
     private func process(context: ChannelHandlerContext) {
         var responses: [ResponseLine] = []
-        while !busy && !waitingForDiscovery && !closing, let event = framer.next() {
+        while canRun(context), let event = framer.next() {
             switch event {
             case .continuationNeeded:
                 responses.append(IMAPSession.continuationRequest)
             case .command(let frame):
                 if session.phase == .notAuthenticated {
-                    session.loginBlocked = !services.loginAllowed(from: source)
+                    session.loginBlocked = !services.sourceLimits.loginAllowed(from: source)
                 }
                 send(responses, context: context)
                 responses = []
@@ -115,44 +163,47 @@ final class IMAPConnectionHandler: ChannelDuplexHandler {
             }
         }
         send(responses, context: context)
-        if !busy && !waitingForDiscovery && readPending && !closing {
+        if readPending && canRun(context) {
             readPending = false
             context.read()
         }
     }
 
-    /// Runs one command: on the thread pool when there is one, else here.
+    /// Runs one command: on a thread pool when there is one, else here. Commands before login
+    /// (LOGIN hashes a password) have a pool of their own, so that slow commands of logged-in
+    /// sessions cannot hold up logins.
     private func run(_ frame: [UInt8], context: ChannelHandlerContext) {
-        guard let pool = services.threadPool else {
+        let pool = session.account == nil ? services.loginThreadPool : services.threadPool
+        guard let pool else {
             finish(session.receive(frame), context: context)
             return
         }
-        busy = true
+        state = .running(mailboxChanged: false)
         let session = self.session
         pool.runIfActive(eventLoop: context.eventLoop) { () -> IMAPSessionStep in
             var session = session
             let outcome = session.receive(frame)
             return IMAPSessionStep(session: session, outcome: outcome)
         }.assumeIsolated().whenComplete { [self] result in
-            busy = false
-            var outcome: SessionOutcome?
+            guard case .running(let mailboxChanged) = state else {
+                // The connection went away or is closing: a login admitted meanwhile gives its
+                // slot back here.
+                if case .success(let step) = result, self.session.account == nil, let account = step.session.account {
+                    services.release(account)
+                }
+                return
+            }
+            state = .ready
+            guard let context = self.context else { return }
             switch result {
             case .success(let step):
-                let newlyAuthenticated = self.session.account == nil && step.session.account != nil
                 self.session = step.session
-                // A login admitted after the connection went away gives its slot back here.
-                if inactive, newlyAuthenticated, let account = step.session.account { services.release(account) }
-                outcome = step.outcome
+                finish(step.outcome, context: context)
             case .failure(let error):
                 services.logger.error("IMAP command could not run: \(error)")
+                return close(context: context)
             }
-            guard let context = self.context, !closing else { return }
-            guard let outcome else { return close(context: context) }
-            finish(outcome, context: context)
-            if changedWhileBusy {
-                changedWhileBusy = false
-                mailboxChanged()
-            }
+            if mailboxChanged { self.mailboxChanged() }
             process(context: context)
         }
     }
@@ -166,9 +217,13 @@ final class IMAPConnectionHandler: ChannelDuplexHandler {
     private func apply(_ effect: SessionEffect, context: ChannelHandlerContext) {
         switch effect {
         case .loginFailed:
-            services.recordLoginFailure(from: source)
+            services.sourceLimits.recordLoginFailure(from: source)
         case .authenticated(let account):
             services.logger.debug("IMAP login \(account.address) from \(source)")
+            let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+            accountSubscription = services.accountSessions.subscribe(mailbox: account.id, on: context.eventLoop) {
+                bound.value.accountDeleted()
+            }
             fetchDiscovery(for: account.address, context: context)
         case .close:
             close(context: context)
@@ -180,6 +235,7 @@ final class IMAPConnectionHandler: ChannelDuplexHandler {
             do {
                 try context.pipeline.syncOperations.addHandler(handler, position: .first)
                 session.tlsStarted()
+                startHandshakeDeadline(context: context)
             } catch {
                 close(context: context)
             }
@@ -199,14 +255,16 @@ final class IMAPConnectionHandler: ChannelDuplexHandler {
     /// Discovery is read when the session authenticates; commands wait for it (bounded by the
     /// sidecar runtime's timeout), so that the first GETMETADATA already has it.
     private func fetchDiscovery(for account: String, context: ChannelHandlerContext) {
-        waitingForDiscovery = true
+        guard state == .ready else { return }
+        state = .waitingForDiscovery
         let promise = context.eventLoop.makePromise(of: [String: String].self)
         let discovery = services.discovery
         promise.completeWithTask { await discovery(account) }
         promise.futureResult.assumeIsolated().whenComplete { [self] result in
             session.discoveryMetadata = (try? result.get()) ?? [:]
-            waitingForDiscovery = false
-            if let context = self.context, !closing { process(context: context) }
+            guard state == .waitingForDiscovery else { return }
+            state = .ready
+            if let context = self.context { process(context: context) }
         }
     }
 
@@ -227,16 +285,24 @@ final class IMAPConnectionHandler: ChannelDuplexHandler {
     }
 
     private func mailboxChanged() {
-        guard let context, !closing else { return }
-        guard !busy else {
-            changedWhileBusy = true
-            return
+        guard let context else { return }
+        switch state {
+        case .running: state = .running(mailboxChanged: true)
+        case .ready, .waitingForDiscovery: send(session.selectedMailboxChanged(), context: context)
+        case .closing, .closed: break
         }
-        send(session.selectedMailboxChanged(), context: context)
+    }
+
+    /// The account was deleted: its sessions end at once.
+    private func accountDeleted() {
+        guard let context, state != .closing && state != .closed else { return }
+        services.logger.info("IMAP session of a deleted account from \(source) closed")
+        send([.untagged("BYE Account deleted")], context: context)
+        close(context: context)
     }
 
     private func tick() {
-        guard let context, !closing, !busy else { return }
+        guard let context, state == .ready || state == .waitingForDiscovery else { return }
         let now = NIODeadline.now()
         if session.phase == .idling {
             if now - lastKeepalive >= services.settings.keepaliveInterval {
@@ -252,18 +318,60 @@ final class IMAPConnectionHandler: ChannelDuplexHandler {
         }
     }
 
+    // MARK: Output
+
     private func send(_ responses: [ResponseLine], context: ChannelHandlerContext) {
-        guard !responses.isEmpty else { return }
-        var buffer = context.channel.allocator.buffer(capacity: responses.reduce(0) { $0 + $1.encodedSize })
-        for response in responses { response.encode(into: &buffer) }
+        guard !responses.isEmpty, state != .closed else { return }
+        output.append(responses)
         if session.phase == .idling { lastKeepalive = .now() }
-        lastWrite = context.writeAndFlush(wrapOutboundOut(buffer))
+        drain(context: context)
     }
 
+    /// Hands queued output to the channel while it is writable (one flush per chunk, so that
+    /// writability counts every chunk), and watches a client that stops reading.
+    private func drain(context: ChannelHandlerContext) {
+        guard state != .closed else { return }
+        while context.channel.isWritable, let chunk = output.nextChunk(allocator: context.channel.allocator) {
+            lastWrite = context.writeAndFlush(wrapOutboundOut(chunk))
+        }
+        if output.isEmpty && context.channel.isWritable {
+            sendDeadline?.cancel()
+            sendDeadline = nil
+            if state == .closing { closeAfterLastWrite(context: context) }
+        } else if sendDeadline == nil {
+            let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+            sendDeadline = context.eventLoop.scheduleTask(in: services.settings.sendTimeout) {
+                bound.value.sendDeadline = nil
+                bound.value.drop(because: "did not read its responses")
+            }
+        }
+    }
+
+    private func startHandshakeDeadline(context: ChannelHandlerContext) {
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        handshakeDeadline = context.eventLoop.scheduleTask(in: services.settings.handshakeTimeout) {
+            bound.value.handshakeDeadline = nil
+            bound.value.drop(because: "did not complete the TLS handshake")
+        }
+    }
+
+    /// Closes at once, dropping what is queued (a deadline passed).
+    private func drop(because reason: String) {
+        guard let context, state != .closed else { return }
+        services.logger.debug("IMAP client \(source) \(reason): closed")
+        state = .closed
+        context.close(promise: nil)
+    }
+
+    /// Closes once what is queued has gone out (BYE, the tagged answer).
     private func close(context: ChannelHandlerContext) {
-        guard !closing else { return }
-        closing = true
-        // After what was written has gone out (BYE, the tagged answer).
+        guard state != .closing && state != .closed else { return }
+        state = .closing
+        if output.isEmpty && context.channel.isWritable { closeAfterLastWrite(context: context) }
+    }
+
+    private func closeAfterLastWrite(context: ChannelHandlerContext) {
+        state = .closed
         if let lastWrite {
             lastWrite.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
         } else {
@@ -276,29 +384,4 @@ final class IMAPConnectionHandler: ChannelDuplexHandler {
 struct IMAPSessionStep: Sendable {
     var session: IMAPSession
     var outcome: SessionOutcome
-}
-
-extension ResponseLine {
-    /// An upper bound for the wire size (literal headers counted generously).
-    var encodedSize: Int {
-        parts.reduce(2) { size, part in
-            switch part {
-            case .text(let text): size + text.utf8.count
-            case .literal(let bytes): size + bytes.count + 16
-            }
-        }
-    }
-
-    /// The wire bytes, CRLF included, straight into `buffer` (message bodies are copied once).
-    func encode(into buffer: inout ByteBuffer) {
-        for part in parts {
-            switch part {
-            case .text(let text): buffer.writeString(text)
-            case .literal(let bytes):
-                buffer.writeString("{\(bytes.count)}\r\n")
-                buffer.writeBytes(bytes)
-            }
-        }
-        buffer.writeStaticString("\r\n")
-    }
 }

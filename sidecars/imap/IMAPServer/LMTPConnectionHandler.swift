@@ -1,61 +1,98 @@
 import IMAPCore
 import NIOCore
 import NIOPosix
+import Synchronization
 
 /// One LMTP connection from the MTA. The session runs on the thread pool when there is one
 /// (deliveries wait for the disk), and a reply leaves only after the store has committed.
+///
+/// Output is bounded as for IMAP: input waits (and the socket is not read) while the channel is
+/// not writable, and a client that leaves replies unread for `sendTimeout` is dropped.
 final class LMTPConnectionHandler: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
-    private var session: LMTPSession
+    /// Nil while the session is on the thread pool (so that it is moved there, not copied with
+    /// the message it holds).
+    private var session: LMTPSession?
     private let threadPool: NIOThreadPool?
+    private let sendTimeout: TimeAmount
     private var closing = false
-    private var busy = false
     private var readPending = false
     private var pending: [UInt8] = []
+    private var sendDeadline: Scheduled<Void>?
+    private var context: ChannelHandlerContext?
 
-    init(settings: LMTPSession.Settings, backend: any LMTPBackend, threadPool: NIOThreadPool?) {
+    init(settings: LMTPSession.Settings, backend: any LMTPBackend, threadPool: NIOThreadPool?, sendTimeout: TimeAmount)
+    {
         session = LMTPSession(settings: settings, backend: backend)
         self.threadPool = threadPool
+        self.sendTimeout = sendTimeout
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+        sendDeadline?.cancel()
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        write(session.greeting, context: context)
+        if let session { write(session.greeting, context: context) }
         context.fireChannelActive()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !closing else { return }
         pending += unwrapInboundIn(data).readableBytesView
-        if !busy { run(context: context) }
+        run(context: context)
     }
 
-    /// Reads wait while the session works.
+    /// Whether input may be worked on: the session is here and the client reads its replies.
+    private func canRun(_ context: ChannelHandlerContext) -> Bool {
+        !closing && session != nil && context.channel.isWritable
+    }
+
+    /// Reads wait while the session works or replies wait for the client.
     func read(context: ChannelHandlerContext) {
-        if busy { readPending = true } else { context.read() }
+        if canRun(context) { context.read() } else { readPending = true }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        watchWritability(context: context)
+        run(context: context)
+        context.fireChannelWritabilityChanged()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        closing = true
         context.close(promise: nil)
     }
 
     private func run(context: ChannelHandlerContext) {
+        guard canRun(context) else { return }
+        guard !pending.isEmpty else {
+            if readPending {
+                readPending = false
+                context.read()
+            }
+            return
+        }
         let input = pending
         pending = []
         guard let threadPool else {
-            finish(session.receive(input), context: context)
-            return
+            finish(session!.receive(input), context: context)
+            return run(context: context)
         }
-        busy = true
-        let session = self.session
+        let handoff = Handoff(self.session.take()!)
         threadPool.runIfActive(eventLoop: context.eventLoop) { () -> LMTPStep in
-            var session = session
+            var session = handoff.take()!
             let output = session.receive(input)
             return LMTPStep(session: session, output: output)
         }.assumeIsolated().whenComplete { [self] result in
-            busy = false
             switch result {
             case .success(let step):
                 self.session = step.session
@@ -64,13 +101,7 @@ final class LMTPConnectionHandler: ChannelDuplexHandler {
                 closing = true
                 context.close(promise: nil)
             }
-            guard !closing else { return }
-            if !pending.isEmpty {
-                run(context: context)
-            } else if readPending {
-                readPending = false
-                context.read()
-            }
+            run(context: context)
         }
     }
 
@@ -88,7 +119,26 @@ final class LMTPConnectionHandler: ChannelDuplexHandler {
     @discardableResult
     private func write(_ text: String, context: ChannelHandlerContext) -> EventLoopFuture<Void>? {
         guard !text.isEmpty else { return nil }
-        return context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(string: text)))
+        let future = context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(string: text)))
+        watchWritability(context: context)
+        return future
+    }
+
+    /// Starts the send deadline while the channel is not writable, and stops it when it is.
+    private func watchWritability(context: ChannelHandlerContext) {
+        if context.channel.isWritable {
+            sendDeadline?.cancel()
+            sendDeadline = nil
+        } else if sendDeadline == nil {
+            let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+            sendDeadline = context.eventLoop.scheduleTask(in: sendTimeout) { bound.value.sendDeadlinePassed() }
+        }
+    }
+
+    private func sendDeadlinePassed() {
+        sendDeadline = nil
+        closing = true
+        context?.close(promise: nil)
     }
 }
 
@@ -96,4 +146,16 @@ final class LMTPConnectionHandler: ChannelDuplexHandler {
 struct LMTPStep: Sendable {
     var session: LMTPSession
     var output: LMTPSession.Output
+}
+
+/// Moves a value to another thread as the only reference, so that mutating it there copies
+/// nothing (a captured constant would keep a second reference to its buffers).
+final class Handoff<Value: Sendable>: Sendable {
+    private let value: Mutex<Value?>
+
+    init(_ value: Value) {
+        self.value = Mutex(value)
+    }
+
+    func take() -> Value? { value.withLock { $0.take() } }
 }

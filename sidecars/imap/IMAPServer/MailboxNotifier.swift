@@ -2,7 +2,8 @@ import NIOCore
 import Synchronization
 
 /// Tells sessions that a mailbox changed (a delivery, an expunge, new flags), on their own
-/// event loop, so that an idling client hears of new mail at once.
+/// event loop, so that an idling client hears of new mail at once. Keyed by mailbox id; the
+/// same mechanism keyed by account id ends the sessions of a deleted account.
 public final class MailboxNotifier: Sendable {
     struct Subscriber {
         var mailbox: Int64
@@ -44,4 +45,7 @@ public final class MailboxNotifier: Sendable {
     }
 
     public var subscriberCount: Int { subscribers.withLock { $0.byToken.count } }
+
+    /// The keys someone is subscribed to now.
+    public var subscribedKeys: [Int64] { subscribers.withLock { Array($0.byMailbox.keys) } }
 }

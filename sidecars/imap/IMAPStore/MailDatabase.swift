@@ -1,6 +1,7 @@
 import ChatmailCrypto
 import Foundation
 import GRDB
+import GRDBSQLite
 import IMAPCore
 
 /// The mail store in its own SQLite database (WAL, synchronous=FULL so that a returned write
@@ -12,8 +13,12 @@ public final class MailDatabase: MailStore, LMTPBackend {
         public var autoCreate = true
         public var quotaBytes: Int64 = 100 * 1024 * 1024
         public var passwordIterations = 20000
+        /// METADATA entries per account (all mailboxes); beyond it only existing ones can change.
+        public var maxMetadataEntries = 32
         /// Last-login times are written at most this often (seconds), to spare writes.
         public var lastLoginGranularity: Int64 = 3600
+        /// When set, first logins create accounts only while it is open.
+        public var creationGate: AccountCreationGate?
 
         public init(rules: AccountRules) {
             self.rules = rules
@@ -94,12 +99,34 @@ public final class MailDatabase: MailStore, LMTPBackend {
                     END;
                     """)
         }
+        // Keywords count in the quota: their bytes per message, kept in `account.used` by the
+        // triggers like the message sizes (messages from before start at 0 until their flags change).
+        migrator.registerMigration("v2-keyword-bytes") { db in
+            try db.execute(
+                sql: """
+                    ALTER TABLE message ADD COLUMN keyword_bytes INTEGER NOT NULL DEFAULT 0;
+                    DROP TRIGGER message_added;
+                    DROP TRIGGER message_removed;
+                    CREATE TRIGGER message_added AFTER INSERT ON message BEGIN
+                        UPDATE account SET used = used + NEW.size + NEW.keyword_bytes
+                        WHERE id = (SELECT account FROM mailbox WHERE id = NEW.mailbox);
+                    END;
+                    CREATE TRIGGER message_removed AFTER DELETE ON message BEGIN
+                        UPDATE account SET used = used - OLD.size - OLD.keyword_bytes
+                        WHERE id = (SELECT account FROM mailbox WHERE id = OLD.mailbox);
+                    END;
+                    CREATE TRIGGER message_keywords AFTER UPDATE OF keyword_bytes ON message BEGIN
+                        UPDATE account SET used = used + NEW.keyword_bytes - OLD.keyword_bytes
+                        WHERE id = (SELECT account FROM mailbox WHERE id = NEW.mailbox);
+                    END;
+                    """)
+        }
         return migrator
     }
 
     // MARK: Accounts
 
-    public func login(user: String, password: String) throws -> Account? {
+    public func login(user: String, password: String, mayCreate: () -> Bool) throws -> Account? {
         guard let address = settings.rules.normalizedAddress(user) else { return nil }
         let time = now()
         if let row = try pool.read({
@@ -115,9 +142,10 @@ public final class MailDatabase: MailStore, LMTPBackend {
             }
             return account
         }
-        guard settings.autoCreate, settings.rules.allowsCreation(address: address, password: password) else {
-            return nil
-        }
+        guard settings.autoCreate, settings.rules.allowsCreation(address: address, password: password),
+            settings.creationGate?.state().isOpen ?? true
+        else { return nil }
+        guard mayCreate() else { throw MailStoreError.creationLimited }
         let hash = PasswordHash.make(password, iterations: settings.passwordIterations)
         return try pool.write { db in
             // A concurrent first login may have created it meanwhile: then the password decides.
@@ -296,10 +324,43 @@ public final class MailDatabase: MailStore, LMTPBackend {
 
     public func body(mailbox: Int64, uid: UInt32) throws -> [UInt8]? {
         try pool.read { db in
-            try Data.fetchOne(
-                db, sql: "SELECT body FROM message WHERE mailbox = ? AND uid = ?", arguments: [mailbox, Int64(uid)]
-            )
-            .map { [UInt8]($0) }
+            guard
+                let id = try Int64.fetchOne(
+                    db, sql: "SELECT id FROM message WHERE mailbox = ? AND uid = ?", arguments: [mailbox, Int64(uid)])
+            else { return nil }
+            return try Self.body(db, message: id)
+        }
+    }
+
+    /// A message body read straight into one array by SQLite's incremental blob I/O: a large
+    /// body is held once, not once by SQLite and again by us.
+    static func body(_ db: Database, message id: Int64) throws -> [UInt8] {
+        var blob: OpaquePointer?
+        let opened = sqlite3_blob_open(db.sqliteConnection, "main", "message", "body", id, 0, &blob)
+        defer { sqlite3_blob_close(blob) }
+        guard opened == SQLITE_OK, let blob else { throw DatabaseError(resultCode: ResultCode(rawValue: opened)) }
+        let size = Int(sqlite3_blob_bytes(blob))
+        var read = SQLITE_OK
+        let bytes = [UInt8](unsafeUninitializedCapacity: size) { buffer, count in
+            if size > 0 { read = sqlite3_blob_read(blob, buffer.baseAddress, Int32(size), 0) }
+            count = read == SQLITE_OK ? size : 0
+        }
+        guard read == SQLITE_OK else { throw DatabaseError(resultCode: ResultCode(rawValue: read)) }
+        return bytes
+    }
+
+    /// Which of `ids` are no longer accounts (deleted meanwhile, say by `chatmailctl user del`).
+    public func missingAccounts(_ ids: [Int64]) throws -> [Int64] {
+        try pool.read { db in
+            var existing = Set<Int64>()
+            for start in stride(from: 0, to: ids.count, by: 500) {
+                let chunk = Array(ids[start..<min(ids.count, start + 500)])
+                let marks = Array(repeating: "?", count: chunk.count).joined(separator: ",")
+                existing.formUnion(
+                    try Int64.fetchAll(
+                        db, sql: "SELECT id FROM account WHERE id IN (\(marks))", arguments: StatementArguments(chunk)))
+            }
+            return ids.filter { !existing.contains($0) }
         }
     }
 
@@ -307,13 +368,17 @@ public final class MailDatabase: MailStore, LMTPBackend {
         -> [MessageInfo]
     {
         let condition = Self.uidCondition(uids)
+        let quota = settings.quotaBytes
         let updated = try pool.write { db -> [MessageInfo] in
             var result: [MessageInfo] = []
             let rows = try Row.fetchAll(
                 db,
-                sql:
-                    "SELECT id, uid, flags, internal_date, size FROM message WHERE mailbox = ? AND \(condition.sql) ORDER BY uid",
+                sql: """
+                    SELECT id, uid, flags, internal_date, size, keyword_bytes FROM message
+                    WHERE mailbox = ? AND \(condition.sql) ORDER BY uid
+                    """,
                 arguments: [mailbox] + condition.arguments)
+            var added: Int64 = 0
             for row in rows {
                 var info = Self.messageInfo(row)
                 var set = Set(info.flags)
@@ -324,12 +389,23 @@ public final class MailDatabase: MailStore, LMTPBackend {
                 }
                 let newFlags = set.filter { $0 != Flag.recent }.sorted()
                 if newFlags != info.flags {
+                    try Keywords.check(newFlags)
+                    let keywordBytes = Int64(Keywords.quotaBytes(newFlags))
+                    added += keywordBytes - (row["keyword_bytes"] as Int64)
                     try db.execute(
-                        sql: "UPDATE message SET flags = ? WHERE id = ?",
-                        arguments: [newFlags.joined(separator: " "), row["id"] as Int64])
+                        sql: "UPDATE message SET flags = ?, keyword_bytes = ? WHERE id = ?",
+                        arguments: [newFlags.joined(separator: " "), keywordBytes, row["id"] as Int64])
                 }
                 info.flags = newFlags
                 result.append(info)
+            }
+            // Checked after the updates (the transaction rolls back): only growth can be refused.
+            if added > 0,
+                let used = try Int64.fetchOne(
+                    db, sql: "SELECT used FROM account WHERE id = (SELECT account FROM mailbox WHERE id = ?)",
+                    arguments: [mailbox]), used > quota
+            {
+                throw MailStoreError.quotaExceeded
             }
             return result
         }
@@ -353,13 +429,16 @@ public final class MailDatabase: MailStore, LMTPBackend {
         return removed
     }
 
-    public func copy(mailbox: Int64, uids: [UInt32], to target: Int64) throws {
+    @discardableResult
+    public func copy(mailbox: Int64, uids: [UInt32], to target: Int64) throws -> [(source: UInt32, copy: UInt32)] {
         let condition = Self.uidCondition(uids)
         let quota = settings.quotaBytes
-        try pool.write { db in
+        let copies = try pool.write { db -> [(source: UInt32, copy: UInt32)] in
             let size =
                 try Int64.fetchOne(
-                    db, sql: "SELECT COALESCE(SUM(size), 0) FROM message WHERE mailbox = ? AND \(condition.sql)",
+                    db,
+                    sql:
+                        "SELECT COALESCE(SUM(size + keyword_bytes), 0) FROM message WHERE mailbox = ? AND \(condition.sql)",
                     arguments: [mailbox] + condition.arguments) ?? 0
             let used =
                 try Int64.fetchOne(
@@ -367,18 +446,22 @@ public final class MailDatabase: MailStore, LMTPBackend {
                     arguments: [target]) ?? 0
             guard used + size <= quota else { throw MailStoreError.quotaExceeded }
             let rows = try Row.fetchAll(
-                db, sql: "SELECT id FROM message WHERE mailbox = ? AND \(condition.sql) ORDER BY uid",
+                db, sql: "SELECT id, uid FROM message WHERE mailbox = ? AND \(condition.sql) ORDER BY uid",
                 arguments: [mailbox] + condition.arguments)
+            var copies: [(source: UInt32, copy: UInt32)] = []
             for row in rows {
                 let uid = try Self.takeUID(db, mailbox: target)
+                copies.append((UInt32(row["uid"] as Int64), UInt32(uid)))
                 try db.execute(
                     sql: """
-                        INSERT INTO message (mailbox, uid, flags, internal_date, size, body)
-                        SELECT ?, ?, flags, internal_date, size, body FROM message WHERE id = ?
+                        INSERT INTO message (mailbox, uid, flags, internal_date, size, body, keyword_bytes)
+                        SELECT ?, ?, flags, internal_date, size, body, keyword_bytes FROM message WHERE id = ?
                         """, arguments: [target, uid, row["id"] as Int64])
             }
+            return copies
         }
         changed([target])
+        return copies
     }
 
     private static func takeUID(_ db: Database, mailbox: Int64) throws -> Int64 {
@@ -388,6 +471,33 @@ public final class MailDatabase: MailStore, LMTPBackend {
         }
         try db.execute(sql: "UPDATE mailbox SET uid_next = uid_next + 1 WHERE id = ?", arguments: [mailbox])
         return uid
+    }
+
+    public func append(mailbox: Int64, message: [UInt8], flags: [String], date: Int64?) throws -> UInt32 {
+        try Keywords.check(flags)
+        let keywordBytes = Int64(Keywords.quotaBytes(flags))
+        let time = date ?? now()
+        let quota = settings.quotaBytes
+        let uid = try pool.write { db -> Int64 in
+            let used =
+                try Int64.fetchOne(
+                    db, sql: "SELECT used FROM account WHERE id = (SELECT account FROM mailbox WHERE id = ?)",
+                    arguments: [mailbox]) ?? 0
+            guard used + Int64(message.count) + keywordBytes <= quota else { throw MailStoreError.quotaExceeded }
+            let uid = try Self.takeUID(db, mailbox: mailbox)
+            try db.execute(
+                sql: """
+                    INSERT INTO message (mailbox, uid, flags, internal_date, size, body, keyword_bytes)
+                    VALUES (?, ?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [
+                    mailbox, uid, flags.sorted().joined(separator: " "), time, message.count, Data(message),
+                    keywordBytes,
+                ])
+            return uid
+        }
+        changed([mailbox])
+        return UInt32(uid)
     }
 
     public func quota(account: Account) throws -> Quota {
@@ -408,12 +518,18 @@ public final class MailDatabase: MailStore, LMTPBackend {
     }
 
     public func setMetadata(account: Account, mailbox: String, entry: String, value: [UInt8]?) throws {
+        let maxEntries = settings.maxMetadataEntries
         try pool.write { db in
             if let value {
+                // The cap refuses new entries only: an existing one may always be replaced.
+                let exists =
+                    try Bool.fetchOne(
+                        db, sql: "SELECT 1 FROM metadata WHERE account = ? AND mailbox = ? AND entry = ?",
+                        arguments: [account.id, mailbox, entry]) == true
                 let count =
                     try Int.fetchOne(
                         db, sql: "SELECT COUNT(*) FROM metadata WHERE account = ?", arguments: [account.id]) ?? 0
-                guard count < 32 else { throw MailStoreError.limitReached("Too many METADATA entries") }
+                guard exists || count < maxEntries else { throw MailStoreError.metadataTooMany }
                 try db.execute(
                     sql: "INSERT OR REPLACE INTO metadata (account, mailbox, entry, value) VALUES (?, ?, ?, ?)",
                     arguments: [account.id, mailbox, entry, Data(value)])

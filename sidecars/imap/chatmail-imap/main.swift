@@ -18,12 +18,12 @@ await Sidecar.main(name: "imap") { sidecar in
     try? FileManager.default.createDirectory(atPath: stateDir, withIntermediateDirectories: true)
     let databasePath = MailDatabase.path(for: sidecar.configuration)
     let notifier = MailboxNotifier()
-    let storeSettings = MailDatabase.Settings(imap)
+    let storeSettings = MailDatabase.settings(for: sidecar.configuration)
     let database: MailDatabase
     do {
         database = try MailDatabase(path: databasePath, settings: storeSettings, changed: { notifier.notify($0) })
     } catch {
-        throw SidecarError.configuration("cannot open the mail store \(databasePath): \(error)")
+        throw SidecarError.environment("cannot open the mail store \(databasePath): \(error)")
     }
 
     var settings = IMAPServerSettings()
@@ -38,8 +38,12 @@ await Sidecar.main(name: "imap") { sidecar in
     settings.session.serverMetadata = metadata
     settings.limits = IMAPLimits(lineLength: imap.maxLineLength, literalSize: imap.maxLiteralSize)
     settings.maxSessionsPerAccount = imap.maxSessionsPerAccount
-    settings.maxFailedLoginsPerMinute = imap.maxFailedLoginsPerMinute
+    settings.sourceLimits = SourceLimits.Settings(
+        failedLoginsPerMinute: imap.maxFailedLoginsPerMinute, accountCreationsPerHour: imap.maxAccountCreationsPerHour)
     settings.keepaliveInterval = .seconds(Int64(imap.idleKeepalive))
+    settings.handshakeTimeout = .seconds(Int64(imap.handshakeTimeout))
+    settings.loginTimeout = .seconds(Int64(imap.loginTimeout))
+    settings.sendTimeout = .seconds(Int64(imap.sendTimeout))
 
     let tls = try sidecar.tlsProvider(alpn: ["imap"])
     // Discovery per session, bounded: a slow supervisor means the last answer, never a wait.
@@ -50,9 +54,10 @@ await Sidecar.main(name: "imap") { sidecar in
         if let iroh = discovery.irohRelay { entries[irohEntry] = iroh }
         return entries
     }
+    let pools = IMAPServer.ThreadPools.start()
     let services = IMAPServices(
         store: database, notifier: notifier, settings: settings, tls: tls, logger: sidecar.logger,
-        threadPool: .singleton
+        threadPool: pools.commands, loginThreadPool: pools.logins
     ) { account in
         let (entries, fresh) = await discovery.current(account: account)
         if !fresh { sidecar.logger.warning("discovery is slow: serving the last answer") }
@@ -63,36 +68,50 @@ await Sidecar.main(name: "imap") { sidecar in
     lmtpSettings.hostname = imap.mailDomain
     lmtpSettings.maxMessageSize = imap.maxMessageSize
 
-    var channels: [any Channel] = []
-    do {
+    let listeners = try await Listeners.bindAll(limit: sidecar.connectionLimit) { listeners in
         for (address, implicitTLS) in [(imap.listen, false), (imap.tlsListen, true)] {
             let channel = try await IMAPServer.bindIMAP(
                 host: address.host, port: Int(address.port), implicitTLS: implicitTLS, services: services,
-                group: sidecar.group)
-            channels.append(channel)
+                group: sidecar.group, limit: listeners.limit)
+            listeners.keep([channel])
             sidecar.logger.info(
                 "IMAP\(implicitTLS ? " TLS" : "") listening on \(channel.localAddress?.description ?? "?")")
         }
         let socketDirectory = (imap.lmtpSocket as NSString).deletingLastPathComponent
         try? FileManager.default.createDirectory(atPath: socketDirectory, withIntermediateDirectories: true)
-        channels.append(
+        listeners.keep([
             try await IMAPServer.bindLMTP(
-                unixPath: imap.lmtpSocket, settings: lmtpSettings, backend: database, threadPool: .singleton,
-                group: sidecar.group))
+                unixPath: imap.lmtpSocket, settings: lmtpSettings, backend: database, threadPool: pools.lmtp,
+                sendTimeout: settings.sendTimeout, group: sidecar.group)
+        ])
         // The MTA's LMTP client runs as its own user: the socket is open to all, and the
         // directory it is in decides who can reach it.
         chmod(imap.lmtpSocket, 0o666)
         sidecar.logger.info("LMTP listening on \(imap.lmtpSocket)")
+        if !imap.authSocket.isEmpty {
+            var authSettings = DovecotAuthService.Settings()
+            authSettings.session.allowPlaintext = imap.plaintextLogin
+            authSettings.session.processID = Int(getpid())
+            authSettings.session.cookie = (0..<16).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }
+                .joined()
+            let service = DovecotAuthService(services: services, settings: authSettings)
+            let directory = (imap.authSocket as NSString).deletingLastPathComponent
+            try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            channels.append(
+                try await IMAPServer.bindAuth(unixPath: imap.authSocket, service: service, group: sidecar.group))
+            // As for LMTP: the MTA's smtpd runs as its own user; the directory decides who reaches it.
+            chmod(imap.authSocket, 0o666)
+            sidecar.logger.info("SASL (Dovecot auth protocol) listening on \(imap.authSocket)")
+        }
         if let address = imap.lmtpListen {
             let channel = try await IMAPServer.bindLMTP(
                 host: address.host, port: Int(address.port), settings: lmtpSettings, backend: database,
-                threadPool: .singleton, group: sidecar.group)
-            channels.append(channel)
+                threadPool: pools.lmtp, sendTimeout: settings.sendTimeout, group: sidecar.group,
+                limit: listeners.limit)
+            listeners.keep([channel])
             sidecar.logger.info("LMTP listening on \(channel.localAddress?.description ?? "?")")
         }
-    } catch {
-        for channel in channels { try? await channel.close() }
-        throw error
+        return listeners
     }
 
     // The sweep: old messages and inactive accounts, hourly and once at start.
@@ -110,7 +129,18 @@ await Sidecar.main(name: "imap") { sidecar in
             try? await Task.sleep(for: .seconds(3600))
         }
     }
-    try await sidecar.ready()
-    await sidecar.serveUntilShutdown(channels)
+    // Accounts deleted from outside (`chatmailctl user del` writes the store): their sessions
+    // end within half a second.
+    let deletions = Task {
+        while !Task.isCancelled {
+            try? await Task.sleep(for: .milliseconds(500))
+            let live = services.accountsInSession
+            guard !live.isEmpty, let gone = try? database.missingAccounts(live), !gone.isEmpty else { continue }
+            services.accountsDeleted(gone)
+        }
+    }
+    try await sidecar.serveUntilShutdown(listeners)
     sweep.cancel()
+    deletions.cancel()
+    try? await pools.shutdown()
 }

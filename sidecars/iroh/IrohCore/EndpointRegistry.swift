@@ -4,16 +4,21 @@
 public struct EndpointRegistry<Connection: Hashable & Sendable>: Sendable {
     /// What a second connection with an already connected key does.
     public enum DuplicatePolicy: Sendable {
-        /// iroh 0.35: the new connection replaces the old one, which is closed.
-        case replace
-        /// iroh 1.x: the new connection becomes active; the old one stays open (it may still send) and is told.
-        /// When the active one ends, the most recent inactive one is promoted.
+        /// iroh 0.35, whose handshake proves nothing (ClientInfo signs a constant, so a captured one replays): the
+        /// new connection waits inactive (it may send, it receives nothing) and the active one is checked
+        /// (`probe`). Only when that one ends, as a real client's old connection does after a reconnect (closed,
+        /// or dead and failing the check), is the newest waiting one promoted.
+        case keepActive
+        /// iroh 1.x, where every connection proved its key by the challenge: the new connection becomes active;
+        /// the old one stays open (it may still send) and is told. When the active one ends, the most recent
+        /// inactive one is promoted.
         case keepInactive
     }
 
     public enum Action: Equatable, Sendable {
-        /// Close this connection (replaced by a newer one with the same key).
-        case close(Connection)
+        /// Check at once that this (active) connection is alive, and close it if it is not: another one with its
+        /// key is waiting.
+        case probe(Connection)
         /// Tell this connection another one with its key took over (Status / Health).
         case demoted(Connection)
         /// Tell this connection it receives packets again (Status healthy).
@@ -59,12 +64,13 @@ public struct EndpointRegistry<Connection: Hashable & Sendable>: Sendable {
             return []
         }
         let previous = entry.active
-        entry.active = connection
         switch policy {
-        case .replace:
+        case .keepActive:
+            entry.inactive.append(connection)
             entries[key] = entry
-            return [.close(previous)]
+            return [.probe(previous)]
         case .keepInactive:
+            entry.active = connection
             entry.inactive.append(previous)
             entries[key] = entry
             return [.demoted(previous)]

@@ -1,4 +1,5 @@
 import ChatmailConfig
+import ChatmailSidecar
 import ChatmailTLS
 import IrohCore
 import Logging
@@ -25,17 +26,14 @@ public final class IrohRelayServer: Sendable {
     /// Binds `listen` (plain HTTP) and, when `tls` is given, `tlsListen` (HTTPS).
     public static func start(
         listen: ListenAddress, tlsListen: ListenAddress? = nil, tls: TLSContextProvider? = nil,
-        limits: IrohLimits, group: any EventLoopGroup, logger: Logger
+        limits: IrohLimits, group: any EventLoopGroup, logger: Logger, limit: SourceConnectionLimit = .unlimited
     ) async throws -> IrohRelayServer {
         let eventLoop = group.next()
         let hub = RelayHub(eventLoop: eventLoop, limits: limits, logger: logger)
-        var listeners: [any Channel] = []
-        do {
-            listeners.append(try await bind(listen, tls: nil, hub: hub))
-            if let tlsListen, let tls { listeners.append(try await bind(tlsListen, tls: tls, hub: hub)) }
-        } catch {
-            for channel in listeners { try? await channel.close() }
-            throw error
+        let listeners = try await Listeners.bindAll(limit: limit) { listeners in
+            try await bind(listen, tls: nil, hub: hub, into: listeners)
+            if let tlsListen, let tls { try await bind(tlsListen, tls: tls, hub: hub, into: listeners) }
+            return listeners.channels
         }
         return IrohRelayServer(hub: hub, listeners: listeners)
     }
@@ -51,21 +49,21 @@ public final class IrohRelayServer: Sendable {
         try? await hub.eventLoop.submit { [hub] in hub.closeAll() }.get()
     }
 
-    private static func bind(_ address: ListenAddress, tls: TLSContextProvider?, hub: RelayHub) async throws
-        -> any Channel
+    private static func bind(
+        _ address: ListenAddress, tls: TLSContextProvider?, hub: RelayHub, into listeners: ListenerSet
+    )
+        async throws
     {
-        try await ServerBootstrap(group: hub.eventLoop)
-            .serverChannelOption(.backlog, value: 1024)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-            .childChannelOption(.socketOption(.so_keepalive), value: 1)
-            .childChannelOption(.writeBufferWaterMark, value: .init(low: 32 << 10, high: 64 << 10))
-            .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try configure(channel, tls: tls, hub: hub)
-                }
+        try await listeners.bind(
+            .tcp(host: address.host, port: Int(address.port)), loops: [hub.eventLoop],
+            childOptions: {
+                $0.childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+                    .childChannelOption(.socketOption(.so_keepalive), value: 1)
+                    .childChannelOption(.writeBufferWaterMark, value: .init(low: 32 << 10, high: 64 << 10))
             }
-            .bind(host: address.host, port: Int(address.port)).get()
+        ) { channel, _ in
+            try configure(channel, tls: tls, hub: hub)
+        }
     }
 
     private static func configure(_ channel: any Channel, tls: TLSContextProvider?, hub: RelayHub) throws {

@@ -221,17 +221,25 @@ final class RelayConnectionHandler: ChannelInboundHandler {
         }
     }
 
+    /// Another connection claims this one's key (family L, where that proves nothing): ping at once, and close
+    /// this one if the pong does not come within the ping timeout, so a client that reconnected takes over.
+    func checkAlive() {
+        guard context != nil, !closing, pings.outstanding == nil else { return }
+        pingTask?.cancel()
+        sendPing(now: true)
+    }
+
     private func schedulePing(after delay: TimeAmount) {
         guard let context else { return }
         pingTask = context.eventLoop.assumeIsolated().scheduleTask(in: delay) { [self] in sendPing() }
     }
 
-    private func sendPing() {
+    private func sendPing(now sendNow: Bool = false) {
         guard let context, !closing else { return }
         let now = context.eventLoop.now
         let idle = now - lastRead
         let interval = Self.pingInterval + .milliseconds(Int64.random(in: 1000...5000))
-        guard idle >= Self.pingInterval else {
+        guard idle >= Self.pingInterval || sendNow else {
             schedulePing(after: interval - idle)
             return
         }

@@ -21,7 +21,8 @@ public struct RelayCounters: Codable, Sendable, Equatable {
     public var protocolErrors = 0
     /// Connections closed by a limit: too many connections, handshake deadline, write timeout, ping timeout.
     public var limitClosures = 0
-    /// Connections a later one with the same key replaced (family L) or demoted (family W).
+    /// Connections with a key already connected: waiting while the active one is checked (family L), or
+    /// demoting it (family W).
     public var duplicateKeys = 0
 
     public init() {}
@@ -34,7 +35,7 @@ final class RelayHub: @unchecked Sendable {
     let limits: IrohLimits
     let logger: Logger
     private(set) var counters = RelayCounters()
-    private var legacy = EndpointRegistry<ConnectionReference>(policy: .replace)
+    private var legacy = EndpointRegistry<ConnectionReference>(policy: .keepActive)
     private var relay = EndpointRegistry<ConnectionReference>(policy: .keepInactive)
     /// Connections written to during the current read burst, flushed together at its end.
     private var unflushed: [RelayConnectionHandler] = []
@@ -144,9 +145,9 @@ final class RelayHub: @unchecked Sendable {
     private func apply(_ actions: [EndpointRegistry<ConnectionReference>.Action]) {
         for action in actions {
             switch action {
-            case .close(let reference):
+            case .probe(let reference):
                 counters.duplicateKeys += 1
-                reference.connection.close(reason: "replaced by a newer connection with the same key")
+                reference.connection.checkAlive()
             case .demoted(let reference):
                 counters.duplicateKeys += 1
                 _ = reference.connection.deliver(.status(.sameEndpointIdConnected))

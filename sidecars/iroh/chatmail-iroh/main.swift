@@ -9,16 +9,14 @@ import IrohServer
             let tls = try section.tlsListen.map { _ in try sidecar.tlsProvider() }
             let server = try await IrohRelayServer.start(
                 listen: section.listen, tlsListen: section.tlsListen, tls: tls, limits: section.limits,
-                group: sidecar.group, logger: sidecar.logger)
+                group: sidecar.group, logger: sidecar.logger, limit: sidecar.connectionLimit)
             sidecar.logger.info(
                 "iroh relay listening",
                 metadata: [
                     "http": "\(server.httpAddress.map { "\($0)" } ?? "-")",
                     "https": "\(server.httpsAddress.map { "\($0)" } ?? "-")",
                 ])
-            try await sidecar.ready()
-            for await _ in sidecar.events {}
-            await server.close()
+            try await sidecar.serveUntilShutdown { await server.close() }
         }
     }
 }

@@ -40,10 +40,14 @@ public struct ServerHandshake {
     public static let maximumPadding = 900
 
     public let credential: ShadowsocksCredential
+    /// SIP022 requests stamped before this Unix time are refused: after a server start whose salt history may
+    /// be incomplete (a crash), those could be replays of requests it accepted before.
+    public let earliestTimestamp: UInt64
     private var state = State.salt
 
-    public init(credential: ShadowsocksCredential) {
+    public init(credential: ShadowsocksCredential, earliestTimestamp: UInt64 = 0) {
         self.credential = credential
+        self.earliestTimestamp = earliestTimestamp
     }
 
     /// Consumes what it can of `input`. `now` is Unix time in seconds (2022 timestamps are checked against it).
@@ -84,7 +88,7 @@ public struct ServerHandshake {
                 let length = Int(header.readInteger(as: UInt16.self)!)
                 guard type == 0 else { throw .header }
                 let skew = timestamp > now ? timestamp - now : now - timestamp
-                guard skew <= Self.maximumClockSkew else { throw .timestamp }
+                guard skew <= Self.maximumClockSkew, timestamp >= earliestTimestamp else { throw .timestamp }
                 // At least an IPv4 address and the padding length.
                 guard length >= 7 + 2 else { throw .header }
                 state = .variableHeader(opener, salt: salt, length: length)

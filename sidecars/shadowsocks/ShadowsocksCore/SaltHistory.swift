@@ -24,6 +24,10 @@ public struct SaltHistory: Sendable {
             }
         }
 
+        var bytes: [UInt8] {
+            withUnsafeBytes(of: words) { Array($0.prefix(count)) }
+        }
+
         static func == (a: Key, b: Key) -> Bool {
             a.count == b.count && a.words.0 == b.words.0 && a.words.1 == b.words.1 && a.words.2 == b.words.2
                 && a.words.3 == b.words.3
@@ -44,6 +48,15 @@ public struct SaltHistory: Sendable {
     public init(capacity: Int) {
         precondition(capacity > 0)
         self.capacity = capacity
+    }
+
+    /// The number of salts remembered.
+    public var count: Int { current.count + previous.count }
+
+    /// The remembered salts, the older generation first: inserting them in this order into an empty history
+    /// of the same capacity restores this one (for saving it across restarts).
+    public var salts: [[UInt8]] {
+        (previous.map(\.bytes)) + current.map(\.bytes)
     }
 
     /// Whether `salt` is remembered.

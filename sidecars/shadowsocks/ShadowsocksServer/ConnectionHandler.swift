@@ -39,8 +39,8 @@ final class ConnectionHandler: ChannelDuplexHandler {
     private var admitted = false
     /// A read the pipeline asked for while the upstream could not take more.
     private var readPending = false
-    /// The client's address bytes, for the per-source cap.
-    private var source: [UInt8] = []
+    /// The client's address, for the per-source caps.
+    private var source = IPAddress(v4: [0, 0, 0, 0])
     /// The client / the upstream sent its FIN.
     private var clientFinished = false
     private var upstreamFinished = false
@@ -51,7 +51,9 @@ final class ConnectionHandler: ChannelDuplexHandler {
 
     init(server: ServerState) {
         self.server = server
-        self.state = .handshaking(ServerHandshake(credential: server.settings.credential))
+        self.state = .handshaking(
+            ServerHandshake(
+                credential: server.settings.credential, earliestTimestamp: server.earliestTimestamp))
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -59,7 +61,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        source = Self.addressBytes(context.remoteAddress)
+        source = Self.address(context.remoteAddress)
         guard server.admit(source: source) else {
             state = .closed
             context.close(promise: nil)
@@ -86,11 +88,12 @@ final class ConnectionHandler: ChannelDuplexHandler {
         context.fireChannelInactive()
     }
 
-    static func addressBytes(_ address: SocketAddress?) -> [UInt8] {
+    /// The client's IP address (0.0.0.0 for a socket without one, which then share one place).
+    static func address(_ address: SocketAddress?) -> IPAddress {
         switch address {
-        case .v4(let v4): withUnsafeBytes(of: v4.address.sin_addr) { Array($0) }
-        case .v6(let v6): withUnsafeBytes(of: v6.address.sin6_addr) { Array($0) }
-        default: []
+        case .v4(let v4): IPAddress(v4: withUnsafeBytes(of: v4.address.sin_addr) { Array($0) })
+        case .v6(let v6): IPAddress(v6: withUnsafeBytes(of: v6.address.sin6_addr) { Array($0) })
+        default: IPAddress(v4: [0, 0, 0, 0])
         }
     }
 

@@ -50,8 +50,15 @@ extension ShadowsocksSettings {
             credential: credential, policy: policy, handshakeTimeout: amount(section.handshakeTimeout),
             idleTimeout: amount(section.idleTimeout), connectTimeout: amount(section.connectTimeout),
             maxHalfOpen: section.maxHalfOpen, maxHalfOpenPerSource: section.maxHalfOpenPerSource,
+            maxHalfOpenPerNetwork: section.maxHalfOpenPerNetwork,
             maxConnections: section.maxConnections,
-            replayHistory: section.replayHistory)
+            replayHistory: section.replayHistory,
+            saltFile: Self.saltFile(stateDirectory: configuration.supervisor.stateDir, method: credential.method))
+    }
+
+    /// The salt history's file: one per method, as each method's salts stand apart.
+    public static func saltFile(stateDirectory: String, method: ShadowsocksMethod) -> String {
+        "\(stateDirectory)/shadowsocks-salts.\(method.rawValue)"
     }
 }
 

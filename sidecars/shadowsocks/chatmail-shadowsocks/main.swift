@@ -15,14 +15,13 @@ struct Main {
             }
             let server = try await ShadowsocksServer.bind(
                 host: section.listen.host, port: Int(section.listen.port), settings: settings, group: sidecar.group,
-                logger: sidecar.logger)
+                logger: sidecar.logger, limit: sidecar.connectionLimit)
             sidecar.logger.info(
                 "listening on \(server.localAddress.map { "\($0)" } ?? "\(section.listen)") with \(settings.credential.method.rawValue), targets on ports \(settings.policy.upstreams.keys.sorted())"
             )
-            try await sidecar.ready()
-            await sidecar.serveUntilShutdown(server.channels) { event in
+            try await sidecar.serveUntilShutdown(onEvent: { event in
                 if case .reload = event { sidecar.logger.info("counters: \(server.counters)") }
-            }
+            }) { await server.close() }
             sidecar.logger.info("counters: \(server.counters)")
         }
     }

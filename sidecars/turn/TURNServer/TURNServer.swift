@@ -1,4 +1,5 @@
 import ChatmailConfig
+import ChatmailSidecar
 import ChatmailTLS
 import Logging
 import NIOCore
@@ -39,7 +40,7 @@ public final class TURNServer: Sendable {
     /// work (unparsable peer ranges, no address to advertise for relays).
     public static func start(
         configuration turn: TURNSection, secrets: [String], tls: TLSContextProvider?, group: any EventLoopGroup,
-        logger: Logger
+        logger: Logger, limit: SourceConnectionLimit = .unlimited
     ) async throws -> TURNServer {
         func parse(_ ranges: [String], _ key: String) throws -> [IPRange] {
             try ranges.map { text in
@@ -110,13 +111,15 @@ public final class TURNServer: Sendable {
                     if shard === shards[0] { udp.append(SocketAddress(address)) }
                 }
                 let first = try await bindStreams(
-                    host: host, port: turn.listen.port, loops: loops, tls: nil, deadlines: deadlines, into: &listeners)
+                    host: host, port: turn.listen.port, loops: loops, tls: nil, deadlines: deadlines, limit: limit,
+                    into: &listeners)
                 tcp.append(first.localAddress!)
             }
             if let tls {
                 for host in tlsHosts {
                     let first = try await bindStreams(
                         host: host, port: turn.tlsListen.port, loops: loops, tls: tls, deadlines: deadlines,
+                        limit: limit,
                         into: &listeners)
                     tlsBound.append(first.localAddress!)
                 }
@@ -194,49 +197,31 @@ public final class TURNServer: Sendable {
 
     // MARK: Binding
 
-    private static let reusePort = ChannelOptions.Types.SocketOption(
-        level: .socket, name: NIOBSDSocket.Option(rawValue: SO_REUSEPORT))
-
     /// Binds a TCP (or, with `tls`, TLS) listener on one port on every loop, appending them to `listeners`;
     /// returns the first (with the real port when `port` is 0).
     private static func bindStreams(
         host: String, port: UInt16, loops: [LoopState], tls: TLSContextProvider?, deadlines: StreamDeadlines,
-        into listeners: inout [any Channel]
-    ) async throws -> any Channel {
-        var port = Int(port)
-        var first: (any Channel)?
-        for state in loops {
-            let channel = try await bindStream(host: host, port: port, state: state, tls: tls, deadlines: deadlines)
-            port = channel.localAddress?.port ?? port
-            listeners.append(channel)
-            if first == nil { first = channel }
-        }
-        return first!
-    }
-
-    private static func bindStream(
-        host: String, port: Int, state: LoopState, tls: TLSContextProvider?, deadlines: StreamDeadlines
+        limit: SourceConnectionLimit, into listeners: inout [any Channel]
     ) async throws -> any Channel {
         let transport: TURNTransport = tls == nil ? .tcp : .tls
-        return try await ServerBootstrap(group: state.eventLoop)
-            .serverChannelOption(reusePort, value: 1)
-            .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
-            .childChannelOption(
-                ChannelOptions.writeBufferWaterMark,
-                value: ChannelOptions.Types.WriteBufferWaterMark(low: 64 << 10, high: 256 << 10)
-            )
-            .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    let operations = channel.pipeline.syncOperations
-                    try operations.addHandler(IdleStateHandler(readTimeout: deadlines.idle))
-                    if let tls { try operations.addHandler(try tls.makeHandler()) }
-                    try operations.addHandler(ByteToMessageHandler(TURNFrameDecoder()))
-                    try operations.addHandler(
-                        StreamClientHandler(state: state, transport: transport, deadlines: deadlines))
-                }
+        let bound = try await Listeners.bind(
+            .tcp(host: host, port: Int(port)), loops: loops.map(\.eventLoop), limit: limit,
+            childOptions: {
+                $0.childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+                    .childChannelOption(
+                        ChannelOptions.writeBufferWaterMark,
+                        value: ChannelOptions.Types.WriteBufferWaterMark(low: 64 << 10, high: 256 << 10))
             }
-            .bind(host: host, port: port).get()
+        ) { channel, listener in
+            let operations = channel.pipeline.syncOperations
+            try operations.addHandler(IdleStateHandler(readTimeout: deadlines.idle))
+            if let tls { try operations.addHandler(try tls.makeHandler()) }
+            try operations.addHandler(ByteToMessageHandler(TURNFrameDecoder()))
+            try operations.addHandler(
+                StreamClientHandler(state: loops[listener], transport: transport, deadlines: deadlines))
+        }
+        listeners += bound
+        return bound[0]
     }
 
     // MARK: Addresses

@@ -23,12 +23,14 @@ struct Main {
             do {
                 server = try await TURNServer.start(
                     configuration: turn, secrets: sidecar.isSupervised ? [] : turn.secrets, tls: tls, group: group,
-                    logger: sidecar.logger)
+                    logger: sidecar.logger, limit: sidecar.connectionLimit)
+            } catch TURNServerError.configuration(let why) {
+                throw SidecarError.configuration(why)
             } catch let error as TURNServerError {
-                throw SidecarError.configuration(error.description)
+                // A failed bind or system call: the supervisor retries, as for every other child.
+                throw SidecarError.environment(error.description)
             }
-            try await sidecar.ready()
-            for await event in sidecar.events {
+            try await sidecar.serveUntilShutdown(onEvent: { event in
                 switch event {
                 case .turnSecrets(let secrets):
                     server.updateSecrets(secrets)
@@ -36,8 +38,7 @@ struct Main {
                 case .reload:
                     break  // the TLS provider reloads its certificates by itself
                 }
-            }
-            await server.shutdown()
+            }) { await server.shutdown() }
             if turn.threads > 0 { try? await group.shutdownGracefully() }
         }
     }
