@@ -97,8 +97,9 @@ await Sidecar.main(name: "imap") { sidecar in
             let service = DovecotAuthService(services: services, settings: authSettings)
             let directory = (imap.authSocket as NSString).deletingLastPathComponent
             try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-            channels.append(
-                try await IMAPServer.bindAuth(unixPath: imap.authSocket, service: service, group: sidecar.group))
+            listeners.keep([
+                try await IMAPServer.bindAuth(unixPath: imap.authSocket, service: service, group: sidecar.group)
+            ])
             // As for LMTP: the MTA's smtpd runs as its own user; the directory decides who reaches it.
             chmod(imap.authSocket, 0o666)
             sidecar.logger.info("SASL (Dovecot auth protocol) listening on \(imap.authSocket)")
