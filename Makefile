@@ -84,6 +84,7 @@ bench: test-deps
 	CHATMAIL_BIN_DIR=$(RELEASE_BIN) python3 bench/shadowsocks_bench.py
 	CHATMAIL_BIN_DIR=$(RELEASE_BIN) python3 bench/turn_bench.py
 	CHATMAIL_BIN_DIR=$(RELEASE_BIN) python3 bench/imap_bench.py
+	CHATMAIL_BIN_DIR=$(RELEASE_BIN) python3 bench/sasl_bench.py
 
 install: deps
 	$(SWIFT) build -c release

@@ -81,7 +81,8 @@ def process_tree(root_pid):
 class Ours:
     name = "chatmail-imap"
 
-    def __init__(self, work: Path):
+    def __init__(self, work: Path, extra: str = ""):
+        """`extra`: more `[imap]` lines."""
         self.port, self.lmtp_port = free_port(), free_port()
         config = work / "imap.conf"
         config.write_text(f"""
@@ -101,6 +102,7 @@ comment = "Chatmail server"
 admin = "mailto:root@{DOMAIN}"
 max_sessions_per_account = 10000
 max_failed_logins_per_minute = 100000
+{extra}
 [turn]
 host = "127.0.0.1"
 [iroh]
@@ -127,15 +129,15 @@ names = ["localhost"]
 class Dovecot:
     name = "dovecot"
 
-    def __init__(self, work: Path):
+    def __init__(self, work: Path, hashed=None, extra: str = ""):
+        """Passwords as `hashed` (with its {SCHEME} prefix), else SHA512-CRYPT; `extra` configuration lines."""
         self.port, self.lmtp_port = free_port(), free_port()
         os.chmod(work, 0o755)
         for name in ("run", "mail", "state"):
             (work / name).mkdir()
         os.chmod(work / "mail", 0o777)
-        salt = crypt.mksalt(crypt.METHOD_SHA512)
-        (work / "passwd").write_text("".join(
-            f"{user}:{{SHA512-CRYPT}}{crypt.crypt(PASSWORD, salt)}::::::\n" for user in USERS))
+        hashed = hashed or "{SHA512-CRYPT}" + crypt.crypt(PASSWORD, crypt.mksalt(crypt.METHOD_SHA512))
+        (work / "passwd").write_text("".join(f"{user}:{hashed}::::::\n" for user in USERS))
         config = work / "dovecot.conf"
         config.write_text(f"""
 protocols = imap lmtp
@@ -153,7 +155,7 @@ default_client_limit = 10000
 default_vsz_limit = 1G
 passdb {{
   driver = passwd-file
-  args = scheme=SHA512-CRYPT {work}/passwd
+  args = {work}/passwd
 }}
 userdb {{
   driver = static
@@ -180,6 +182,7 @@ service lmtp {{
     port = {self.lmtp_port}
   }}
 }}
+{extra}
 """)
         self.process = subprocess.Popen(["dovecot", "-F", "-c", str(config)])
         wait_port(self.port)

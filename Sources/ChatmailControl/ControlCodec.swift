@@ -38,7 +38,9 @@ public enum ControlCodec {
             object["name"] = name
         case .shadowsocksKey(let method):
             object["method"] = method
-        case .ready, .discovery, .status, .reload, .rotateTURNSecret:
+        case .discovery(let account):
+            if let account { object["account"] = account }
+        case .ready, .status, .reload, .rotateTURNSecret:
             break
         }
         return json(object)
@@ -81,7 +83,7 @@ public enum ControlCodec {
             }
             command = .hello(name: try name(), pid: pid32)
         case "ready": command = .ready
-        case "discovery": command = .discovery
+        case "discovery": command = .discovery(account: object["account"] as? String)
         case "status": command = .status
         case "start": command = .start(name: try name(), wait: wait)
         case "stop": command = .stop(name: try name(), wait: wait)

@@ -47,8 +47,8 @@ await Sidecar.main(name: "imap") { sidecar in
 
     let tls = try sidecar.tlsProvider(alpn: ["imap"])
     // Discovery per session, bounded: a slow supervisor means the last answer, never a wait.
-    let discovery = DiscoveryCache(patience: .seconds(1)) {
-        let discovery = await sidecar.discovery(timeout: .seconds(10))
+    let discovery = DiscoveryCache(patience: .seconds(1)) { account in
+        let discovery = await sidecar.discovery(account: account, timeout: .seconds(10))
         var entries: [String: String] = [:]
         if let turn = discovery.turn { entries[turnEntry] = turn }
         if let iroh = discovery.irohRelay { entries[irohEntry] = iroh }
@@ -58,8 +58,8 @@ await Sidecar.main(name: "imap") { sidecar in
     let services = IMAPServices(
         store: database, notifier: notifier, settings: settings, tls: tls, logger: sidecar.logger,
         threadPool: pools.commands, loginThreadPool: pools.logins
-    ) {
-        let (entries, fresh) = await discovery.current()
+    ) { account in
+        let (entries, fresh) = await discovery.current(account: account)
         if !fresh { sidecar.logger.warning("discovery is slow: serving the last answer") }
         return entries
     }
