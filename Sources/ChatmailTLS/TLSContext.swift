@@ -39,8 +39,14 @@ public final class TLSContext: @unchecked Sendable {
         var pause: @Sendable (_ attempt: Int) -> Void
 
         /// Five reads, 25 to 200 ms apart (under 0.4 s in all).
-        static let standard = LoadRetry(attempts: 5) { attempt in usleep(UInt32(25_000 << (attempt - 1))) }
+        static let standard = LoadRetry(attempts: 5, pause: sleep)
         static let none = LoadRetry(attempts: 1) { _ in }
+
+        private static func sleep(_ attempt: Int) {
+            var pause = timespec(tv_sec: 0, tv_nsec: 25_000_000 << (attempt - 1))
+            var left = timespec()
+            while nanosleep(&pause, &left) != 0 && errno == EINTR { pause = left }
+        }
     }
 
     /// A server context for `identities` (at least one), offering `alpn` in order of preference.
@@ -116,14 +122,20 @@ public final class TLSContext: @unchecked Sendable {
     }
 
     private static func load(_ identity: TLSIdentity, into ctx: OpaquePointer, retry: LoadRetry) throws(TLSError) {
-        var attempt = 1
-        while true {
-            do {
-                return try load(identity, into: ctx)
-            } catch  where attempt < retry.attempts {
-                retry.pause(attempt)
-                attempt += 1
-            }
+        for attempt in 1..<max(retry.attempts, 1) {
+            if loaded(identity, into: ctx) { return }
+            retry.pause(attempt)
+        }
+        try load(identity, into: ctx)
+    }
+
+    /// One attempt, its error dropped (the error queue is drained by `TLSError.configuration`).
+    private static func loaded(_ identity: TLSIdentity, into ctx: OpaquePointer) -> Bool {
+        do {
+            try load(identity, into: ctx)
+            return true
+        } catch {
+            return false
         }
     }
 
