@@ -3,6 +3,7 @@
 import base64
 import hashlib
 import hmac
+import json
 import os
 import signal
 import shutil
@@ -245,6 +246,20 @@ def test_bad_config_exits_78_with_file_and_line(supervisor_factory):
     assert f"{sup.config}:6: [turn] bogus: unknown key" in run.stderr
     check = sup.ctl("check-config", str(sup.config), check=False)
     assert check.returncode == 1 and "[turn] bogus: unknown key" in check.stderr
+
+
+def test_chatmailctl_options_before_or_after_the_subcommand(supervisor_factory):
+    sup = supervisor_factory().start()
+    sup.wait_state("turn", "ready")
+    for args in (["--config", str(sup.config), "status", "--json"], ["status", "--json", "--config", str(sup.config)],
+                 [f"--socket={sup.socket}", "status", "--json"], ["status", "--json", "--socket", str(sup.socket)]):
+        result = sup.ctl(*args, config=False)
+        assert "turn" in {s["name"] for s in json.loads(result.stdout)["sidecars"]}, args
+    # Nested subcommands and check-config too; a wrong socket named first is really used.
+    assert sup.ctl("--config", str(sup.config), "check-config", config=False).returncode == 0
+    assert sup.ctl("--config", str(sup.config), "turn", "rotate-secret", config=False).returncode == 0
+    wrong = sup.ctl("--socket", "/nonexistent.sock", "status", check=False, config=False)
+    assert wrong.returncode == 69 and "/nonexistent.sock" in wrong.stderr
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run chatmailctl as another user (CI runs as root)")
