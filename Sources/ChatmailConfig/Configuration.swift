@@ -145,6 +145,11 @@ public struct TURNSection: Sendable, Equatable {
     public var maxLifetime = 3600
     /// Relayed kilobits per second per allocation and direction; 0 for no cap.
     public var bandwidthLimit = 20_000
+    /// Seconds a TCP or TLS connection has for the TLS handshake and its first message.
+    public var handshakeTimeout = 10
+    /// Seconds a TCP or TLS connection may go on without an allocation, and a client may leave its
+    /// connection unwritable (reading nothing) before it is closed.
+    public var unallocatedTimeout = 60
     /// The SOFTWARE attribute in responses; empty (the default) sends none.
     public var software = ""
     /// Shared secrets for running without the supervisor (`chatmail-turn --config FILE`), current first.
@@ -251,8 +256,8 @@ extension Configuration {
 
     /// Whether child `name`'s section differs from `other`'s in anything the child reads, so that it
     /// needs a restart (children read their section once, at start). `enabled` is applied on its own;
-    /// values only the supervisor hands out (the TURN port and credential lifetime in discovery, the
-    /// iroh URL) need no restart; certificates are re-read on the reload message.
+    /// values only the supervisor hands out (the TURN port in discovery, the iroh URL) need no
+    /// restart; certificates are re-read on the reload message.
     public func childSettingsDiffer(from other: Configuration, child name: String) -> Bool {
         switch name {
         case "imap":
@@ -263,7 +268,6 @@ extension Configuration {
             var (mine, theirs) = (turn, other.turn)
             (mine.child.enabled, theirs.child.enabled) = (true, true)
             (mine.port, theirs.port) = (0, 0)
-            (mine.credentialTTL, theirs.credentialTTL) = (0, 0)
             return mine != theirs
         case "iroh":
             var (mine, theirs) = (iroh, other.iroh)

@@ -278,6 +278,8 @@ final class ConfigurationReader {
         result.maxPermissions = s.int("max_permissions", default: 32, range: 1...1000)
         result.maxLifetime = s.int("max_lifetime", default: 3600, range: 600...86400)
         result.bandwidthLimit = s.int("bandwidth_limit", default: 20_000, range: 0...100_000_000)
+        result.handshakeTimeout = s.int("handshake_timeout", default: 10, range: 1...300)
+        result.unallocatedTimeout = s.int("unallocated_timeout", default: 60, range: 1...3600)
         result.software = s.string("software", default: "")
         result.secrets = s.stringOrList("secret")
         if result.secrets.contains(where: \.isEmpty) { s.fail("secret", "must not be empty") }

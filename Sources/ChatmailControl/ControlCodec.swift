@@ -36,7 +36,9 @@ public enum ControlCodec {
             object["wait"] = wait
         case .enable(let name), .disable(let name):
             object["name"] = name
-        case .ready, .discovery, .status, .reload, .rotateTURNSecret:
+        case .discovery(let account):
+            if let account { object["account"] = account }
+        case .ready, .status, .reload, .rotateTURNSecret:
             break
         }
         return json(object)
@@ -79,7 +81,7 @@ public enum ControlCodec {
             }
             command = .hello(name: try name(), pid: pid32)
         case "ready": command = .ready
-        case "discovery": command = .discovery
+        case "discovery": command = .discovery(account: object["account"] as? String)
         case "status": command = .status
         case "start": command = .start(name: try name(), wait: wait)
         case "stop": command = .stop(name: try name(), wait: wait)

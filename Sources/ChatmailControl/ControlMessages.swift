@@ -11,8 +11,8 @@ public enum ControlCommand: Sendable, Equatable {
     case hello(name: String, pid: Int32)
     /// A child listens and serves.
     case ready
-    /// The IMAP child asks what to serve as TURN and iroh discovery.
-    case discovery
+    /// The IMAP child asks what to serve as TURN and iroh discovery to `account` (its own TURN credential).
+    case discovery(account: String?)
     case status
     case start(name: String, wait: Bool)
     case stop(name: String, wait: Bool)

@@ -86,12 +86,12 @@ public final class Sidecar: Sendable {
         logger.info("ready")
     }
 
-    /// What the supervisor says to serve as discovery; empty when run on its own or when the
-    /// supervisor does not answer within `timeout`.
-    public func discovery(timeout: TimeAmount = .seconds(2)) async -> Discovery {
+    /// What the supervisor says to serve as discovery (to `account`); empty when run on its own or when
+    /// the supervisor does not answer within `timeout`.
+    public func discovery(account: String? = nil, timeout: TimeAmount = .seconds(2)) async -> Discovery {
         guard let control else { return Discovery() }
         do {
-            let answer = try await control.request(.discovery, timeout: timeout)
+            let answer = try await control.request(.discovery(account: account), timeout: timeout)
             return answer.discovery ?? Discovery()
         } catch {
             logger.warning("no discovery from the supervisor: \(error)")

@@ -78,36 +78,61 @@ public final class StateStore: Sendable {
         try setSetting(key, value ? "true" : "false")
     }
 
-    /// The TURN secrets, current first (then the previous one, if any). The first call on a new
-    /// install creates the secret: 32 random bytes, kept as base64url text.
-    public func turnSecrets() throws -> [String] {
+    /// The most TURN secrets kept: rotating more often than this within one credential lifetime
+    /// cuts the oldest credentials short.
+    public static let maximumTURNSecrets = 16
+
+    /// The TURN secrets whose credentials may still be live, current first: the current one, and
+    /// each earlier one until `ttl` seconds after it was replaced (nothing it minted expires later),
+    /// at most `maximumTURNSecrets`. Those no longer needed are deleted. The first call on a new
+    /// install creates the secret: 32 random bytes, kept as base64url text. `now`: Unix seconds.
+    public func turnSecrets(ttl: Int, now: Int = Int(Date().timeIntervalSince1970)) throws -> [String] {
         try pool.write { db in
-            var secrets = try Self.secrets(db)
-            if secrets.isEmpty {
-                try Self.insertSecret(db)
-                secrets = try Self.secrets(db)
+            if try Self.secrets(db).isEmpty { try Self.insertSecret(db, now: now) }
+            return try Self.pruneSecrets(db, ttl: ttl, now: now).kept
+        }
+    }
+
+    /// Makes a new current secret; the earlier ones stay as `turnSecrets` says. Also returns how
+    /// many secrets with possibly live credentials were dropped to stay within the bound.
+    public func rotateTURNSecret(ttl: Int, now: Int = Int(Date().timeIntervalSince1970)) throws -> (
+        secrets: [String], cutShort: Int
+    ) {
+        try pool.write { db in
+            try Self.insertSecret(db, now: now)
+            let (kept, cutShort) = try Self.pruneSecrets(db, ttl: ttl, now: now)
+            return (kept, cutShort)
+        }
+    }
+
+    /// Every secret, newest first, with the time it was made.
+    private static func secrets(_ db: Database) throws -> [(id: Int64, secret: String, createdAt: Int)] {
+        try Row.fetchAll(db, sql: "SELECT id, secret, created_at FROM turn_secrets ORDER BY id DESC").map {
+            (id: $0["id"], secret: $0["secret"], createdAt: $0["created_at"])
+        }
+    }
+
+    /// Deletes the secrets no credential of which can be live any more, and beyond the bound.
+    private static func pruneSecrets(_ db: Database, ttl: Int, now: Int) throws -> (kept: [String], cutShort: Int) {
+        let all = try secrets(db)
+        var kept: [String] = []
+        var cutShort = 0
+        for (index, row) in all.enumerated() {
+            // A secret minted credentials until the next one was made; they expire `ttl` later at most.
+            let live = index == 0 || all[index - 1].createdAt + ttl > now
+            if live && kept.count < maximumTURNSecrets {
+                kept.append(row.secret)
+                continue
             }
-            return secrets
+            if live { cutShort += 1 }
+            try db.execute(sql: "DELETE FROM turn_secrets WHERE id = ?", arguments: [row.id])
         }
+        return (kept, cutShort)
     }
 
-    /// Makes a new current secret; the old current one becomes the previous, older ones are deleted.
-    public func rotateTURNSecret() throws -> [String] {
-        try pool.write { db in
-            try Self.insertSecret(db)
-            try db.execute(
-                sql: "DELETE FROM turn_secrets WHERE id NOT IN (SELECT id FROM turn_secrets ORDER BY id DESC LIMIT 2)")
-            return try Self.secrets(db)
-        }
-    }
-
-    private static func secrets(_ db: Database) throws -> [String] {
-        try String.fetchAll(db, sql: "SELECT secret FROM turn_secrets ORDER BY id DESC LIMIT 2")
-    }
-
-    private static func insertSecret(_ db: Database) throws {
+    private static func insertSecret(_ db: Database, now: Int) throws {
         try db.execute(
             sql: "INSERT INTO turn_secrets(secret, created_at) VALUES (?, ?)",
-            arguments: [Crypto.base64URL(Crypto.randomBytes(32)), Int(Date().timeIntervalSince1970)])
+            arguments: [Crypto.base64URL(Crypto.randomBytes(32)), now])
     }
 }

@@ -52,6 +52,8 @@ public actor Supervisor {
     private let exitQueue = DispatchQueue(label: "chatmail.child-exits")
     private var children: [String: Child] = [:]
     private var turnSecrets: [String]
+    /// When the TURN secrets were last checked for ones no live credential needs any more.
+    private var turnSecretsChecked: ContinuousClock.Instant
     private var waiters: [Waiter] = []
     private var nextWaiterID = 0
     private var readySent = false
@@ -73,7 +75,8 @@ public actor Supervisor {
         self.logger = logger
         self.group = group
         self.programDirectory = programDirectory
-        self.turnSecrets = try store.turnSecrets()
+        self.turnSecrets = try store.turnSecrets(ttl: configuration.turn.credentialTTL)
+        self.turnSecretsChecked = clock.now
         self.watchdogInterval = notifier.watchdogInterval
         for (name, settings) in configuration.children {
             let enabled = try Self.toggleKeys[name].flatMap { try store.toggle($0) } ?? settings.enabled
@@ -118,6 +121,10 @@ public actor Supervisor {
         }
         for waiter in waiters where waiter.deadline <= now {
             resolve(waiter, "timed out waiting for \(waiter.name)")
+        }
+        if turnSecretsChecked.duration(to: now) >= .seconds(60) {
+            turnSecretsChecked = now
+            pruneTURNSecrets()
         }
         if let watchdogInterval, lastWatchdog.map({ $0.duration(to: now) >= watchdogInterval / 2 }) ?? true {
             notifier.watchdog()
@@ -412,8 +419,8 @@ public actor Supervisor {
                 publishStatus()
             }
             return ControlResponse(id: 0)
-        case (.discovery, _):
-            return ControlResponse(id: 0, discovery: discovery())
+        case (.discovery(let account), _):
+            return ControlResponse(id: 0, discovery: discovery(account: account))
         case (.status, .admin):
             return ControlResponse(id: 0, status: status())
         case (.start(let name, let wait), .admin):
@@ -440,15 +447,21 @@ public actor Supervisor {
         case (.reload, .admin):
             return reload()
         case (.rotateTURNSecret, .admin):
+            let cutShort: Int
             do {
-                turnSecrets = try store.rotateTURNSecret()
+                let rotated = try store.rotateTURNSecret(ttl: configuration.turn.credentialTTL)
+                (turnSecrets, cutShort) = (rotated.secrets, rotated.cutShort)
             } catch {
                 return .failure(0, "cannot rotate the TURN secret: \(error)")
             }
-            logger.info("TURN secret rotated")
+            logger.info("TURN secret rotated", metadata: ["kept": "\(turnSecrets.count)"])
             if let channel = children["turn"]?.control { push(.turnSecrets(turnSecrets), to: channel) }
-            return ControlResponse(
-                id: 0, message: "TURN secret rotated; credentials already issued stay valid until they expire")
+            let message =
+                cutShort == 0
+                ? "TURN secret rotated; credentials already issued stay valid until they expire"
+                : "TURN secret rotated; \(StateStore.maximumTURNSecrets) secrets are kept at most, so credentials "
+                    + "from the oldest \(cutShort) stop working now"
+            return ControlResponse(id: 0, message: message)
         case (_, .child(let name, _, _)):
             return .failure(0, "\(command) is not allowed on \(name)'s channel")
         case (.hello, .admin), (.ready, .admin):
@@ -483,12 +496,27 @@ public actor Supervisor {
         return ControlResponse(id: 0, message: "\(name) \(after.stateName)" + (after.pid.map { " (pid \($0))" } ?? ""))
     }
 
-    /// What the IMAP child serves: TURN and iroh, each only while enabled and ready.
-    func discovery() -> Discovery {
+    /// Drops the TURN secrets whose credentials have all expired, and tells the TURN child.
+    private func pruneTURNSecrets() {
+        do {
+            let secrets = try store.turnSecrets(ttl: configuration.turn.credentialTTL)
+            guard secrets != turnSecrets else { return }
+            turnSecrets = secrets
+            logger.info("TURN secrets whose credentials have expired dropped", metadata: ["kept": "\(secrets.count)"])
+            if let channel = children["turn"]?.control { push(.turnSecrets(secrets), to: channel) }
+        } catch {
+            logger.warning("cannot read the TURN secrets: \(error)")
+        }
+    }
+
+    /// What the IMAP child serves (to `account`): TURN and iroh, each only while enabled and ready.
+    func discovery(account: String? = nil) -> Discovery {
         var discovery = Discovery()
         if let turn = children["turn"]?.machine, turn.wanted, turn.isReady, let secret = turnSecrets.first {
-            let credential = TURNCredential(
-                secret: secret, now: Int(Date().timeIntervalSince1970), ttl: configuration.turn.credentialTTL)
+            let (now, ttl) = (Int(Date().timeIntervalSince1970), configuration.turn.credentialTTL)
+            let credential =
+                account.map { TURNCredential(secret: secret, account: $0, now: now, ttl: ttl) }
+                ?? TURNCredential(secret: secret, now: now, ttl: ttl)
             discovery.turn = credential.discoveryValue(host: configuration.turn.host, port: configuration.turn.port)
         }
         if let iroh = children["iroh"]?.machine, iroh.wanted, iroh.isReady {

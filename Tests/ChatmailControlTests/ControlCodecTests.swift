@@ -3,7 +3,8 @@ import Testing
 
 @Suite struct ControlCodecTests {
     static let commands: [ControlCommand] = [
-        .hello(name: "turn", pid: 4242), .ready, .discovery, .status, .start(name: "iroh", wait: true),
+        .hello(name: "turn", pid: 4242), .ready, .discovery(account: nil), .discovery(account: "a@example.org"),
+        .status, .start(name: "iroh", wait: true),
         .stop(name: "imap", wait: false), .restart(name: "turn", wait: true), .enable(name: "iroh"),
         .disable(name: "shadowsocks"), .reload, .rotateTURNSecret,
     ]

@@ -291,7 +291,7 @@ final class Answers: Sendable {
                 (.zero, ["turn": "a"]), (.seconds(2), ["turn": "b"]), (.zero, [:]),
             ]
         }
-        let cache = DiscoveryCache(patience: .milliseconds(300)) {
+        let cache = DiscoveryCache(patience: .milliseconds(300)) { _ in
             let (delay, entries) = answers.next.withLock { $0.removeFirst() }
             try? await Task.sleep(for: delay)
             return entries

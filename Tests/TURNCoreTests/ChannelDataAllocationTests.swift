@@ -42,6 +42,27 @@
             let allocations = count() - before
             #expect(found == 2000)
             #expect(allocations == 0)
+
+            // A channel to one of our own relayed addresses re-checks that it still is one (under the shared
+            // state's lock), without allocating per packet: 20,000 lookups may cost the runtime a one-off
+            // allocation or two (the lock's first use on a thread), never one each.
+            let ours = STUNAddress("203.0.113.1:50999")!
+            harness.shared.relayOpened(ours)
+            #expect(
+                try harness.request(.channelBind, [.channelNumber(0x4002), .xorPeerAddress(ours)]).errorCode == nil)
+            _ = harness.engine.channelTarget(0x4002, from: tuple, length: 100, now: now)
+            _ = harness.engine.inboundDelivery(from: ours, to: tuple, length: 100, now: now)
+            let hairpinBefore = count()
+            var hairpinFound = 0
+            for _ in 0..<10000 {
+                if harness.engine.channelTarget(0x4002, from: tuple, length: 100, now: now) != nil { hairpinFound += 1 }
+                if harness.engine.inboundDelivery(from: ours, to: tuple, length: 100, now: now) == .channelData(0x4002)
+                {
+                    hairpinFound += 1
+                }
+            }
+            #expect(hairpinFound == 20000)
+            #expect(count() - hairpinBefore <= 4)
         }
     }
 #endif

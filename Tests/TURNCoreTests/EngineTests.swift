@@ -340,6 +340,40 @@ struct EngineTests {
         guard case .drop = try send(to: "127.0.0.1:50999") else { throw HarnessError.unexpected("forwarded") }
     }
 
+    @Test("a channel or permission to our own relayed address carries nothing once that allocation is gone")
+    func staleHairpinChannel() throws {
+        let harness = EngineHarness()
+        let a = harness.tuple
+        let aRelay = try #require(try harness.allocate().xorRelayedAddresses.first)
+        harness.tuple.client.port += 1
+        let b = harness.tuple
+        _ = try harness.allocate()
+        #expect(try harness.request(.channelBind, [.channelNumber(0x4001), .xorPeerAddress(aRelay)]).errorCode == nil)
+        #expect(harness.engine.channelTarget(0x4001, from: b, length: 3, now: harness.now)?.peer == aRelay)
+        #expect(
+            harness.engine.inboundDelivery(from: aRelay, to: b, length: 3, now: harness.now) == .channelData(0x4001))
+
+        // A deletes itself: its port is now anyone's on our host, and B's channel and permission carry nothing.
+        harness.tuple = a
+        try harness.challenge()  // nonces are per client address
+        #expect(try harness.request(.refresh, [.lifetime(0)]).lifetime == 0)
+        #expect(harness.engine.channelTarget(0x4001, from: b, length: 3, now: harness.now) == nil)
+        #expect(harness.engine.inboundDelivery(from: aRelay, to: b, length: 3, now: harness.now) == nil)
+        harness.tuple = b
+        try harness.challenge()
+        #expect(
+            try harness.request(.channelBind, [.channelNumber(0x4001), .xorPeerAddress(aRelay)]).errorCode?.code == 403)
+
+        // An allocation that gets that address again is one of ours again.
+        harness.shared.relayOpened(aRelay)
+        #expect(harness.engine.channelTarget(0x4001, from: b, length: 3, now: harness.now)?.peer == aRelay)
+        // A peer the policy allows never pays for the check.
+        let outside = STUNAddress("8.8.8.8:5000")!
+        #expect(try harness.request(.channelBind, [.channelNumber(0x4002), .xorPeerAddress(outside)]).errorCode == nil)
+        #expect(harness.engine.allocation(b)?.channel(0x4002, now: harness.now)?.onlyAsOurRelay == false)
+        #expect(harness.engine.allocation(b)?.channel(0x4001, now: harness.now)?.onlyAsOurRelay == true)
+    }
+
     @Test("Refresh extends, Refresh 0 deletes and closes the relay, 437 afterwards; sweep expires")
     func refresh() throws {
         let harness = EngineHarness()

@@ -10,7 +10,10 @@ import threading
 import time
 import urllib.request
 
+import pytest
+
 from conftest import bin_dir, terminate, wait_until
+from test_exit_status import supervised
 
 
 def free_port():
@@ -133,3 +136,24 @@ def test_out_of_descriptors_the_accept_path_backs_off_and_recovers(tmp_path):
         for client in clients:
             client.close()
         terminate(proc)
+
+
+@pytest.mark.parametrize("child", ["imap", "turn", "iroh", "shadowsocks"])
+def test_every_child_caps_connections_per_source(supervisor_factory, tmp_path, child):
+    """Each child's main hands its section's cap to its listeners."""
+    sup = supervised(supervisor_factory, tmp_path, child, extra=["max_connections_per_source = 2"]).start()
+    sup.wait_state(child, "ready", timeout=30)
+    port = sup.ports[child]
+    held = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(2)]
+    try:
+        time.sleep(0.3)
+        over = socket.create_connection(("127.0.0.1", port), timeout=5)
+        held.append(over)
+        assert closed_by_server(over), f"{child}: the third connection from one address is closed"
+        assert all(not closed_by_server(s, timeout=0.3) for s in held[:2]), f"{child}: the first two stay open"
+        other = socket.create_connection(("127.0.0.1", port), timeout=5, source_address=("127.0.0.2", 0))
+        held.append(other)
+        assert not closed_by_server(other, timeout=0.5), f"{child}: another address still gets in"
+    finally:
+        for s in held:
+            s.close()

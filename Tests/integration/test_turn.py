@@ -155,6 +155,10 @@ class Client:
         mtype, attributes = parse(self.sock.recv(4000))
         return mtype, attributes, tid
 
+    def send_raw(self, data):
+        """A datagram (ChannelData, an indication) to the server as it is."""
+        self.sock.sendto(data, self.server)
+
     def allocate(self, dual=False, extra=()):
         mtype, attributes, _ = self.transact(0x0003, [attr(0x0019, b"\x11\0\0\0")], auth=False)
         assert mtype == 0x0113 and error_code(attributes) == 401
@@ -333,6 +337,46 @@ def test_own_service_ports_are_refused_even_when_loopback_is_allowed(turn):
         assert error_code(parse(client.sock.recv(2000))[1]) == 403
 
 
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+def test_a_channel_to_a_released_relay_reaches_nothing(strict_turn, transport):
+    """B binds a channel to A's relayed address (allowed: ours); A deletes itself and a local process takes its
+    port: B's ChannelData must not reach that process, nor the process's datagrams reach B."""
+    a = Client(strict_turn.port)
+    mtype, attributes, tid = a.allocate()
+    assert mtype == 0x0103, attributes
+    a_relay = xaddr(attributes[0x0016], tid)
+    b = Client(strict_turn.port) if transport == "udp" else TCPClient(strict_turn.port)
+    mtype, attributes, tid = b.allocate()
+    assert mtype == 0x0103, attributes
+    b_relay = xaddr(attributes[0x0016], tid)
+    mtype, attributes, _ = b.transact(0x0009, [attr(0x000C, b"\x40\x01\0\0"), attr(0x0012, xpeer(*a_relay, tid))])
+    assert mtype == 0x0109, attributes
+    # While A lives, B's ChannelData reaches A's client (as a Data indication: A has a permission for B).
+    mtype, attributes, tid = a.transact(0x0008, [attr(0x0012, xpeer(*b_relay, os.urandom(12)))])
+    assert mtype == 0x0108, attributes
+    b.send_raw(b"\x40\x01\x00\x04ping")
+    mtype, attributes = parse(a.sock.recv(2000))
+    assert mtype == 0x0017 and attributes[0x0013] == b"ping"
+
+    assert a.transact(0x0004, [attr(0x000D, b"\0\0\0\0")])[0] == 0x0104
+    wait_until(lambda: can_bind(a_relay), timeout=5, what="A's relayed port to be released")
+    squatter = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    squatter.bind(a_relay)
+    squatter.settimeout(1.0)
+    try:
+        for _ in range(5):
+            b.send_raw(b"\x40\x01\x00\x04leak")
+        with pytest.raises(socket.timeout):
+            print("the squatter got", squatter.recvfrom(2000))
+        # Nor does the squatter reach B through the channel's permission.
+        squatter.sendto(b"reply", b_relay)
+        b.sock.settimeout(1.0)
+        with pytest.raises(socket.timeout):
+            print("B got", b.sock.recv(2000))
+    finally:
+        squatter.close()
+
+
 def test_send_indication_to_a_denied_peer_goes_nowhere(strict_turn):
     client = Client(strict_turn.port)
     assert client.allocate()[0] == 0x0103
@@ -356,6 +400,13 @@ def test_expired_and_wrong_credentials_get_401_and_the_realm(turn):
     client.nonce = b"0000000000000000000000ff"
     mtype, attributes, _ = client.transact(0x0004, [attr(0x000D, b"\0\0\x02\x58")])
     assert error_code(attributes) == 438 and attributes[0x0015] != client.nonce
+
+
+def test_credentials_that_expire_later_than_the_ttl_allows_are_refused(turn):
+    """The default credential_ttl is 5 days: a credential for 10 years (a leaked secret's) gets 401."""
+    mtype, attributes, _ = Client(turn.port, username_ttl=10 * 365 * 86400).allocate()
+    assert mtype == 0x0113 and error_code(attributes) == 401
+    assert Client(turn.port, username_ttl=5 * 86400 - 5).allocate()[0] == 0x0103
 
 
 def test_refresh_zero_releases_the_allocation(turn):
@@ -416,6 +467,84 @@ class TCPClient(Client):
         mtype, attributes = parse(self.sock.recv(4000))
         return mtype, attributes, tid
 
+    def send_raw(self, data):
+        self.sock.sendall(data)
+
+
+# TCP and TLS clients: deadlines, and no unbounded output
+
+
+@pytest.fixture
+def hasty_turn(tmp_path):
+    """A server with 1 s for the handshake and first message, 2 s for an allocation (and for a client that reads
+    nothing)."""
+    server = TurnServer(tmp_path, extra="handshake_timeout = 1\nunallocated_timeout = 2")
+    yield server
+    server.stop()
+
+
+def closed_within(sock, seconds):
+    """Whether the server closes `sock` within `seconds` (what it sent before is read and dropped)."""
+    deadline = time.monotonic() + seconds
+    try:
+        while time.monotonic() < deadline:
+            sock.settimeout(max(0.1, deadline - time.monotonic()))
+            if not sock.recv(1 << 16):
+                return True
+    except ConnectionError:
+        return True
+    except socket.timeout:
+        pass
+    return False
+
+
+def test_tcp_and_tls_connections_without_a_message_or_an_allocation_are_closed(hasty_turn):
+    # Silence over TCP, and a TLS handshake that never comes.
+    for port in (hasty_turn.port, hasty_turn.tls_port):
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as silent:
+            assert closed_within(silent, 10), port
+    # A TLS handshake begun and left: a ClientHello's first bytes.
+    with socket.create_connection(("127.0.0.1", hasty_turn.tls_port), timeout=5) as partial:
+        partial.sendall(bytes.fromhex("160301020001"))
+        assert closed_within(partial, 10)
+    # Messages but no allocation: answered, then closed.
+    with socket.create_connection(("127.0.0.1", hasty_turn.port), timeout=5) as tcp:
+        tcp.sendall(msg(0x0001, os.urandom(12), []))
+        assert parse(tcp.recv(2000))[0] == 0x0101
+        assert closed_within(tcp, 10)
+    # With an allocation the connection stays past both deadlines.
+    client = TCPClient(hasty_turn.port)
+    assert client.allocate()[0] == 0x0103
+    time.sleep(3)
+    assert refresh(client) == 0x0104
+
+
+def test_a_tcp_client_that_reads_nothing_gets_nothing_buffered(hasty_turn):
+    """Binding requests written without reading an answer: the server stops reading (the client's sending
+    blocks after a few buffers' worth, not after everything) and closes the connection."""
+    client = TCPClient(hasty_turn.port)
+    assert client.allocate()[0] == 0x0103
+    client.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    client.sock.settimeout(3)
+    batch = b"".join(msg(0x0001, os.urandom(12), []) for _ in range(3000))
+    before = rss_kib(hasty_turn.process.pid)
+    sent = 0
+    with pytest.raises((socket.timeout, ConnectionError)):
+        while sent < 64 << 20:
+            client.sock.sendall(batch)
+            sent += len(batch)
+    grown = rss_kib(hasty_turn.process.pid) - before
+    print(f"sent {sent >> 10} KiB; the server grew by {grown} KiB")
+    assert sent < 16 << 20 and grown < 32 << 10
+    # (Closing a client that stays unwritable is tested in TURNServerTests: here the kernel's buffers may hold
+    # it all, and the server's side of the connection never stays unwritable.)
+    assert hasty_turn.answers_binding()
+
+
+def rss_kib(pid):
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1))
+
 
 def test_garbage_does_not_hurt(turn):
     sock = udp_socket(0.3)
@@ -460,8 +589,9 @@ enabled = false
         sup.start()
         sup.wait_state("turn", "ready", timeout=30)
 
-        def discovered_client():
-            value = sup.request({"id": 1, "type": "discovery"})["discovery"]["turn"]
+        def discovered_client(account=None):
+            request = {"id": 1, "type": "discovery"} | ({"account": account} if account else {})
+            value = sup.request(request)["discovery"]["turn"]
             host, server_port, expiry, password = value.split(":")
             assert (host, int(server_port)) == ("127.0.0.1", port)
             client = Client(port)
@@ -472,6 +602,12 @@ enabled = false
         # The secret arrives after hello; until then (a moment) answers are 401.
         first = discovered_client()
         wait_until(lambda: first.allocate()[0] == 0x0103, timeout=10, what="an allocation with discovered credentials")
+        # Each account its own credential (so its own quota), also when two fetch in the same second; both work,
+        # and an account keeps its credential from one session to the next.
+        alice, bob = discovered_client("alice@test.local"), discovered_client("bob@test.local")
+        assert alice.user != bob.user and alice.user == discovered_client("alice@test.local").user
+        assert int(time.time()) < int(alice.user) <= int(time.time()) + 5 * 86400
+        assert alice.allocate()[0] == 0x0103 and bob.allocate()[0] == 0x0103
         sup.ctl("turn", "rotate-secret")
         second = discovered_client()
         assert second.key != first.key
@@ -481,10 +617,11 @@ enabled = false
         sup.ctl("turn", "rotate-secret")
         time.sleep(0.5)
         assert refresh(first) == 0x0104 and refresh(second) == 0x0104
-        stale = Client(port)
-        stale.user, stale.key = first.user, first.key
-        mtype, attributes, _ = stale.allocate()
-        assert error_code(attributes) == 401, "the first secret is gone for new allocations"
+        # Credentials minted under the first secret stay good for new allocations until they expire.
+        older = Client(port)
+        older.user, older.key = first.user, first.key
+        mtype, attributes, _ = older.allocate()
+        assert mtype == 0x0103, attributes
     finally:
         sup.cleanup()
 

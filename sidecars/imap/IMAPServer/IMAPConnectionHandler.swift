@@ -224,7 +224,7 @@ final class IMAPConnectionHandler: ChannelDuplexHandler {
             accountSubscription = services.accountSessions.subscribe(mailbox: account.id, on: context.eventLoop) {
                 bound.value.accountDeleted()
             }
-            fetchDiscovery(context: context)
+            fetchDiscovery(for: account.address, context: context)
         case .close:
             close(context: context)
         case .startTLS:
@@ -254,12 +254,12 @@ final class IMAPConnectionHandler: ChannelDuplexHandler {
 
     /// Discovery is read when the session authenticates; commands wait for it (bounded by the
     /// sidecar runtime's timeout), so that the first GETMETADATA already has it.
-    private func fetchDiscovery(context: ChannelHandlerContext) {
+    private func fetchDiscovery(for account: String, context: ChannelHandlerContext) {
         guard state == .ready else { return }
         state = .waitingForDiscovery
         let promise = context.eventLoop.makePromise(of: [String: String].self)
         let discovery = services.discovery
-        promise.completeWithTask { await discovery() }
+        promise.completeWithTask { await discovery(account) }
         promise.futureResult.assumeIsolated().whenComplete { [self] result in
             session.discoveryMetadata = (try? result.get()) ?? [:]
             guard state == .waitingForDiscovery else { return }

@@ -42,8 +42,8 @@ public final class IMAPServices: Sendable {
     public let loginThreadPool: NIOThreadPool?
     /// Sessions by account id: notified, they end (the account was deleted).
     public let accountSessions = MailboxNotifier()
-    /// METADATA entries from the supervisor's discovery, by lowercased entry name.
-    let discovery: @Sendable () async -> [String: String]
+    /// METADATA entries from the supervisor's discovery for an account (its address), by lowercased entry name.
+    let discovery: @Sendable (String) async -> [String: String]
     /// Failed logins and account creations per source address; shared with other login paths.
     public let sourceLimits: SourceLimits
     private let sessions = Mutex<[Int64: Int]>([:])
@@ -51,7 +51,8 @@ public final class IMAPServices: Sendable {
     public init(
         store: any MailStore, notifier: MailboxNotifier, settings: IMAPServerSettings, tls: TLSContextProvider?,
         logger: Logger, threadPool: NIOThreadPool? = nil, loginThreadPool: NIOThreadPool? = nil,
-        sourceLimits: SourceLimits? = nil, discovery: @escaping @Sendable () async -> [String: String] = { [:] }
+        sourceLimits: SourceLimits? = nil,
+        discovery: @escaping @Sendable (String) async -> [String: String] = { _ in [:] }
     ) {
         self.threadPool = threadPool
         self.loginThreadPool = loginThreadPool ?? threadPool

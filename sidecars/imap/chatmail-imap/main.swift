@@ -47,8 +47,8 @@ await Sidecar.main(name: "imap") { sidecar in
 
     let tls = try sidecar.tlsProvider(alpn: ["imap"])
     // Discovery per session, bounded: a slow supervisor means the last answer, never a wait.
-    let discovery = DiscoveryCache(patience: .seconds(1)) {
-        let discovery = await sidecar.discovery(timeout: .seconds(10))
+    let discovery = DiscoveryCache(patience: .seconds(1)) { account in
+        let discovery = await sidecar.discovery(account: account, timeout: .seconds(10))
         var entries: [String: String] = [:]
         if let turn = discovery.turn { entries[turnEntry] = turn }
         if let iroh = discovery.irohRelay { entries[irohEntry] = iroh }
@@ -58,8 +58,8 @@ await Sidecar.main(name: "imap") { sidecar in
     let services = IMAPServices(
         store: database, notifier: notifier, settings: settings, tls: tls, logger: sidecar.logger,
         threadPool: pools.commands, loginThreadPool: pools.logins
-    ) {
-        let (entries, fresh) = await discovery.current()
+    ) { account in
+        let (entries, fresh) = await discovery.current(account: account)
         if !fresh { sidecar.logger.warning("discovery is slow: serving the last answer") }
         return entries
     }
@@ -97,8 +97,9 @@ await Sidecar.main(name: "imap") { sidecar in
             let service = DovecotAuthService(services: services, settings: authSettings)
             let directory = (imap.authSocket as NSString).deletingLastPathComponent
             try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-            channels.append(
-                try await IMAPServer.bindAuth(unixPath: imap.authSocket, service: service, group: sidecar.group))
+            listeners.keep([
+                try await IMAPServer.bindAuth(unixPath: imap.authSocket, service: service, group: sidecar.group)
+            ])
             // As for LMTP: the MTA's smtpd runs as its own user; the directory decides who reaches it.
             chmod(imap.authSocket, 0o666)
             sidecar.logger.info("SASL (Dovecot auth protocol) listening on \(imap.authSocket)")

@@ -72,12 +72,17 @@ public struct Allocation: Sendable {
     public struct Permission: Sendable {
         public var host: PeerHost
         public var expiry: Int64
+        /// The peer policy admits this host only as the relayed address of one of our allocations: data to and
+        /// from it flows only while such an allocation lives (its port is anyone's once it is gone).
+        public var onlyAsOurRelay = false
     }
 
     public struct Channel: Sendable {
         public var number: UInt16
         public var peer: STUNAddress
         public var expiry: Int64
+        /// The peer is reachable only as the relayed address of one of our allocations (see `Permission`).
+        public var onlyAsOurRelay = false
     }
 
     public enum ChannelBindFailure: Error, Hashable, Sendable {
@@ -137,13 +142,19 @@ public struct Allocation: Sendable {
 
     @inline(__always)
     public func hasPermission(_ peer: STUNAddress, now: Int64) -> Bool {
+        permission(for: peer, now: now) != nil
+    }
+
+    /// The live permission for `peer`'s host.
+    @inline(__always)
+    public func permission(for peer: STUNAddress, now: Int64) -> Permission? {
         let host = PeerHost(peer)
         var index = 0
         while index < permissions.count {
-            if permissions[index].host == host { return permissions[index].expiry > now }
+            if permissions[index].host == host { return permissions[index].expiry > now ? permissions[index] : nil }
             index += 1
         }
-        return false
+        return nil
     }
 
     /// Whether `peers` can all be installed or refreshed without exceeding the permission bound.
@@ -160,40 +171,52 @@ public struct Allocation: Sendable {
     }
 
     /// Installs or refreshes the permission for `peer`'s host. Check `canInstallPermissions` first.
-    public mutating func installPermission(_ peer: STUNAddress, now: Int64) {
+    public mutating func installPermission(_ peer: STUNAddress, now: Int64, onlyAsOurRelay: Bool = false) {
         let host = PeerHost(peer)
         let expiry = now + limits.permissionLifetime
         if let index = permissions.firstIndex(where: { $0.host == host }) {
             permissions[index].expiry = expiry
+            permissions[index].onlyAsOurRelay = onlyAsOurRelay
         } else {
             if let dead = permissions.firstIndex(where: { $0.expiry <= now }) { permissions.remove(at: dead) }
-            permissions.append(Permission(host: host, expiry: expiry))
+            permissions.append(Permission(host: host, expiry: expiry, onlyAsOurRelay: onlyAsOurRelay))
         }
     }
 
     // MARK: Channels
 
     /// Binds or refreshes `number` to `peer` (and installs the permission, RFC 8656 §12.2).
-    public mutating func bindChannel(_ number: UInt16, to peer: STUNAddress, now: Int64) throws(ChannelBindFailure) {
+    public mutating func bindChannel(
+        _ number: UInt16, to peer: STUNAddress, now: Int64, onlyAsOurRelay: Bool = false
+    ) throws(ChannelBindFailure) {
         let quarantine = limits.channelQuarantine
         func reserved(_ channel: Channel) -> Bool { channel.expiry + quarantine > now }
         if let existing = channels.firstIndex(where: { $0.number == number && reserved($0) }) {
             guard channels[existing].peer == peer else { throw .conflict }
             channels[existing].expiry = now + limits.channelLifetime
+            channels[existing].onlyAsOurRelay = onlyAsOurRelay
         } else {
             guard !channels.contains(where: { $0.peer == peer && reserved($0) }) else { throw .conflict }
             guard canInstallPermissions([peer], now: now) else { throw .quota }
             channels.removeAll { !reserved($0) }
             guard channels.count < limits.maximumChannels else { throw .quota }
-            channels.append(Channel(number: number, peer: peer, expiry: now + limits.channelLifetime))
+            channels.append(
+                Channel(
+                    number: number, peer: peer, expiry: now + limits.channelLifetime, onlyAsOurRelay: onlyAsOurRelay))
             rebuildChannelIndex()
         }
-        installPermission(peer, now: now)
+        installPermission(peer, now: now, onlyAsOurRelay: onlyAsOurRelay)
     }
 
-    /// The peer of a live channel: the ChannelData fast path (an array index and a comparison).
+    /// The peer of a live channel.
     @inline(__always)
     public func peer(onChannel number: UInt16, now: Int64) -> STUNAddress? {
+        channel(number, now: now)?.peer
+    }
+
+    /// The live channel `number`: the ChannelData fast path (an array index and a comparison).
+    @inline(__always)
+    public func channel(_ number: UInt16, now: Int64) -> Channel? {
         let slot = Int(number) &- 0x4000
         let channel: Channel
         if slot >= 0, slot < channelIndex.count {
@@ -205,7 +228,7 @@ public struct Allocation: Sendable {
         } else {
             return nil
         }
-        return channel.expiry > now ? channel.peer : nil
+        return channel.expiry > now ? channel : nil
     }
 
     /// The live channel bound to `peer`, for sending its data to the client as ChannelData.

@@ -360,14 +360,18 @@ public struct TURNEngine: Sendable {
         }
         let peers = request.xorPeerAddresses
         guard !peers.isEmpty else { return failure(request, style, .badRequest) }
+        var admissions: [Admission] = []
         for peer in peers {
             guard allocation.relay(for: peer) != nil else { return failure(request, style, .peerAddressFamilyMismatch) }
-            guard isPermitted(peer) else { return failure(request, style, .forbidden) }
+            guard let admission = admission(of: peer) else { return failure(request, style, .forbidden) }
+            admissions.append(admission)
         }
         guard allocation.canInstallPermissions(peers, now: now) else {
             return failure(request, style, .insufficientCapacity)
         }
-        for peer in peers { slots[slot]!.installPermission(peer, now: now) }
+        for (peer, admission) in zip(peers, admissions) {
+            slots[slot]!.installPermission(peer, now: now, onlyAsOurRelay: admission == .onlyAsOurRelay)
+        }
         return .reply(response(to: request, attributes: [], style: style), closing: [])
     }
 
@@ -381,9 +385,9 @@ public struct TURNEngine: Sendable {
             let peer = request.xorPeerAddresses.first
         else { return failure(request, style, .badRequest) }
         guard allocation.relay(for: peer) != nil else { return failure(request, style, .peerAddressFamilyMismatch) }
-        guard isPermitted(peer) else { return failure(request, style, .forbidden) }
+        guard let admission = admission(of: peer) else { return failure(request, style, .forbidden) }
         do {
-            try slots[slot]!.bindChannel(number, to: peer, now: now)
+            try slots[slot]!.bindChannel(number, to: peer, now: now, onlyAsOurRelay: admission == .onlyAsOurRelay)
         } catch .conflict {
             return failure(request, style, .badRequest)
         } catch {
@@ -392,8 +396,19 @@ public struct TURNEngine: Sendable {
         return .reply(response(to: request, attributes: [], style: style), closing: [])
     }
 
-    private func isPermitted(_ peer: STUNAddress) -> Bool {
-        policy.decide(peer, isOwnRelayedAddress: shared.isRelayedAddress(peer)) == .allow
+    private enum Admission {
+        /// The policy allows the peer.
+        case allowed
+        /// The policy denies it, but it is the relayed address of one of our allocations (two users of this
+        /// server): reachable while that allocation lives, which the data paths check per packet.
+        case onlyAsOurRelay
+    }
+
+    /// Whether a permission or channel for `peer` may be installed, and on what grounds; nil to refuse it.
+    private func admission(of peer: STUNAddress) -> Admission? {
+        if policy.decide(peer) == .allow { return .allowed }
+        if policy.decide(peer, isOwnRelayedAddress: shared.isRelayedAddress(peer)) == .allow { return .onlyAsOurRelay }
+        return nil
     }
 
     /// A Send indication (RFC 8656 §11.1): parsed without decoding anything but XOR-PEER-ADDRESS and DATA.
@@ -433,25 +448,31 @@ public struct TURNEngine: Sendable {
         return relay.relay
     }
 
-    /// The peer and relay for a ChannelData message from the client: the hot path.
+    /// The peer and relay for a ChannelData message from the client: the hot path. A channel to one of our relayed
+    /// addresses works only while that allocation lives (the one check beyond a lookup, and only for those).
     @inline(__always)
     public mutating func channelTarget(_ number: UInt16, from fiveTuple: FiveTuple, length: Int, now: Int64)
         -> (peer: STUNAddress, relay: RelayID)?
     {
         guard let slot = slotByFiveTuple[fiveTuple], let allocation = slots[slot],
-            let peer = allocation.peer(onChannel: number, now: now), !allocation.isExpired(now: now),
-            let relay = allocation.relay(for: peer), slots[slot]!.admit(bytes: length, outbound: true, now: now)
+            let channel = allocation.channel(number, now: now), !allocation.isExpired(now: now),
+            !channel.onlyAsOurRelay || shared.isRelayedAddress(channel.peer),
+            let relay = allocation.relay(for: channel.peer),
+            slots[slot]!.admit(bytes: length, outbound: true, now: now)
         else { return nil }
-        return (peer, relay.relay)
+        return (channel.peer, relay.relay)
     }
 
-    /// How data from `peer` reaches the client of `fiveTuple`, or nil to drop it (no permission, expired, cap).
+    /// How data from `peer` reaches the client of `fiveTuple`, or nil to drop it (no permission, expired, cap, or
+    /// a host that is ours and `peer` no longer one of our relayed addresses).
     @inline(__always)
     public mutating func inboundDelivery(from peer: STUNAddress, to fiveTuple: FiveTuple, length: Int, now: Int64)
         -> ClientDelivery?
     {
         guard let slot = slotByFiveTuple[fiveTuple], let allocation = slots[slot], !allocation.isExpired(now: now),
-            allocation.hasPermission(peer, now: now), slots[slot]!.admit(bytes: length, outbound: false, now: now)
+            let permission = allocation.permission(for: peer, now: now),
+            !permission.onlyAsOurRelay || shared.isRelayedAddress(peer),
+            slots[slot]!.admit(bytes: length, outbound: false, now: now)
         else { return nil }
         if let number = allocation.channel(for: peer, now: now) { return .channelData(number) }
         return .dataIndication

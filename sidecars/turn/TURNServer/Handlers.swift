@@ -57,31 +57,116 @@ struct TURNFrameDecoder: ByteToMessageDecoder {
     }
 }
 
+/// How long a TCP or TLS client may take for each step before it is closed.
+struct StreamDeadlines: Sendable {
+    /// From connecting to the first complete message (so the TLS handshake too).
+    var firstMessage: TimeAmount
+    /// Without an allocation.
+    var unallocated: TimeAmount
+    /// With a connection that stays unwritable (a client reading nothing).
+    var unwritable: TimeAmount
+    /// Without a message from the client.
+    var idle: TimeAmount
+}
+
 /// A TCP or TLS client connection: its frames go to the loop's engine; closing it deletes its allocation.
-final class StreamClientHandler: ChannelInboundHandler {
+/// Deadlines: the first message (and with it the TLS handshake), an allocation, and a client that reads. While
+/// the connection is not writable, nothing more is read from the client (its answers would pile up), and relayed
+/// data for it is dropped (`LoopState.handlePeerData`).
+final class StreamClientHandler: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
 
     private let state: LoopState
     private let transport: TURNTransport
+    private let deadlines: StreamDeadlines
     private var fiveTuple: FiveTuple?
+    /// A read asked for while the connection was not writable, issued when it is again.
+    private var readPending = false
+    /// Until the first message.
+    private var firstMessage: Scheduled<Void>?
+    /// The next look for an allocation.
+    private var allocationCheck: Scheduled<Void>?
+    /// Since the connection became unwritable.
+    private var stalled: Scheduled<Void>?
 
-    init(state: LoopState, transport: TURNTransport) {
+    init(state: LoopState, transport: TURNTransport, deadlines: StreamDeadlines) {
         self.state = state
         self.transport = transport
+        self.deadlines = deadlines
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive { start(context: context) }
     }
 
     func channelActive(context: ChannelHandlerContext) {
+        start(context: context)
+        context.fireChannelActive()
+    }
+
+    private func start(context: ChannelHandlerContext) {
+        guard fiveTuple == nil else { return }
         if let local = context.channel.localAddress.flatMap(STUNAddress.init),
             let remote = context.channel.remoteAddress.flatMap(STUNAddress.init)
         {
             fiveTuple = FiveTuple(client: remote, server: local, transport: transport)
         }
-        context.fireChannelActive()
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        firstMessage = context.eventLoop.scheduleTask(in: deadlines.firstMessage) {
+            let (handler, context) = loopBound.value
+            handler.state.logger.debug("closing \(handler.transport) client: no message in time")
+            context.close(promise: nil)
+        }
+        scheduleAllocationCheck(context: context)
+    }
+
+    /// One deadline from now, closes the connection if it has no allocation, else looks again one deadline
+    /// later (so a client that deleted its allocation goes too).
+    private func scheduleAllocationCheck(context: ChannelHandlerContext) {
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        allocationCheck = context.eventLoop.scheduleTask(in: deadlines.unallocated) {
+            let (handler, context) = loopBound.value
+            guard let fiveTuple = handler.fiveTuple, handler.state.engine.allocation(fiveTuple) != nil else {
+                handler.state.logger.debug("closing \(handler.transport) client: no allocation in time")
+                return context.close(promise: nil)
+            }
+            handler.scheduleAllocationCheck(context: context)
+        }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard let fiveTuple else { return }
+        if let scheduled = firstMessage {
+            scheduled.cancel()
+            firstMessage = nil
+        }
         state.handleClientMessage(unwrapInboundIn(data), fiveTuple: fiveTuple, client: context.channel)
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if context.channel.isWritable {
+            context.read()
+        } else {
+            readPending = true
+        }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable {
+            stalled?.cancel()
+            stalled = nil
+            if readPending {
+                readPending = false
+                context.read()
+            }
+        } else if stalled == nil {
+            let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+            stalled = context.eventLoop.scheduleTask(in: deadlines.unwritable) {
+                loopBound.value.close(promise: nil)
+            }
+        }
+        context.fireChannelWritabilityChanged()
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -98,6 +183,9 @@ final class StreamClientHandler: ChannelInboundHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        firstMessage?.cancel()
+        allocationCheck?.cancel()
+        stalled?.cancel()
         if let fiveTuple { state.connectionClosed(fiveTuple) }
         context.fireChannelInactive()
     }

@@ -72,7 +72,10 @@ public final class TURNServer: Sendable {
                 perUsername: turn.maxAllocationsPerUser, perClientIP: turn.maxAllocationsPerAddress,
                 total: turn.maxAllocations))
         let nonces = NonceAuthority.random()
-        let authenticator = RESTAuthenticator(secrets: secrets, realm: turn.realm)
+        // No credential expires later than the supervisor mints them (a minute's grace for clock steps): one
+        // minted with a leaked secret and a far expiry is refused.
+        let authenticator = RESTAuthenticator(
+            secrets: secrets, realm: turn.realm, maximumValidity: Int64(turn.credentialTTL) + 60)
 
         var loops: [LoopState] = []
         var shards: [UDPShard] = []
@@ -93,7 +96,9 @@ public final class TURNServer: Sendable {
         }
 
         // A stream client silent for longer than any allocation lives is gone.
-        let idle = TimeAmount.seconds(Int64(turn.maxLifetime) + 60)
+        let deadlines = StreamDeadlines(
+            firstMessage: .seconds(Int64(turn.handshakeTimeout)), unallocated: .seconds(Int64(turn.unallocatedTimeout)),
+            unwritable: .seconds(Int64(turn.unallocatedTimeout)), idle: .seconds(Int64(turn.maxLifetime) + 60))
         var listeners: [any Channel] = []
         var udp: [SocketAddress] = []
         var tcp: [SocketAddress] = []
@@ -106,14 +111,15 @@ public final class TURNServer: Sendable {
                     if shard === shards[0] { udp.append(SocketAddress(address)) }
                 }
                 let first = try await bindStreams(
-                    host: host, port: turn.listen.port, loops: loops, tls: nil, idle: idle, limit: limit,
+                    host: host, port: turn.listen.port, loops: loops, tls: nil, deadlines: deadlines, limit: limit,
                     into: &listeners)
                 tcp.append(first.localAddress!)
             }
             if let tls {
                 for host in tlsHosts {
                     let first = try await bindStreams(
-                        host: host, port: turn.tlsListen.port, loops: loops, tls: tls, idle: idle, limit: limit,
+                        host: host, port: turn.tlsListen.port, loops: loops, tls: tls, deadlines: deadlines,
+                        limit: limit,
                         into: &listeners)
                     tlsBound.append(first.localAddress!)
                 }
@@ -194,7 +200,7 @@ public final class TURNServer: Sendable {
     /// Binds a TCP (or, with `tls`, TLS) listener on one port on every loop, appending them to `listeners`;
     /// returns the first (with the real port when `port` is 0).
     private static func bindStreams(
-        host: String, port: UInt16, loops: [LoopState], tls: TLSContextProvider?, idle: TimeAmount,
+        host: String, port: UInt16, loops: [LoopState], tls: TLSContextProvider?, deadlines: StreamDeadlines,
         limit: SourceConnectionLimit, into listeners: inout [any Channel]
     ) async throws -> any Channel {
         let transport: TURNTransport = tls == nil ? .tcp : .tls
@@ -208,10 +214,11 @@ public final class TURNServer: Sendable {
             }
         ) { channel, listener in
             let operations = channel.pipeline.syncOperations
-            try operations.addHandler(IdleStateHandler(readTimeout: idle))
+            try operations.addHandler(IdleStateHandler(readTimeout: deadlines.idle))
             if let tls { try operations.addHandler(try tls.makeHandler()) }
             try operations.addHandler(ByteToMessageHandler(TURNFrameDecoder()))
-            try operations.addHandler(StreamClientHandler(state: loops[listener], transport: transport))
+            try operations.addHandler(
+                StreamClientHandler(state: loops[listener], transport: transport, deadlines: deadlines))
         }
         listeners += bound
         return bound[0]
