@@ -12,10 +12,21 @@ import Testing
     static let legacySeeds: [[UInt8]] = [
         [2, 0, 0, 0, 0x6a] + LegacyFrameTests.clientInfoMessage.dropFirst(),
         hex("04 00000024 \(publicKeyHex) 01020304"), hex("0c 00000008 2a2a2a2a2a2a2a2a"), hex("07 00000001 01"),
+        // ClientInfo with the small-order identity key (issue 12.5).
+        [2, 0, 0, 0, 0x6a]
+            + Array(
+                SmallOrderKeyTests.clientInfo(
+                    key: SmallOrderKeyTests.identity, r: SmallOrderKeyTests.identity, s: SmallOrderKeyTests.zero
+                ).readableBytesView.dropFirst()),
     ]
     static let relaySeeds: [[UInt8]] = [
         RelayFrameTests.clientAuth, hex("04 \(publicKeyHex) 02 01020304"),
         hex("05 \(publicKeyHex) 00 0002 01020304"), hex("09 2a2a2a2a2a2a2a2a"), hex("0a 2a2a2a2a2a2a2a2a"),
+        // ClientAuth with the small-order identity key (issue 12.5).
+        Array(
+            SmallOrderKeyTests.clientAuth(
+                key: SmallOrderKeyTests.identity, r: SmallOrderKeyTests.identity, s: SmallOrderKeyTests.zero
+            ).readableBytesView),
     ]
 
     static func mutate(_ seed: [UInt8], _ random: inout SeededGenerator) -> [UInt8] {
@@ -49,7 +60,14 @@ import Testing
                 }
                 #expect(stream.readableBytes == before - 5 - frame.payload.readableBytes)
                 frames += 1
-                do { _ = try session.receive(legacyType: frame.type, payload: frame.payload) } catch { break }
+                do {
+                    // Only the vectors' real key ever authenticates, never a mutated or small-order one.
+                    if case .authenticated(let key) = try session.receive(
+                        legacyType: frame.type, payload: frame.payload)
+                    {
+                        #expect(key == vectorKey)
+                    }
+                } catch { break }
             }
         }
         #expect(frames > 100)
@@ -66,9 +84,9 @@ import Testing
                 if case .datagrams(_, let datagrams) = frame { #expect(datagrams.contents.readableBytes > 0) }
             }
             var session = RelaySession(family: .relay(.v2), challenge: RelayFrameTests.challenge)
-            _ = try? session.receive(message: message)
+            if case .authenticated(let key)? = try? session.receive(message: message) { #expect(key == vectorKey) }
             var legacy = RelaySession(family: .legacy, challenge: [])
-            _ = try? legacy.receive(message: message)
+            if case .authenticated(let key)? = try? legacy.receive(message: message) { #expect(key == vectorKey) }
         }
         #expect(accepted > 100)
     }

@@ -157,3 +157,36 @@ import Testing
         }
     }
 }
+
+/// Counts the reads that reach the head of the pipeline.
+final class ReadCounter: ChannelOutboundHandler {
+    typealias OutboundIn = ByteBuffer
+    var reads = 0
+
+    func read(context: ChannelHandlerContext) {
+        reads += 1
+        context.read()
+    }
+}
+
+@Suite struct OutputBoundTests {
+    /// Issue 12.1: a client that does not read its answers is not read from while they pile up.
+    @Test func readsWaitWhileTheChannelIsNotWritable() throws {
+        let counter = ReadCounter()
+        let channel = EmbeddedChannel()
+        try channel.pipeline.syncOperations.addHandlers(counter, ReadWhileWritableHandler())
+        channel.read()
+        #expect(counter.reads == 1)
+        channel.isWritable = false
+        channel.pipeline.fireChannelWritabilityChanged()
+        channel.read()
+        channel.read()
+        #expect(counter.reads == 1, "held while not writable")
+        channel.isWritable = true
+        channel.pipeline.fireChannelWritabilityChanged()
+        #expect(counter.reads == 2, "one read once writable again")
+        channel.read()
+        #expect(counter.reads == 3)
+        _ = try channel.finish()
+    }
+}

@@ -51,6 +51,8 @@ def retried_until_free(sup, child, blocker):
 def test_a_taken_tcp_port_exits_1_and_is_retried(supervisor_factory, tmp_path, child):
     sup = supervised(supervisor_factory, tmp_path, child)
     blocker = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # Past connections of other tests may sit in TIME_WAIT on the port; a listener still blocks the child.
+    blocker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     blocker.bind(("127.0.0.1", sup.ports[child]))
     blocker.listen()
     sup.start()

@@ -60,11 +60,16 @@ class Relay:
         write_config(self.config, self.port, self.tls_port, **limits)
         self.proc = subprocess.Popen([str(bin_dir() / "chatmail-iroh"), "--config", str(self.config)],
                                      stdout=self.log.open("w"), stderr=subprocess.STDOUT)
-        wait_until(self._answers, what="the relay to answer /ping")
+        # The plain listener is bound before the TLS one, so /ping alone does not say both listen.
+        wait_until(self._answers, what="the relay to answer /ping on every listener")
 
     def _answers(self):
         try:
-            return self.get("/ping")[0] == 200
+            if self.get("/ping")[0] != 200:
+                return False
+            if self.tls_port:
+                socket.create_connection(("127.0.0.1", self.tls_port), timeout=2).close()
+            return True
         except OSError:
             return False
 
@@ -465,3 +470,63 @@ def test_garbage_never_crashes_the_relay(relay):
     b.authenticate()
     a.send(bytes([4]) + b.key.public + bytes([0]) + b"still relaying")
     assert b.recv() == bytes([6]) + a.key.public + bytes([0]) + b"still relaying"
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+
+
+def test_http_requests_without_reading_the_answers_keep_the_relay_bounded(tmp_path):
+    """Issue 12.1 for iroh's HTTP: a client that pipelines requests and never reads their answers. The relay stops
+    reading while its unsent output is above the bound, and the handshake deadline closes the connection."""
+    relay = Relay(tmp_path, rate_limit=0, handshake_timeout=4)
+    try:
+        before = rss_kib(relay.proc.pid)
+        sock = socket.create_connection(("127.0.0.1", relay.port))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.settimeout(0.2)
+        requests = b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n" * 2000
+        sent = 0
+        started = time.monotonic()
+        while time.monotonic() - started < 3:
+            try:
+                sent += sock.send(requests)
+            except (socket.timeout, BlockingIOError):
+                pass  # the relay stopped reading
+            except (BrokenPipeError, ConnectionResetError):
+                break
+        grown = rss_kib(relay.proc.pid) - before
+        assert grown < 40_000, f"the relay grew by {grown} KiB after {sent} request bytes"
+        sock.settimeout(8)
+        closed = False
+        try:
+            while sock.recv(1 << 20):
+                pass
+            closed = True
+        except (ConnectionResetError, socket.timeout):
+            closed = True
+        assert closed
+        assert relay.get("/ping")[0] == 200
+    finally:
+        relay.stop()
+
+
+def test_tls_handshake_deadline(tmp_path):
+    """A connection to the HTTPS port that never completes the TLS handshake is closed at the deadline."""
+    relay = Relay(tmp_path, tls=True, handshake_timeout=2)
+    try:
+        for opening in (b"", b"\x16\x03\x01\x02\x00\x01"):  # nothing, or the start of a ClientHello
+            sock = socket.create_connection(("127.0.0.1", relay.tls_port))
+            sock.sendall(opening)
+            sock.settimeout(6)
+            started = time.monotonic()
+            try:
+                assert sock.recv(10) == b""
+            except ConnectionResetError:
+                pass
+            assert time.monotonic() - started < 4
+            sock.close()
+    finally:
+        relay.stop()
+

@@ -87,13 +87,11 @@ extension IMAPServer {
     public static func bindAuth(unixPath: String, service: DovecotAuthService, group: any EventLoopGroup)
         async throws -> any Channel
     {
-        try await ServerBootstrap(group: group)
-            .serverChannelOption(.backlog, value: 256)
-            .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(DovecotAuthHandler(service: service))
-                }
-            }
-            .bind(unixDomainSocketPath: unixPath, cleanupExistingSocketFile: true).get()
+        // A Unix socket: no source address to cap, but the accept backoff of every listener.
+        try await Listeners.bind(
+            .unix(path: unixPath), loops: [group.next()], childGroup: group, limit: .unlimited, backlog: 256
+        ) { channel, _ in
+            try channel.pipeline.syncOperations.addHandler(DovecotAuthHandler(service: service))
+        }[0]
     }
 }

@@ -78,6 +78,7 @@ public final class IrohRelayServer: Sendable {
             try pipeline.addHandler(RateLimitHandler(rate: hub.limits.rate, burst: hub.limits.burst))
         }
         if let tls { try pipeline.addHandler(try tls.makeHandler()) }
+        try pipeline.addHandler(ReadWhileWritableHandler())
         let timeout = TimeAmount.nanoseconds(Int64(hub.limits.handshakeTimeout * 1e9))
         try pipeline.addHandler(HandshakeDeadlineHandler(timeout: timeout) { hub.countLimitClosure() })
         try pipeline.configureHTTPServerPipeline(
