@@ -19,6 +19,33 @@ struct Chatmailctl: AsyncParsableCommand {
             Shadowsocks.self,
             CheckConfig.self, User.self,
         ])
+
+    /// Options may come before the subcommand too (`chatmailctl --config F status`, as `supervisorctl -c F status`).
+    static func main() async {
+        await main(movingLeadingOptions(Array(CommandLine.arguments.dropFirst())))
+    }
+}
+
+/// `arguments` with the `--config`/`--socket` options that precede the subcommand moved behind it, where each
+/// subcommand declares them (ArgumentParser takes a subcommand's options only after its name).
+func movingLeadingOptions(_ arguments: [String]) -> [String] {
+    let names = ["--config", "--socket"]
+    var leading: [String] = []
+    var rest = arguments[...]
+    while let first = rest.first {
+        if names.contains(where: { first.hasPrefix($0 + "=") }) {
+            leading.append(first)
+            rest = rest.dropFirst()
+        } else if names.contains(first), rest.count >= 2 {
+            leading += rest.prefix(2)
+            rest = rest.dropFirst(2)
+        } else {
+            break
+        }
+    }
+    var result = Array(rest)
+    result.insert(contentsOf: leading, at: result.firstIndex(of: "--") ?? result.endIndex)
+    return result
 }
 
 /// How to reach the supervisor: its control socket, named directly or through the configuration.
@@ -177,11 +204,16 @@ struct Turn: AsyncParsableCommand {
 struct CheckConfig: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "check-config", abstract: "Check a configuration file without touching the supervisor.")
-    @Argument(help: "The file to check.") var file: String
+    @Argument(help: "The file to check.") var file: String?
+    @Option(name: .long, help: "The file to check (instead of the argument).") var config: String?
+
+    func validate() throws {
+        guard (file == nil) != (config == nil) else { throw ValidationError("name one file: FILE or --config FILE") }
+    }
 
     func run() async throws {
         do {
-            let configuration = try Configuration.load(path: file)
+            let configuration = try Configuration.load(path: file ?? config!)
             let enabled = configuration.children.filter(\.settings.enabled).map(\.name)
             print("\(configuration.path): OK (enabled in the file: \(enabled.joined(separator: ", ")))")
         } catch {

@@ -60,11 +60,16 @@ class Relay:
         write_config(self.config, self.port, self.tls_port, **limits)
         self.proc = subprocess.Popen([str(bin_dir() / "chatmail-iroh"), "--config", str(self.config)],
                                      stdout=self.log.open("w"), stderr=subprocess.STDOUT)
-        wait_until(self._answers, what="the relay to answer /ping")
+        # The plain listener is bound before the TLS one, so /ping alone does not say both listen.
+        wait_until(self._answers, what="the relay to answer /ping on every listener")
 
     def _answers(self):
         try:
-            return self.get("/ping")[0] == 200
+            if self.get("/ping")[0] != 200:
+                return False
+            if self.tls_port:
+                socket.create_connection(("127.0.0.1", self.tls_port), timeout=2).close()
+            return True
         except OSError:
             return False
 

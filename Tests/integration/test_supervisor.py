@@ -247,6 +247,27 @@ def test_bad_config_exits_78_with_file_and_line(supervisor_factory):
     assert check.returncode == 1 and "[turn] bogus: unknown key" in check.stderr
 
 
+def test_chatmailctl_options_before_or_after_the_subcommand(tmp_path):
+    """Binds nothing: the options are seen to be used by where the commands look (socket, file)."""
+    import subprocess
+    from conftest import bin_dir
+    config = tmp_path / "c.conf"
+    config.write_text(f'[supervisor]\nstate_dir = "{tmp_path}/state"\ncontrol_socket = "{tmp_path}/none.sock"\n')
+
+    def ctl(*args):
+        return subprocess.run([str(bin_dir() / "chatmailctl"), *args], capture_output=True, text=True, timeout=30)
+
+    for args in (["--config", str(config), "status"], ["status", "--config", str(config)],
+                 [f"--config={config}", "turn", "rotate-secret"], ["--socket", f"{tmp_path}/none.sock", "reload"]):
+        result = ctl(*args)
+        assert result.returncode == 69 and f"{tmp_path}/none.sock" in result.stderr, (args, result.stderr)
+    # check-config takes the file as an argument or as --config, before or after it; the file is really read.
+    for args in (["check-config", str(config)], ["check-config", "--config", str(config)],
+                 ["--config", str(config), "check-config"]):
+        result = ctl(*args)
+        assert result.returncode == 1 and f"{config}: [turn] host: required" in result.stderr, (args, result.stderr)
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run chatmailctl as another user (CI runs as root)")
 def test_other_uid_is_refused_on_the_control_socket(supervisor_factory):
     public_dir = tempfile.mkdtemp(prefix="chatmail-uid-test-")
