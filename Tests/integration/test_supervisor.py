@@ -201,7 +201,12 @@ def test_turn_child_gets_secrets_and_rotation(supervisor_factory):
     wait_until(lambda: any(f'"secrets":["{rotated[0]}","{first[0]}"]' in l for l in sup.child_lines("turn")),
                what="the rotated secrets")
     sup.ctl("turn", "rotate-secret")
-    assert len(discovery_secret(sup)) == 2, "only current and previous are kept"
+    # Credentials minted under the first secret are still live (credential_ttl has not passed), so
+    # every secret stays and TURN gets all three (issue 12: after two rotations the first got 401).
+    third = discovery_secret(sup)
+    assert third[1:] == rotated and len(third) == 3, "every secret whose credentials may be live is kept"
+    wait_until(lambda: any(f'"secrets":["{third[0]}","{rotated[0]}","{first[0]}"]' in l
+                           for l in sup.child_lines("turn")), what="all three secrets pushed")
     assert first[0] not in open(sup.log).read(), "secrets never appear in the log"
 
 
