@@ -83,15 +83,21 @@ names = ["localhost"]
         self.process = subprocess.Popen(
             [str(bin_dir() / "chatmail-turn"), "--config", str(self.config)], stdout=self.log, stderr=self.log,
             env=env, start_new_session=True)
-        wait_until(self.answers_binding, timeout=20, what="chatmail-turn to answer Binding")
+        wait_until(self.answers_binding, timeout=20, what="chatmail-turn to answer Binding on every listener")
 
     def answers_binding(self):
+        """UDP answers as soon as the shards run, before the TCP and TLS listeners are bound, so all three
+        are checked (a uclient over TLS started in between was refused and printed no totals)."""
         if self.process.poll() is not None:
             pytest.fail(f"chatmail-turn exited with {self.process.returncode}")
         try:
             sock = udp_socket(0.2)
             sock.sendto(msg(0x0001, os.urandom(12), []), ("127.0.0.1", self.port))
-            return parse(sock.recv(2000))[0] == 0x0101
+            if parse(sock.recv(2000))[0] != 0x0101:
+                return False
+            for port in (self.port, self.tls_port):
+                socket.create_connection(("127.0.0.1", port), timeout=2).close()
+            return True
         except OSError:
             return False
 
@@ -234,8 +240,8 @@ def test_uclient_echo_without_loss(turn, echo_peer, name, flags):
     code, output = uclient(
         [*flags, "-W", SECRET, "-p", str(port), "-e", "127.0.0.1", "-r", str(echo_peer), "-m", "10", "-l", "120",
          "-n", "100", "-z", "10", "127.0.0.1"])
-    (sent, received), lost = totals(output)
     assert code == 0, output[-2000:]
+    (sent, received), lost = totals(output)
     assert (sent, received, lost) == (1000, 1000, 0), output[-2000:]
 
 
