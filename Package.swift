@@ -124,6 +124,8 @@ let package = Package(
             dependencies: [
                 "ChatmailConfig", "ChatmailControl", "ChatmailCrypto", "ChatmailQR", "ChatmailState", "IMAPStore",
                 "ShadowsocksCore", "ShadowsocksServer",
+                // check-config builds every child's settings with the children's own code.
+                "ChatmailTLS", "TURNServer", "IMAPServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict),

@@ -201,27 +201,6 @@ struct Turn: AsyncParsableCommand {
     }
 }
 
-struct CheckConfig: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "check-config", abstract: "Check a configuration file without touching the supervisor.")
-    @Argument(help: "The file to check.") var file: String?
-    @Option(name: .long, help: "The file to check (instead of the argument).") var config: String?
-
-    func validate() throws {
-        guard (file == nil) != (config == nil) else { throw ValidationError("name one file: FILE or --config FILE") }
-    }
-
-    func run() async throws {
-        do {
-            let configuration = try Configuration.load(path: file ?? config!)
-            let enabled = configuration.children.filter(\.settings.enabled).map(\.name)
-            print("\(configuration.path): OK (enabled in the file: \(enabled.joined(separator: ", ")))")
-        } catch {
-            fail("\n\(error)")
-        }
-    }
-}
-
 /// Mail accounts, straight in chatmail-imap's store (SQLite in WAL mode: safe while it runs).
 struct User: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
