@@ -167,6 +167,10 @@ public struct TURNSection: Sendable, Equatable {
     public var secrets: [String] = []
     /// Event loops; 0 (the default) means one per CPU core.
     public var threads = 0
+    /// The TURN-over-TLS port handed to clients in `/shared/vendor/deltachat/turns`. Default: tls_listen's port.
+    public var tlsPort: UInt16 = 5349
+    /// Hand out the TLS port as `/shared/vendor/deltachat/turn` too (networks where only TCP passes).
+    public var preferTLS = false
 }
 
 public struct IrohSection: Sendable, Equatable {
@@ -256,6 +260,9 @@ public struct TLSSection: Sendable, Equatable {
 }
 
 extension Configuration {
+    /// Whether chatmail-turn listens on `[turn] tls_listen`: only with a `[tls]` certificate (or a development one).
+    public var turnServesTLS: Bool { !tls.certificates.isEmpty || tls.selfSigned }
+
     /// The names of the children, in start order.
     public static let childNames = ["turn", "iroh", "shadowsocks", "imap"]
 
@@ -278,6 +285,8 @@ extension Configuration {
             var (mine, theirs) = (turn, other.turn)
             (mine.child.enabled, theirs.child.enabled) = (true, true)
             (mine.port, theirs.port) = (0, 0)
+            (mine.tlsPort, theirs.tlsPort) = (0, 0)
+            (mine.preferTLS, theirs.preferTLS) = (false, false)
             return mine != theirs
         case "iroh":
             var (mine, theirs) = (iroh, other.iroh)

@@ -96,10 +96,13 @@ public struct Discovery: Sendable, Equatable, Codable {
     public var turn: String?
     /// The URL for `/shared/vendor/deltachat/irohrelay`.
     public var irohRelay: String?
+    /// `host:tlsport:expiry:password` for `/shared/vendor/deltachat/turns` (TURN over TLS), same credential as `turn`.
+    public var turns: String?
 
-    public init(turn: String? = nil, irohRelay: String? = nil) {
+    public init(turn: String? = nil, irohRelay: String? = nil, turns: String? = nil) {
         self.turn = turn
         self.irohRelay = irohRelay
+        self.turns = turns
     }
 }
 

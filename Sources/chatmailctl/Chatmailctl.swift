@@ -9,7 +9,7 @@ import IMAPStore
 import ShadowsocksCore
 import ShadowsocksServer
 
-@main
+// Not @main: the module has several files, and main.swift's top-level code (at the end) starts it.
 struct Chatmailctl: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "chatmailctl",
@@ -17,13 +17,8 @@ struct Chatmailctl: AsyncParsableCommand {
         subcommands: [
             Status.self, Start.self, Stop.self, Restart.self, Enable.self, Disable.self, Reload.self, Turn.self,
             Shadowsocks.self,
-            CheckConfig.self, User.self,
+            CheckConfig.self, User.self, Doctor.self,
         ])
-
-    /// Options may come before the subcommand too (`chatmailctl --config F status`, as `supervisorctl -c F status`).
-    static func main() async {
-        await main(movingLeadingOptions(Array(CommandLine.arguments.dropFirst())))
-    }
 }
 
 /// `arguments` with the `--config`/`--socket` options that precede the subcommand moved behind it, where each
@@ -390,3 +385,12 @@ struct Shadowsocks: AsyncParsableCommand {
         }
     }
 }
+
+extension Chatmailctl {
+    /// Options may come before the subcommand too (`chatmailctl --config F status`, as `supervisorctl -c F status`).
+    static func start() async {
+        await main(movingLeadingOptions(Array(CommandLine.arguments.dropFirst())))
+    }
+}
+
+await Chatmailctl.start()

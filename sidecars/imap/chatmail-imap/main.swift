@@ -10,6 +10,7 @@ import NIOPosix
 
 /// METADATA entry names served from the supervisor's discovery.
 let turnEntry = "/shared/vendor/deltachat/turn"
+let turnsEntry = "/shared/vendor/deltachat/turns"
 let irohEntry = "/shared/vendor/deltachat/irohrelay"
 
 await Sidecar.main(name: "imap") { sidecar in
@@ -34,6 +35,7 @@ await Sidecar.main(name: "imap") { sidecar in
         let discovery = await sidecar.discovery(account: account, timeout: .seconds(10))
         var entries: [String: String] = [:]
         if let turn = discovery.turn { entries[turnEntry] = turn }
+        if let turns = discovery.turns { entries[turnsEntry] = turns }
         if let iroh = discovery.irohRelay { entries[irohEntry] = iroh }
         return entries
     }

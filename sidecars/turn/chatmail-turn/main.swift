@@ -46,8 +46,7 @@ struct Main {
 
     /// The TLS provider for TURNS, or none when `[tls]` has no certificate and no development one.
     static func tlsProvider(_ sidecar: Sidecar) throws -> TLSContextProvider? {
-        let tls = sidecar.configuration.tls
-        guard !tls.certificates.isEmpty || tls.selfSigned else {
+        guard sidecar.configuration.turnServesTLS else {
             sidecar.logger.notice("no [tls] certificate: TURN over TLS is off")
             return nil
         }
