@@ -373,7 +373,8 @@ public actor Supervisor {
                     name: name, state: machine.stateName, enabled: machine.enabled, pid: machine.pid, uptime: uptime,
                     restarts: machine.restarts, lastExit: machine.lastExit?.description,
                     listen: configuration.child(name)!.listen.map(\.description),
-                    crashLooping: machine.crashLooping(now: now), message: machine.note)
+                    crashLooping: machine.crashLooping(now: now), message: machine.note,
+                    ports: configuration.firewallPorts(child: name).map(\.short))
             })
     }
 
