@@ -43,11 +43,14 @@ let package = Package(
             name: "ChatmailTLS",
             dependencies: ["COpenSSL", "ChatmailConfig", .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: strict),
-        .target(name: "ChatmailSystemd", dependencies: ["CSystemd", "CChatmailShims"], swiftSettings: strict),
+        .target(
+            name: "ChatmailSystemd",
+            dependencies: ["CSystemd", "CChatmailShims", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict),
         .target(
             name: "ChatmailSidecar",
             dependencies: [
-                "CChatmailShims", "ChatmailConfig", "ChatmailControl", "ChatmailTLS",
+                "CChatmailShims", "ChatmailConfig", "ChatmailSystemd", "ChatmailControl", "ChatmailTLS",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -124,6 +127,8 @@ let package = Package(
             dependencies: [
                 "ChatmailConfig", "ChatmailControl", "ChatmailCrypto", "ChatmailQR", "ChatmailState", "IMAPStore",
                 "ShadowsocksCore", "ShadowsocksServer", "ChatmailDoctor",
+                // check-config builds every child's settings with the children's own code.
+                "ChatmailTLS", "TURNServer", "IMAPServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict),
@@ -178,6 +183,9 @@ let package = Package(
             name: "ChatmailTLSTests",
             dependencies: ["ChatmailTLS", .product(name: "NIOEmbedded", package: "swift-nio")]),
         .testTarget(name: "ChatmailSupervisorCoreTests", dependencies: ["ChatmailSupervisorCore"]),
+        .testTarget(
+            name: "ChatmailSystemdTests",
+            dependencies: ["ChatmailSystemd", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "ChatmailConfigTests", dependencies: ["ChatmailConfig"]),
         .testTarget(name: "ChatmailCryptoTests", dependencies: ["ChatmailTestSupport", "ChatmailCrypto"]),
         .testTarget(

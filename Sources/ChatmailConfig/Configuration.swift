@@ -10,10 +10,20 @@ public struct Configuration: Sendable, Equatable {
     public var iroh: IrohSection
     public var shadowsocks: ShadowsocksSection
     public var tls: TLSSection
+    /// The line of each section and key in the file, for errors found after loading (`error(_:_:_:)`).
+    var locator = KeyLocator(text: "")
 
     /// The settings every child shares, by child name, in start order (sidecars first, IMAP last).
     public var children: [(name: String, settings: ChildSettings)] {
         [("turn", turn.child), ("iroh", iroh.child), ("shadowsocks", shadowsocks.child), ("imap", imap.child)]
+    }
+
+    /// An error about `key` of `[section]` (or the section itself when nil), at its line in this file: for the
+    /// checks the children's settings types make after loading, so that they read like the loader's own.
+    public func error(_ section: String, _ key: String?, _ message: String) -> ConfigurationError {
+        ConfigurationError(
+            file: path, line: key.flatMap { locator.line(section: section, key: $0) } ?? locator.line(section: section),
+            key: key.map { "[\(section)] \($0)" } ?? "[\(section)]", message: message)
     }
 
     public static func == (lhs: Configuration, rhs: Configuration) -> Bool {

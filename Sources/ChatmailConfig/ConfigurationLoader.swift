@@ -4,6 +4,9 @@ import TOMLKit
 /// Every problem found in one configuration file.
 public struct ConfigurationErrors: Error, Sendable, CustomStringConvertible {
     public var errors: [ConfigurationError]
+
+    public init(errors: [ConfigurationError]) { self.errors = errors }
+
     public var description: String { errors.map(\.description).joined(separator: "\n") }
 }
 
@@ -78,7 +81,7 @@ func malformedHeaderLine(_ text: String) -> Int? {
 }
 
 /// Finds the line of a section header or key, which the TOML library does not report.
-struct KeyLocator {
+struct KeyLocator: Sendable {
     private var lines: [String: Int] = [:]
 
     init(text: String) {
@@ -138,7 +141,7 @@ final class ConfigurationReader {
         let tls = readTLS()
         let configuration = Configuration(
             path: file, supervisor: supervisor, imap: imap, turn: turn, iroh: iroh,
-            shadowsocks: readShadowsocks(imap: imap, iroh: iroh, tls: tls), tls: tls)
+            shadowsocks: readShadowsocks(imap: imap, iroh: iroh, tls: tls), tls: tls, locator: locator)
         if turn.preferTLS, turn.child.enabled, !configuration.turnServesTLS {
             fail("turn", "prefer_tls", "needs TURN over TLS: a [tls] certificate (or self_signed)")
         }

@@ -17,7 +17,7 @@ struct Chatmailctl: AsyncParsableCommand {
         subcommands: [
             Status.self, Start.self, Stop.self, Restart.self, Enable.self, Disable.self, Reload.self, Turn.self,
             Shadowsocks.self,
-            CheckConfig.self, User.self, Doctor.self,
+            CheckConfig.self, User.self, Doctor.self, Ports.self,
         ])
 }
 
@@ -92,6 +92,15 @@ func fail(_ message: String, code: Int32 = 1) -> Never {
     exit(code)
 }
 
+/// The configuration at `path`; prints every error in it and exits 1 otherwise.
+func loadConfiguration(_ path: String) -> Configuration {
+    do {
+        return try Configuration.load(path: path)
+    } catch {
+        fail("\n\(error)")
+    }
+}
+
 /// How long `--wait` may take: a stop timeout plus a readiness timeout, with room to spare.
 let waitTimeout: Duration = .seconds(180)
 
@@ -111,12 +120,12 @@ struct Status: AsyncParsableCommand {
             return
         }
         let rows =
-            [["NAME", "STATE", "PID", "UPTIME", "RESTARTS", "LAST EXIT", "LISTEN"]]
+            [["NAME", "STATE", "PID", "UPTIME", "RESTARTS", "LAST EXIT", "LISTEN", "PORTS"]]
             + status.sidecars.map { s in
                 [
                     s.name, s.state + (s.crashLooping ? " (crash loop)" : ""), s.pid.map(String.init) ?? "-",
                     s.uptime.map(formatUptime) ?? "-", String(s.restarts), s.lastExit ?? "-",
-                    s.listen.joined(separator: " "),
+                    s.listen.joined(separator: " "), s.ports.joined(separator: " "),
                 ]
             }
         let widths = rows[0].indices.map { column in rows.map { $0[column].count }.max()! }
@@ -193,27 +202,6 @@ struct Turn: AsyncParsableCommand {
             abstract: "Make a new TURN secret; the previous one stays accepted until its credentials expire.")
         @OptionGroup var connection: Connection
         func run() async throws { try await connection.run(.rotateTURNSecret) }
-    }
-}
-
-struct CheckConfig: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "check-config", abstract: "Check a configuration file without touching the supervisor.")
-    @Argument(help: "The file to check.") var file: String?
-    @Option(name: .long, help: "The file to check (instead of the argument).") var config: String?
-
-    func validate() throws {
-        guard (file == nil) != (config == nil) else { throw ValidationError("name one file: FILE or --config FILE") }
-    }
-
-    func run() async throws {
-        do {
-            let configuration = try Configuration.load(path: file ?? config!)
-            let enabled = configuration.children.filter(\.settings.enabled).map(\.name)
-            print("\(configuration.path): OK (enabled in the file: \(enabled.joined(separator: ", ")))")
-        } catch {
-            fail("\n\(error)")
-        }
     }
 }
 
@@ -346,12 +334,7 @@ struct Shadowsocks: AsyncParsableCommand {
         @Flag(name: .long, help: "Also print the link as a QR code for the terminal.") var qr = false
 
         func run() async throws {
-            let configuration: Configuration
-            do {
-                configuration = try Configuration.load(path: config)
-            } catch {
-                fail("\n\(error)")
-            }
+            let configuration = loadConfiguration(config)
             let section = configuration.shadowsocks
             let credential: ShadowsocksCredential
             do {

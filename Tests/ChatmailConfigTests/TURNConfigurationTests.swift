@@ -80,3 +80,17 @@ import Testing
                 child: "turn"))
     }
 }
+
+@Suite struct LocatedErrorTests {
+    @Test("Errors found after loading name the file, the key's line and the key; else the section's line")
+    func located() throws {
+        let configuration = try Configuration.parse(
+            "[supervisor]\n\n[turn]\nhost = \"t.example\"\n\nrelay_addresses = [\"0.0.0.0\"]\n[iroh]\nenabled = false",
+            path: "/x/s.conf")
+        #expect(
+            configuration.error("turn", "relay_addresses", "bad").description
+                == "/x/s.conf:6: [turn] relay_addresses: bad")
+        #expect(configuration.error("turn", "secret", "missing").description == "/x/s.conf:3: [turn] secret: missing")
+        #expect(configuration.error("tls", nil, "none").description == "/x/s.conf: [tls]: none")
+    }
+}
