@@ -60,6 +60,7 @@ build: deps
 # Runs the supervisor in the foreground with the development configuration (loopback, high
 # ports, state in ./.run/). Children that are not built yet show as "not installed".
 run: build
+	@$(BIN)/chatmailctl ports --config $(CONFIG)
 	$(BIN)/chatmail-supervisor --config $(CONFIG)
 
 test: test-deps

@@ -139,10 +139,22 @@ let package = Package(
             name: "chatmailctl",
             dependencies: [
                 "ChatmailConfig", "ChatmailControl", "ChatmailCrypto", "ChatmailQR", "ChatmailState", "IMAPStore",
-                "ShadowsocksCore", "ShadowsocksServer",
+                "ShadowsocksCore", "ShadowsocksServer", "ChatmailDoctor",
+                // check-config builds every child's settings with the children's own code.
+                "ChatmailTLS", "TURNServer", "IMAPServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict),
+
+        // chatmailctl doctor: each service probed as a client from outside would, with the sidecars' cores.
+        .target(
+            name: "ChatmailDoctor",
+            dependencies: [
+                "COpenSSL", "ChatmailCrypto", "TURNCore", "IrohCore", "ShadowsocksCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: strict),
+        .testTarget(name: "ChatmailDoctorTests", dependencies: ["ChatmailDoctor", "TURNCore"]),
 
         // iroh sidecar
         .target(

@@ -10,10 +10,20 @@ public struct Configuration: Sendable, Equatable {
     public var iroh: IrohSection
     public var shadowsocks: ShadowsocksSection
     public var tls: TLSSection
+    /// The line of each section and key in the file, for errors found after loading (`error(_:_:_:)`).
+    var locator = KeyLocator(text: "")
 
     /// The settings every child shares, by child name, in start order (sidecars first, IMAP last).
     public var children: [(name: String, settings: ChildSettings)] {
         [("turn", turn.child), ("iroh", iroh.child), ("shadowsocks", shadowsocks.child), ("imap", imap.child)]
+    }
+
+    /// An error about `key` of `[section]` (or the section itself when nil), at its line in this file: for the
+    /// checks the children's settings types make after loading, so that they read like the loader's own.
+    public func error(_ section: String, _ key: String?, _ message: String) -> ConfigurationError {
+        ConfigurationError(
+            file: path, line: key.flatMap { locator.line(section: section, key: $0) } ?? locator.line(section: section),
+            key: key.map { "[\(section)] \($0)" } ?? "[\(section)]", message: message)
     }
 
     public static func == (lhs: Configuration, rhs: Configuration) -> Bool {
@@ -202,6 +212,10 @@ public struct TURNSection: Sendable, Equatable {
     public var secrets: [String] = []
     /// Event loops; 0 (the default) means one per CPU core.
     public var threads = 0
+    /// The TURN-over-TLS port handed to clients in `/shared/vendor/deltachat/turns`. Default: tls_listen's port.
+    public var tlsPort: UInt16 = 5349
+    /// Hand out the TLS port as `/shared/vendor/deltachat/turn` too (networks where only TCP passes).
+    public var preferTLS = false
 }
 
 public struct IrohSection: Sendable, Equatable {
@@ -291,6 +305,9 @@ public struct TLSSection: Sendable, Equatable {
 }
 
 extension Configuration {
+    /// Whether chatmail-turn listens on `[turn] tls_listen`: only with a `[tls]` certificate (or a development one).
+    public var turnServesTLS: Bool { !tls.certificates.isEmpty || tls.selfSigned }
+
     /// The names of the children, in start order.
     public static let childNames = ["turn", "iroh", "shadowsocks", "imap"]
 
@@ -313,6 +330,8 @@ extension Configuration {
             var (mine, theirs) = (turn, other.turn)
             (mine.child.enabled, theirs.child.enabled) = (true, true)
             (mine.port, theirs.port) = (0, 0)
+            (mine.tlsPort, theirs.tlsPort) = (0, 0)
+            (mine.preferTLS, theirs.preferTLS) = (false, false)
             return mine != theirs
         case "iroh":
             var (mine, theirs) = (iroh, other.iroh)

@@ -4,6 +4,9 @@ import TOMLKit
 /// Every problem found in one configuration file.
 public struct ConfigurationErrors: Error, Sendable, CustomStringConvertible {
     public var errors: [ConfigurationError]
+
+    public init(errors: [ConfigurationError]) { self.errors = errors }
+
     public var description: String { errors.map(\.description).joined(separator: "\n") }
 }
 
@@ -78,7 +81,7 @@ func malformedHeaderLine(_ text: String) -> Int? {
 }
 
 /// Finds the line of a section header or key, which the TOML library does not report.
-struct KeyLocator {
+struct KeyLocator: Sendable {
     private var lines: [String: Int] = [:]
 
     init(text: String) {
@@ -136,9 +139,13 @@ final class ConfigurationReader {
         let turn = readTURN()
         let iroh = readIroh()
         let tls = readTLS()
-        return Configuration(
+        let configuration = Configuration(
             path: file, supervisor: supervisor, imap: imap, turn: turn, iroh: iroh,
-            shadowsocks: readShadowsocks(imap: imap, iroh: iroh, tls: tls), tls: tls)
+            shadowsocks: readShadowsocks(imap: imap, iroh: iroh, tls: tls), tls: tls, locator: locator)
+        if turn.preferTLS, turn.child.enabled, !configuration.turnServesTLS {
+            fail("turn", "prefer_tls", "needs TURN over TLS: a [tls] certificate (or self_signed)")
+        }
+        return configuration
     }
 
     func section(_ name: String) -> Section {
@@ -298,6 +305,8 @@ final class ConfigurationReader {
         result.secrets = s.stringOrList("secret")
         if result.secrets.contains(where: \.isEmpty) { s.fail("secret", "must not be empty") }
         result.threads = s.int("threads", default: 0, range: 0...1024)
+        result.tlsPort = UInt16(s.int("tls_port", default: Int(tlsListen.port), range: 1...65535))
+        result.preferTLS = s.bool("prefer_tls", default: false)
         s.finish()
         return result
     }

@@ -112,12 +112,7 @@ public final class Sidecar: Sendable {
     /// Under a supervisor the development certificate is only read (the supervisor made it
     /// before starting the child); run on its own, the child makes it if missing.
     public func tlsProvider(alpn: [String] = []) throws -> TLSContextProvider {
-        let provider: TLSContextProvider
-        do {
-            provider = try TLSContextProvider(identities: tlsIdentities(configuration), alpn: alpn)
-        } catch {
-            throw SidecarError.configuration("TLS: \(error)")
-        }
+        let provider = try TLSContextProvider(configuration: configuration, alpn: alpn, creating: !isSupervised)
         tlsProviders.withLock { $0.append(provider) }
         return provider
     }

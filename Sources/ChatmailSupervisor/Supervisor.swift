@@ -373,7 +373,8 @@ public actor Supervisor {
                     name: name, state: machine.stateName, enabled: machine.enabled, pid: machine.pid, uptime: uptime,
                     restarts: machine.restarts, lastExit: machine.lastExit?.description,
                     listen: configuration.child(name)!.listen.map(\.description),
-                    crashLooping: machine.crashLooping(now: now), message: machine.note)
+                    crashLooping: machine.crashLooping(now: now), message: machine.note,
+                    ports: configuration.firewallPorts(child: name).map(\.short))
             })
     }
 
@@ -521,7 +522,8 @@ public actor Supervisor {
         }
     }
 
-    /// What the IMAP child serves (to `account`): TURN and iroh, each only while enabled and ready.
+    /// What the IMAP child serves (to `account`): TURN (and TURNS with a TLS listener) and iroh, each only while
+    /// enabled and ready.
     func discovery(account: String? = nil) -> Discovery {
         var discovery = Discovery()
         if let turn = children["turn"]?.machine, turn.wanted, turn.isReady, let secret = turnSecrets.first {
@@ -529,7 +531,10 @@ public actor Supervisor {
             let credential =
                 account.map { TURNCredential(secret: secret, account: $0, now: now, ttl: ttl) }
                 ?? TURNCredential(secret: secret, now: now, ttl: ttl)
-            discovery.turn = credential.discoveryValue(host: configuration.turn.host, port: configuration.turn.port)
+            let turnSection = configuration.turn
+            (discovery.turn, discovery.turns) = credential.discoveryValues(
+                host: turnSection.host, port: turnSection.port,
+                tlsPort: configuration.turnServesTLS ? turnSection.tlsPort : nil, preferTLS: turnSection.preferTLS)
         }
         if let iroh = children["iroh"]?.machine, iroh.wanted, iroh.isReady {
             discovery.irohRelay = configuration.iroh.url

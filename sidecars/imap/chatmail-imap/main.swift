@@ -11,6 +11,7 @@ import NIOPosix
 
 /// METADATA entry names served from the supervisor's discovery.
 let turnEntry = "/shared/vendor/deltachat/turn"
+let turnsEntry = "/shared/vendor/deltachat/turns"
 let irohEntry = "/shared/vendor/deltachat/irohrelay"
 
 await Sidecar.main(name: "imap") { sidecar in
@@ -40,26 +41,7 @@ await Sidecar.main(name: "imap") { sidecar in
         throw SidecarError.environment("cannot open the mail store \(databasePath): \(error)")
     }
 
-    var settings = IMAPServerSettings()
-    settings.session.startTLSAvailable = imap.startTLS
-    settings.session.loginRequiresTLS = !imap.plaintextLogin
-    var metadata: [String: String] = [:]
-    if !imap.comment.isEmpty { metadata["/shared/comment"] = imap.comment }
-    if !imap.admin.isEmpty { metadata["/shared/admin"] = imap.admin }
-    if imap.maxSMTPRecipients > 0 {
-        metadata["/shared/vendor/deltachat/maxsmtprecipients"] = "\(imap.maxSMTPRecipients)"
-    }
-    settings.session.serverMetadata = metadata
-    settings.session.push = imap.push
-    settings.session.maxPushTokenSize = imap.maxPushTokenSize
-    settings.limits = IMAPLimits(lineLength: imap.maxLineLength, literalSize: imap.maxLiteralSize)
-    settings.maxSessionsPerAccount = imap.maxSessionsPerAccount
-    settings.sourceLimits = SourceLimits.Settings(
-        failedLoginsPerMinute: imap.maxFailedLoginsPerMinute, accountCreationsPerHour: imap.maxAccountCreationsPerHour)
-    settings.keepaliveInterval = .seconds(Int64(imap.idleKeepalive))
-    settings.handshakeTimeout = .seconds(Int64(imap.handshakeTimeout))
-    settings.loginTimeout = .seconds(Int64(imap.loginTimeout))
-    settings.sendTimeout = .seconds(Int64(imap.sendTimeout))
+    let settings = try IMAPServerSettings(configuration: sidecar.configuration)
 
     let tls = try sidecar.tlsProvider(alpn: ["imap"])
     // Discovery per session, bounded: a slow supervisor means the last answer, never a wait.
@@ -67,6 +49,7 @@ await Sidecar.main(name: "imap") { sidecar in
         let discovery = await sidecar.discovery(account: account, timeout: .seconds(10))
         var entries: [String: String] = [:]
         if let turn = discovery.turn { entries[turnEntry] = turn }
+        if let turns = discovery.turns { entries[turnsEntry] = turns }
         if let iroh = discovery.irohRelay { entries[irohEntry] = iroh }
         return entries
     }
