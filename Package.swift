@@ -43,11 +43,14 @@ let package = Package(
             name: "ChatmailTLS",
             dependencies: ["COpenSSL", "ChatmailConfig", .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: strict),
-        .target(name: "ChatmailSystemd", dependencies: ["CSystemd", "CChatmailShims"], swiftSettings: strict),
+        .target(
+            name: "ChatmailSystemd",
+            dependencies: ["CSystemd", "CChatmailShims", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict),
         .target(
             name: "ChatmailSidecar",
             dependencies: [
-                "CChatmailShims", "ChatmailConfig", "ChatmailControl", "ChatmailTLS",
+                "CChatmailShims", "ChatmailConfig", "ChatmailSystemd", "ChatmailControl", "ChatmailTLS",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -196,6 +199,9 @@ let package = Package(
             name: "ChatmailTLSTests",
             dependencies: ["ChatmailTLS", .product(name: "NIOEmbedded", package: "swift-nio")]),
         .testTarget(name: "ChatmailSupervisorCoreTests", dependencies: ["ChatmailSupervisorCore"]),
+        .testTarget(
+            name: "ChatmailSystemdTests",
+            dependencies: ["ChatmailSystemd", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "ChatmailConfigTests", dependencies: ["ChatmailConfig"]),
         .testTarget(name: "ChatmailCryptoTests", dependencies: ["ChatmailTestSupport", "ChatmailCrypto"]),
         .testTarget(

@@ -1,6 +1,7 @@
 import CChatmailShims
 import ChatmailConfig
 import ChatmailControl
+import ChatmailSystemd
 import ChatmailTLS
 import Foundation
 import Logging
@@ -156,6 +157,7 @@ extension Sidecar {
         _ body: @Sendable (Sidecar) async throws -> Void
     ) async -> Never {
         cm_tune_malloc()
+        JournalLogging.bootstrap(identifier: "chatmail-\(name)", environment: environment)
         exit(await run(name: name, arguments: arguments, environment: environment, body))
     }
 
