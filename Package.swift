@@ -65,6 +65,20 @@ let package = Package(
         .systemLibrary(
             name: "CZlib", path: "sidecars/imap/CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .target(name: "IMAPCore", path: "sidecars/imap/IMAPCore", swiftSettings: strict),
+        // Push notifications: libcurl (Debian's, on the system OpenSSL) through a small C shim,
+        // since curl_easy_setopt is variadic and cannot be called from Swift.
+        .systemLibrary(
+            name: "CCurl", path: "sidecars/imap/CCurl", pkgConfig: "libcurl",
+            providers: [.apt(["libcurl4-openssl-dev"])]),
+        .target(name: "CPushCurl", dependencies: ["CCurl"], path: "sidecars/imap/CPushCurl"),
+        .target(
+            name: "IMAPPush",
+            dependencies: [
+                "CPushCurl", "IMAPCore", "IMAPStore",
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "sidecars/imap/IMAPPush", swiftSettings: strict),
         .target(
             name: "IMAPStore",
             dependencies: [
@@ -85,14 +99,16 @@ let package = Package(
         .executableTarget(
             name: "chatmail-imap",
             dependencies: [
-                "IMAPServer", "IMAPStore", "IMAPCore", "ChatmailSidecar", "ChatmailConfig",
+                "IMAPServer", "IMAPStore", "IMAPCore", "IMAPPush", "ChatmailSidecar", "ChatmailConfig",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "sidecars/imap/chatmail-imap", swiftSettings: strict),
         .testTarget(name: "IMAPCoreTests", dependencies: ["ChatmailTestSupport", "IMAPCore"]),
-        .testTarget(name: "IMAPStoreTests", dependencies: ["IMAPStore", "IMAPCore"]),
+        .testTarget(
+            name: "IMAPStoreTests",
+            dependencies: ["IMAPStore", "IMAPCore", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(
             name: "IMAPServerTests",
             dependencies: [
