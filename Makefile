@@ -4,7 +4,7 @@ SWIFT      ?= swift
 CONFIG     ?= supervisor.conf
 PREFIX     ?= /usr/local
 SUDO       := $(if $(filter 0,$(shell id -u)),,sudo)
-BUILD_DEPS := pkg-config libssl-dev libsqlite3-dev libsystemd-dev zlib1g-dev
+BUILD_DEPS := pkg-config libssl-dev libsqlite3-dev libsystemd-dev zlib1g-dev libcurl4-openssl-dev
 TEST_DEPS  := systemd util-linux openssl curl b3sum zbar-tools nftables python3-venv shadowsocks-libev postfix
 PIP_DEPS   := pytest qrcode cryptography blake3 pycryptodome pproxy aioice aiortc imapclient deltachat-rpc-server \
               deltachat-rpc-client
@@ -60,6 +60,7 @@ build: deps
 # Runs the supervisor in the foreground with the development configuration (loopback, high
 # ports, state in ./.run/). Children that are not built yet show as "not installed".
 run: build
+	@$(BIN)/chatmailctl ports --config $(CONFIG)
 	$(BIN)/chatmail-supervisor --config $(CONFIG)
 
 test: test-deps

@@ -10,10 +10,20 @@ public struct Configuration: Sendable, Equatable {
     public var iroh: IrohSection
     public var shadowsocks: ShadowsocksSection
     public var tls: TLSSection
+    /// The line of each section and key in the file, for errors found after loading (`error(_:_:_:)`).
+    var locator = KeyLocator(text: "")
 
     /// The settings every child shares, by child name, in start order (sidecars first, IMAP last).
     public var children: [(name: String, settings: ChildSettings)] {
         [("turn", turn.child), ("iroh", iroh.child), ("shadowsocks", shadowsocks.child), ("imap", imap.child)]
+    }
+
+    /// An error about `key` of `[section]` (or the section itself when nil), at its line in this file: for the
+    /// checks the children's settings types make after loading, so that they read like the loader's own.
+    public func error(_ section: String, _ key: String?, _ message: String) -> ConfigurationError {
+        ConfigurationError(
+            file: path, line: key.flatMap { locator.line(section: section, key: $0) } ?? locator.line(section: section),
+            key: key.map { "[\(section)] \($0)" } ?? "[\(section)]", message: message)
     }
 
     public static func == (lhs: Configuration, rhs: Configuration) -> Bool {
@@ -111,6 +121,51 @@ public struct IMAPSection: Sendable, Equatable {
     public var loginTimeout: Int = 60
     /// Seconds a client may leave our output unread (the send buffer full) before it is dropped.
     public var sendTimeout: Int = 120
+    /// Post Delta Chat's device tokens to the notification proxy when mail arrives (XDELTAPUSH).
+    public var push: Bool = true
+    /// Where tokens are posted: https, or http to a loopback host only.
+    public var pushURL: String = "https://notifications.delta.chat/notify"
+    /// PEM CA certificates the proxy's certificate is checked against; empty: the system's.
+    public var pushCAFile: String = ""
+    /// A failed post is tried again after push_retry_base^n seconds, until push_give_up seconds
+    /// after the mail came.
+    public var pushRetryBase: Int = 8
+    public var pushGiveUp: Int = 5 * 3600
+    /// Posts under way at once, and the seconds one may take.
+    public var pushConcurrency: Int = 4
+    public var pushTimeout: Int = 30
+    /// Device tokens per account, their size in bytes, and the days one is kept unless sent again.
+    public var maxPushTokens: Int = 16
+    public var maxPushTokenSize: Int = 4096
+    public var pushTokenDays: Int = 90
+
+    /// Whether `url` may be a push URL: https, or http to a loopback host.
+    public static func pushURLAllowed(_ url: String) -> Bool {
+        let lower = url.lowercased()
+        let rest: Substring
+        if lower.hasPrefix("https://") {
+            rest = lower.dropFirst(8)
+        } else if lower.hasPrefix("http://") {
+            rest = lower.dropFirst(7)
+        } else {
+            return false
+        }
+        let authority = rest.prefix { $0 != "/" && $0 != "?" && $0 != "#" }
+        guard !authority.contains("@") else { return false }
+        var host: Substring
+        if authority.hasPrefix("[") {
+            guard let close = authority.firstIndex(of: "]") else { return false }
+            host = authority[authority.index(after: authority.startIndex)..<close]
+        } else {
+            host = authority.prefix { $0 != ":" }
+        }
+        guard !host.isEmpty, !host.contains(where: { $0.isWhitespace }) else { return false }
+        if lower.hasPrefix("https://") { return true }
+        if host.hasSuffix(".") { host = host.dropLast() }
+        if host == "localhost" || host == "::1" { return true }
+        let octets = host.split(separator: ".", omittingEmptySubsequences: false)
+        return octets.count == 4 && octets.first == "127" && octets.allSatisfy { UInt8($0) != nil }
+    }
     /// IMAP over TLS after a PROXY protocol v2 header, which it trusts for the client's address: where the
     /// HTTPS front (`[iroh]`) passes ALPN `imap` connections. Loopback only; nil: none.
     public var proxyTLSListen: ListenAddress?
@@ -160,6 +215,10 @@ public struct TURNSection: Sendable, Equatable {
     public var secrets: [String] = []
     /// Event loops; 0 (the default) means one per CPU core.
     public var threads = 0
+    /// The TURN-over-TLS port handed to clients in `/shared/vendor/deltachat/turns`. Default: tls_listen's port.
+    public var tlsPort: UInt16 = 5349
+    /// Hand out the TLS port as `/shared/vendor/deltachat/turn` too (networks where only TCP passes).
+    public var preferTLS = false
 }
 
 public struct IrohSection: Sendable, Equatable {
@@ -255,6 +314,9 @@ public struct TLSSection: Sendable, Equatable {
 }
 
 extension Configuration {
+    /// Whether chatmail-turn listens on `[turn] tls_listen`: only with a `[tls]` certificate (or a development one).
+    public var turnServesTLS: Bool { !tls.certificates.isEmpty || tls.selfSigned }
+
     /// The names of the children, in start order.
     public static let childNames = ["turn", "iroh", "shadowsocks", "imap"]
 
@@ -277,6 +339,8 @@ extension Configuration {
             var (mine, theirs) = (turn, other.turn)
             (mine.child.enabled, theirs.child.enabled) = (true, true)
             (mine.port, theirs.port) = (0, 0)
+            (mine.tlsPort, theirs.tlsPort) = (0, 0)
+            (mine.preferTLS, theirs.preferTLS) = (false, false)
             return mine != theirs
         case "iroh":
             var (mine, theirs) = (iroh, other.iroh)

@@ -4,6 +4,9 @@ import TOMLKit
 /// Every problem found in one configuration file.
 public struct ConfigurationErrors: Error, Sendable, CustomStringConvertible {
     public var errors: [ConfigurationError]
+
+    public init(errors: [ConfigurationError]) { self.errors = errors }
+
     public var description: String { errors.map(\.description).joined(separator: "\n") }
 }
 
@@ -78,7 +81,7 @@ func malformedHeaderLine(_ text: String) -> Int? {
 }
 
 /// Finds the line of a section header or key, which the TOML library does not report.
-struct KeyLocator {
+struct KeyLocator: Sendable {
     private var lines: [String: Int] = [:]
 
     init(text: String) {
@@ -136,9 +139,13 @@ final class ConfigurationReader {
         let turn = readTURN()
         let iroh = readIroh(imap: imap)
         let tls = readTLS()
-        return Configuration(
+        let configuration = Configuration(
             path: file, supervisor: supervisor, imap: imap, turn: turn, iroh: iroh,
-            shadowsocks: readShadowsocks(imap: imap, iroh: iroh, tls: tls), tls: tls)
+            shadowsocks: readShadowsocks(imap: imap, iroh: iroh, tls: tls), tls: tls, locator: locator)
+        if turn.preferTLS, turn.child.enabled, !configuration.turnServesTLS {
+            fail("turn", "prefer_tls", "needs TURN over TLS: a [tls] certificate (or self_signed)")
+        }
+        return configuration
     }
 
     func section(_ name: String) -> Section {
@@ -229,6 +236,20 @@ final class ConfigurationReader {
         result.handshakeTimeout = s.int("handshake_timeout", default: result.handshakeTimeout, range: 1...3600)
         result.loginTimeout = s.int("login_timeout", default: result.loginTimeout, range: 1...3600)
         result.sendTimeout = s.int("send_timeout", default: result.sendTimeout, range: 1...3600)
+        result.push = s.bool("push", default: result.push)
+        result.pushURL = s.string("push_url", default: result.pushURL)
+        if !IMAPSection.pushURLAllowed(result.pushURL) {
+            s.fail("push_url", "expected an https:// URL (http:// only to a loopback host)")
+        }
+        let caFile = s.string("push_ca_file", default: "")
+        result.pushCAFile = caFile.isEmpty ? "" : absolute(caFile)
+        result.pushRetryBase = s.int("push_retry_base", default: result.pushRetryBase, range: 1...3600)
+        result.pushGiveUp = s.int("push_give_up", default: result.pushGiveUp, range: 0...604_800)
+        result.pushConcurrency = s.int("push_concurrency", default: result.pushConcurrency, range: 1...64)
+        result.pushTimeout = s.int("push_timeout", default: result.pushTimeout, range: 1...600)
+        result.maxPushTokens = s.int("max_push_tokens", default: result.maxPushTokens, range: 1...1000)
+        result.maxPushTokenSize = s.int("max_push_token_size", default: result.maxPushTokenSize, range: 64...8192)
+        result.pushTokenDays = s.int("push_token_days", default: result.pushTokenDays, range: 1...36500)
         if s.optionalString("proxy_tls_listen") != nil {
             let address = s.address("proxy_tls_listen", default: "127.0.0.1:10993")
             if ListenAddress.isLoopback(address.host) {
@@ -293,6 +314,8 @@ final class ConfigurationReader {
         result.secrets = s.stringOrList("secret")
         if result.secrets.contains(where: \.isEmpty) { s.fail("secret", "must not be empty") }
         result.threads = s.int("threads", default: 0, range: 0...1024)
+        result.tlsPort = UInt16(s.int("tls_port", default: Int(tlsListen.port), range: 1...65535))
+        result.preferTLS = s.bool("prefer_tls", default: false)
         s.finish()
         return result
     }

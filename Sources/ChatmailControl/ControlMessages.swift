@@ -96,10 +96,13 @@ public struct Discovery: Sendable, Equatable, Codable {
     public var turn: String?
     /// The URL for `/shared/vendor/deltachat/irohrelay`.
     public var irohRelay: String?
+    /// `host:tlsport:expiry:password` for `/shared/vendor/deltachat/turns` (TURN over TLS), same credential as `turn`.
+    public var turns: String?
 
-    public init(turn: String? = nil, irohRelay: String? = nil) {
+    public init(turn: String? = nil, irohRelay: String? = nil, turns: String? = nil) {
         self.turn = turn
         self.irohRelay = irohRelay
+        self.turns = turns
     }
 }
 
@@ -122,12 +125,15 @@ public struct SidecarStatus: Sendable, Equatable, Codable {
     public var lastExit: String?
     public var listen: [String]
     public var crashLooping: Bool
+    /// The ports the child needs open in the firewall, as `3478/udp` (`chatmailctl ports` has their purposes).
+    public var ports: [String]
     /// A human note: the next start time in backoff, a readiness timeout, a spawn error.
     public var message: String?
 
     public init(
         name: String, state: String, enabled: Bool, pid: Int32? = nil, uptime: Double? = nil, restarts: Int = 0,
-        lastExit: String? = nil, listen: [String] = [], crashLooping: Bool = false, message: String? = nil
+        lastExit: String? = nil, listen: [String] = [], crashLooping: Bool = false, message: String? = nil,
+        ports: [String] = []
     ) {
         self.name = name
         self.state = state
@@ -139,10 +145,11 @@ public struct SidecarStatus: Sendable, Equatable, Codable {
         self.listen = listen
         self.crashLooping = crashLooping
         self.message = message
+        self.ports = ports
     }
 
     private enum CodingKeys: String, CodingKey {
-        case name, state, enabled, pid, uptime, restarts, lastExit, listen, crashLooping, message
+        case name, state, enabled, pid, uptime, restarts, lastExit, listen, crashLooping, message, ports
     }
 
     /// Absent values are written as `null`, so every sidecar has every key.
@@ -158,5 +165,6 @@ public struct SidecarStatus: Sendable, Equatable, Codable {
         try container.encode(listen, forKey: .listen)
         try container.encode(crashLooping, forKey: .crashLooping)
         try container.encode(message, forKey: .message)
+        try container.encode(ports, forKey: .ports)
     }
 }

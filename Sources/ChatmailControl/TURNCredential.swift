@@ -39,4 +39,14 @@ public struct TURNCredential: Sendable, Equatable {
     public func discoveryValue(host: String, port: UInt16) -> String {
         "\(host):\(port):\(username):\(password)"
     }
+
+    /// The values of `/shared/vendor/deltachat/turn` and `/shared/vendor/deltachat/turns`, with this one credential
+    /// on both: `turns` names `tlsPort` (nil when TURN has no TLS listener); `preferTLS` makes `turn` name it too.
+    public func discoveryValues(host: String, port: UInt16, tlsPort: UInt16?, preferTLS: Bool) -> (
+        turn: String, turns: String?
+    ) {
+        let plain = discoveryValue(host: host, port: port)
+        let turns = tlsPort.map { discoveryValue(host: host, port: $0) }
+        return (preferTLS ? turns ?? plain : plain, turns)
+    }
 }

@@ -1,6 +1,7 @@
 import CChatmailShims
 import ChatmailConfig
 import ChatmailControl
+import ChatmailSystemd
 import ChatmailTLS
 import Foundation
 import Logging
@@ -112,12 +113,7 @@ public final class Sidecar: Sendable {
     /// Under a supervisor the development certificate is only read (the supervisor made it
     /// before starting the child); run on its own, the child makes it if missing.
     public func tlsProvider(alpn: [String] = []) throws -> TLSContextProvider {
-        let provider: TLSContextProvider
-        do {
-            provider = try TLSContextProvider(identities: tlsIdentities(configuration), alpn: alpn)
-        } catch {
-            throw SidecarError.configuration("TLS: \(error)")
-        }
+        let provider = try TLSContextProvider(configuration: configuration, alpn: alpn, creating: !isSupervised)
         tlsProviders.withLock { $0.append(provider) }
         return provider
     }
@@ -161,6 +157,7 @@ extension Sidecar {
         _ body: @Sendable (Sidecar) async throws -> Void
     ) async -> Never {
         cm_tune_malloc()
+        JournalLogging.bootstrap(identifier: "chatmail-\(name)", environment: environment)
         exit(await run(name: name, arguments: arguments, environment: environment, body))
     }
 

@@ -30,3 +30,25 @@ extension TLSIdentity {
         return configuration.supervisor.stateDir + "/tls"
     }
 }
+
+extension TLSContextProvider {
+    /// The provider for `[tls]` (`creating` the development certificate when asked to and missing); an error
+    /// is located at `[tls] certificate`, or at `[tls]` when the file names none.
+    public convenience init(configuration: Configuration, alpn: [String] = [], creating: Bool)
+        throws(ConfigurationErrors)
+    {
+        do {
+            try self.init(identities: TLSIdentity.configured(by: configuration, creating: creating), alpn: alpn)
+        } catch {
+            let key = configuration.tls.certificates.isEmpty && !configuration.tls.selfSigned ? nil : "certificate"
+            throw ConfigurationErrors(errors: [configuration.error("tls", key, "\(error)")])
+        }
+    }
+
+    /// What `chatmailctl check-config` checks for a child that serves TLS: the certificates load and match
+    /// their keys. A development certificate (`self_signed`) is the supervisor's to make at start, so it passes.
+    public static func check(_ configuration: Configuration) throws(ConfigurationErrors) {
+        if configuration.tls.certificates.isEmpty && configuration.tls.selfSigned { return }
+        _ = try TLSContextProvider(configuration: configuration, creating: false)
+    }
+}

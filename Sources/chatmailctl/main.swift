@@ -9,7 +9,7 @@ import IMAPStore
 import ShadowsocksCore
 import ShadowsocksServer
 
-@main
+// Not @main: the module has several files, and main.swift's top-level code (at the end) starts it.
 struct Chatmailctl: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "chatmailctl",
@@ -17,13 +17,8 @@ struct Chatmailctl: AsyncParsableCommand {
         subcommands: [
             Status.self, Start.self, Stop.self, Restart.self, Enable.self, Disable.self, Reload.self, Turn.self,
             Shadowsocks.self,
-            CheckConfig.self, User.self,
+            CheckConfig.self, User.self, Doctor.self, Ports.self,
         ])
-
-    /// Options may come before the subcommand too (`chatmailctl --config F status`, as `supervisorctl -c F status`).
-    static func main() async {
-        await main(movingLeadingOptions(Array(CommandLine.arguments.dropFirst())))
-    }
 }
 
 /// `arguments` with the `--config`/`--socket` options that precede the subcommand moved behind it, where each
@@ -97,6 +92,15 @@ func fail(_ message: String, code: Int32 = 1) -> Never {
     exit(code)
 }
 
+/// The configuration at `path`; prints every error in it and exits 1 otherwise.
+func loadConfiguration(_ path: String) -> Configuration {
+    do {
+        return try Configuration.load(path: path)
+    } catch {
+        fail("\n\(error)")
+    }
+}
+
 /// How long `--wait` may take: a stop timeout plus a readiness timeout, with room to spare.
 let waitTimeout: Duration = .seconds(180)
 
@@ -116,12 +120,12 @@ struct Status: AsyncParsableCommand {
             return
         }
         let rows =
-            [["NAME", "STATE", "PID", "UPTIME", "RESTARTS", "LAST EXIT", "LISTEN"]]
+            [["NAME", "STATE", "PID", "UPTIME", "RESTARTS", "LAST EXIT", "LISTEN", "PORTS"]]
             + status.sidecars.map { s in
                 [
                     s.name, s.state + (s.crashLooping ? " (crash loop)" : ""), s.pid.map(String.init) ?? "-",
                     s.uptime.map(formatUptime) ?? "-", String(s.restarts), s.lastExit ?? "-",
-                    s.listen.joined(separator: " "),
+                    s.listen.joined(separator: " "), s.ports.joined(separator: " "),
                 ]
             }
         let widths = rows[0].indices.map { column in rows.map { $0[column].count }.max()! }
@@ -198,27 +202,6 @@ struct Turn: AsyncParsableCommand {
             abstract: "Make a new TURN secret; the previous one stays accepted until its credentials expire.")
         @OptionGroup var connection: Connection
         func run() async throws { try await connection.run(.rotateTURNSecret) }
-    }
-}
-
-struct CheckConfig: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "check-config", abstract: "Check a configuration file without touching the supervisor.")
-    @Argument(help: "The file to check.") var file: String?
-    @Option(name: .long, help: "The file to check (instead of the argument).") var config: String?
-
-    func validate() throws {
-        guard (file == nil) != (config == nil) else { throw ValidationError("name one file: FILE or --config FILE") }
-    }
-
-    func run() async throws {
-        do {
-            let configuration = try Configuration.load(path: file ?? config!)
-            let enabled = configuration.children.filter(\.settings.enabled).map(\.name)
-            print("\(configuration.path): OK (enabled in the file: \(enabled.joined(separator: ", ")))")
-        } catch {
-            fail("\n\(error)")
-        }
     }
 }
 
@@ -351,12 +334,7 @@ struct Shadowsocks: AsyncParsableCommand {
         @Flag(name: .long, help: "Also print the link as a QR code for the terminal.") var qr = false
 
         func run() async throws {
-            let configuration: Configuration
-            do {
-                configuration = try Configuration.load(path: config)
-            } catch {
-                fail("\n\(error)")
-            }
+            let configuration = loadConfiguration(config)
             let section = configuration.shadowsocks
             let credential: ShadowsocksCredential
             do {
@@ -411,3 +389,12 @@ struct Shadowsocks: AsyncParsableCommand {
         }
     }
 }
+
+extension Chatmailctl {
+    /// Options may come before the subcommand too (`chatmailctl --config F status`, as `supervisorctl -c F status`).
+    static func start() async {
+        await main(movingLeadingOptions(Array(CommandLine.arguments.dropFirst())))
+    }
+}
+
+await Chatmailctl.start()

@@ -52,6 +52,7 @@ import Testing
             ("max_lifetime = 10", "max_lifetime: expected an integer from 600 to 86400"),
             ("secret = \"\"", "secret: must not be empty"),
             ("allowed_peers = \"10.0.0.0/8\"", "allowed_peers: expected a list of strings"),
+            ("prefer_tls = true", "prefer_tls: needs TURN over TLS"),
         ] {
             do {
                 _ = try Configuration.parse("[turn]\nhost = \"t\"\n\(text)\n[iroh]\nurl = \"http://x\"", path: path)
@@ -60,5 +61,36 @@ import Testing
                 #expect(error.errors.map(\.description).contains { $0.contains("[turn] \(expected)") }, "\(text)")
             }
         }
+    }
+
+    /// TURNS discovery: the TLS port defaults to tls_listen's; prefer_tls needs a TLS listener, i.e. a certificate.
+    @Test func tlsPortAndPreferTLS() throws {
+        let plain = try Configuration.parse(
+            "[turn]\nhost = \"t\"\ntls_listen = \"0.0.0.0:443\"\n[iroh]\nurl = \"http://x\"", path: path)
+        #expect(plain.turn.tlsPort == 443 && !plain.turn.preferTLS && !plain.turnServesTLS)
+        let tls = try Configuration.parse(
+            "[turn]\nhost = \"t\"\ntls_port = 5350\nprefer_tls = true\n[iroh]\nurl = \"http://x\"\n"
+                + "[tls]\nself_signed = true", path: path)
+        #expect(tls.turn.tlsPort == 5350 && tls.turn.preferTLS && tls.turnServesTLS)
+        // Values only the supervisor hands out restart nothing.
+        #expect(
+            !tls.childSettingsDiffer(
+                from: try Configuration.parse(
+                    "[turn]\nhost = \"t\"\n[iroh]\nurl = \"http://x\"\n[tls]\nself_signed = true", path: path),
+                child: "turn"))
+    }
+}
+
+@Suite struct LocatedErrorTests {
+    @Test("Errors found after loading name the file, the key's line and the key; else the section's line")
+    func located() throws {
+        let configuration = try Configuration.parse(
+            "[supervisor]\n\n[turn]\nhost = \"t.example\"\n\nrelay_addresses = [\"0.0.0.0\"]\n[iroh]\nenabled = false",
+            path: "/x/s.conf")
+        #expect(
+            configuration.error("turn", "relay_addresses", "bad").description
+                == "/x/s.conf:6: [turn] relay_addresses: bad")
+        #expect(configuration.error("turn", "secret", "missing").description == "/x/s.conf:3: [turn] secret: missing")
+        #expect(configuration.error("tls", nil, "none").description == "/x/s.conf: [tls]: none")
     }
 }

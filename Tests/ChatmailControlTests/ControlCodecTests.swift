@@ -50,7 +50,7 @@ import Testing
                 lastExit: "signal 9 (KILL)", listen: ["127.0.0.1:3478"], crashLooping: false, message: nil)
         ])
         let response = ControlResponse(
-            id: 9, status: status, discovery: Discovery(turn: "h:1:2:p", irohRelay: "http://r"))
+            id: 9, status: status, discovery: Discovery(turn: "h:1:2:p", irohRelay: "http://r", turns: "h:3:2:p"))
         #expect(try ControlCodec.decodeInbound(ControlCodec.encode(response)) == .response(response))
         let text = String(decoding: ControlCodec.encode(response), as: UTF8.self)
         #expect(text.contains(#""last_exit":"signal 9 (KILL)""#) && text.contains(#""iroh_relay":"http://r""#))

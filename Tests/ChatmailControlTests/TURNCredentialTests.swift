@@ -14,6 +14,23 @@ import Testing
                 == "example.com:3478:1758650868:nkfvRIGUcx0N/jq/StNLPajpLZE=")
     }
 
+    /// `turns` carries the same credential on the TLS port; `preferTLS` switches `turn` to it, and only when there
+    /// is a TLS port.
+    @Test func turnsDiscoveryValues() {
+        let credential = TURNCredential(secret: "test-secret", now: 1_758_564_468, ttl: 86400)
+        let plain = "example.com:3478:1758650868:nkfvRIGUcx0N/jq/StNLPajpLZE="
+        let tls = "example.com:5349:1758650868:nkfvRIGUcx0N/jq/StNLPajpLZE="
+        let both = credential.discoveryValues(host: "example.com", port: 3478, tlsPort: 5349, preferTLS: false)
+        #expect(both.turn == plain && both.turns == tls)
+        let preferred = credential.discoveryValues(host: "example.com", port: 3478, tlsPort: 5349, preferTLS: true)
+        #expect(preferred.turn == tls && preferred.turns == tls)
+        let noTLS = credential.discoveryValues(host: "example.com", port: 3478, tlsPort: nil, preferTLS: true)
+        #expect(noTLS.turn == plain && noTLS.turns == nil)
+        // The password verifies against the secret for the username in the value.
+        let parts = tls.split(separator: ":").map(String.init)
+        #expect(TURNCredential(secret: "test-secret", username: parts[2]).password == parts[3])
+    }
+
     @Test func webrtcRsVector() {
         #expect(TURNCredential(secret: "foobar", username: "1599491771").password == "Tpz/nKkyvX/vMSLKvL4sbtBt8Vs=")
     }

@@ -244,6 +244,7 @@ final class HookedStore: MailStore {
     func setMetadata(account: Account, mailbox: String, entry: String, value: [UInt8]?) throws {
         try base.setMetadata(account: account, mailbox: mailbox, entry: entry, value: value)
     }
+    func addPushToken(account: Account, token: [UInt8]) throws { try base.addPushToken(account: account, token: token) }
 }
 
 @Suite struct IMAPNotificationTests {

@@ -68,7 +68,7 @@ final class LineClient {
 struct MemoryBackend: LMTPBackend {
     let store: MemoryMailStore
     func recipientExists(_ address: String) throws -> Bool { try store.login(user: address, password: "secret") != nil }
-    func deliver(_ message: [UInt8], to recipients: [String]) throws -> [DeliveryResult] {
+    func deliver(_ message: [UInt8], from sender: String, to recipients: [String]) throws -> [DeliveryResult] {
         try recipients.map {
             _ = try store.deliver(message, to: $0); return .delivered
         }

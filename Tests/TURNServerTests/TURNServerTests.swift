@@ -11,8 +11,8 @@ import Testing
 /// The protocol itself is tested in TURNCoreTests and against real clients in Tests/integration/test_turn.py.
 @Suite("TURN server")
 struct TURNServerTests {
-    static func section() -> TURNSection {
-        var section = try! Configuration.parse(
+    static func configuration() -> Configuration {
+        var configuration = try! Configuration.parse(
             """
             [turn]
             listen = "127.0.0.1:3478"
@@ -21,17 +21,17 @@ struct TURNServerTests {
             relay_ports = "40000-40999"
             [iroh]
             enabled = false
-            """, path: "/tmp/turn-server-tests.conf"
-        ).turn
-        section.listen.port = 0  // ephemeral, which the file format does not allow
-        section.tlsListen = ListenAddress(host: "127.0.0.1", port: 0)
-        return section
+            """, path: "/tmp/turn-server-tests.conf")
+        configuration.turn.listen.port = 0  // ephemeral, which the file format does not allow
+        configuration.turn.tlsListen = ListenAddress(host: "127.0.0.1", port: 0)
+        return configuration
     }
 
     static func withServer(_ body: (TURNServer, any EventLoopGroup) async throws -> Void) async throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
         let server = try await TURNServer.start(
-            configuration: section(), secrets: ["s"], tls: nil, group: group, logger: Logger(label: "test"))
+            settings: try TURNSettings(configuration: configuration()), secrets: ["s"], tls: nil, group: group,
+            logger: Logger(label: "test"))
         do {
             try await body(server, group)
         } catch {
@@ -102,22 +102,47 @@ struct TURNServerTests {
         }
     }
 
-    @Test("configuration errors: bad peer ranges, a wildcard relay address with nothing to advertise")
-    func configurationErrors() async throws {
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        var section = Self.section()
-        section.allowedPeers = ["10.0.0.0/33"]
-        await #expect(throws: TURNServerError.self) {
-            try await TURNServer.start(
-                configuration: section, secrets: [], tls: nil, group: group, logger: Logger(label: "test"))
+    /// The settings of `text` under `[turn]` (iroh off), or the errors as "line key" strings.
+    static func check(_ text: String) -> Result<TURNSettings, ConfigurationErrors> {
+        Result { () throws(ConfigurationErrors) -> TURNSettings in
+            try TURNSettings(
+                configuration: Configuration.parse("[iroh]\nenabled = false\n[turn]\n" + text, path: "/tmp/t.conf"))
         }
-        section = Self.section()
-        section.relayAddresses = ["0.0.0.0"]
-        section.host = "turn.example.org"
-        #expect(throws: TURNServerError.self) { try TURNServer.relaySettings(section) }
-        section.externalAddresses = ["203.0.113.7"]
-        let settings = try TURNServer.relaySettings(section)
-        #expect(settings.relayBind[.ipv4]?.advertised == STUNAddress(host: "203.0.113.7", port: 0))
-        try await group.shutdownGracefully()
+    }
+
+    @Test(
+        "Settings: every rule the server relies on is checked up front, with line and key",
+        arguments: [
+            ("host = \"t.example\"\nallowed_peers = [\"10.0.0.0/33\"]", "5 [turn] allowed_peers"),
+            ("host = \"t.example\"\ndenied_peers = [\"nonsense\"]", "5 [turn] denied_peers"),
+            (
+                "listen = \"0.0.0.0:3478\"\nhost = \"t.example\"\ntls_listen = \"turn.example:5349\"",
+                "6 [turn] tls_listen"
+            ),
+            ("host = \"t.example\"\nrelay_addresses = [\"0.0.0.0\"]", "5 [turn] relay_addresses"),
+            ("host = \"t.example\"\nrelay_addresses = []", "5 [turn] relay_addresses"),
+            (
+                "host = \"t.example\"\nrelay_addresses = [\"10.0.0.1\"]\nexternal_addresses = [\"0.0.0.0\"]",
+                "6 [turn] external_addresses"
+            ),
+        ])
+    func settingsRefused(text: String, expected: String) {
+        guard case .failure(let error) = Self.check(text) else {
+            Issue.record("accepted: \(text)")
+            return
+        }
+        let found = error.errors.map { "\($0.line ?? 0) \($0.key ?? "")" }
+        #expect(found.contains(expected), "\(found)")
+        #expect(error.errors.allSatisfy { $0.file == "/tmp/t.conf" })
+    }
+
+    @Test("Settings: a wildcard relay address is advertised as external_addresses, else as an IP host")
+    func relayAdvertised() throws {
+        let external = try Self.check(
+            "host = \"t.example\"\nrelay_addresses = [\"0.0.0.0\"]\nexternal_addresses = [\"203.0.113.7\"]"
+        ).get()
+        #expect(external.relay.relayBind[.ipv4]?.advertised == STUNAddress(host: "203.0.113.7", port: 0))
+        let host = try Self.check("host = \"198.51.100.2\"\nrelay_addresses = [\"0.0.0.0\"]").get()
+        #expect(host.relay.relayBind[.ipv4]?.advertised == STUNAddress(host: "198.51.100.2", port: 0))
     }
 }

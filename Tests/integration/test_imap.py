@@ -82,10 +82,10 @@ names = ["localhost"]
     def client(self):
         return imaplib.IMAP4("127.0.0.1", self.port)
 
-    def deliver(self, message=MESSAGE, to=(USER,), unix=True):
+    def deliver(self, message=MESSAGE, to=(USER,), unix=True, sender="sender@elsewhere.org"):
         lmtp = smtplib.LMTP(self.lmtp_socket) if unix else smtplib.LMTP("127.0.0.1", self.lmtp_port)
         try:
-            return lmtp.sendmail("sender@elsewhere.org", list(to), message)
+            return lmtp.sendmail(sender, list(to), message)
         finally:
             lmtp.quit()
 
@@ -282,8 +282,8 @@ def test_getmetadata_has_the_shape_delta_chat_parses(server):
     assert raw.command(b'A0004 GETMETADATA "" (/shared/vendor/deltachat/turn)') == b"A0004 OK GETMETADATA completed\r\n"
     assert raw.command(b'A0005 SETMETADATA "INBOX" (/private/devicetoken {9+}\r\nopenpgp:x)') == \
         b"A0005 OK SETMETADATA completed\r\n"
-    assert raw.command(b'A0006 GETMETADATA "INBOX" (/private/devicetoken)') == \
-        b'* METADATA "INBOX" (/private/devicetoken "openpgp:x")\r\nA0006 OK GETMETADATA completed\r\n'
+    # Device tokens are secrets: kept for push notifications, never read back.
+    assert raw.command(b'A0006 GETMETADATA "INBOX" (/private/devicetoken)') == b"A0006 OK GETMETADATA completed\r\n"
 
 
 def test_starttls_and_the_tls_port(server):
@@ -404,7 +404,8 @@ def metadata_over_imap(port):
     raw.until(b"\r\n")
     raw.command(b"A0001 LOGIN " + USER.encode() + b" " + PASSWORD.encode())
     response = raw.command(
-        b'A0002 GETMETADATA "" (/shared/vendor/deltachat/irohrelay /shared/vendor/deltachat/turn)')
+        b'A0002 GETMETADATA "" (/shared/vendor/deltachat/irohrelay /shared/vendor/deltachat/turn '
+        b'/shared/vendor/deltachat/turns)')
     raw.sock.close()
     assert response.endswith(b"A0002 OK GETMETADATA completed\r\n"), response
     return response
@@ -467,6 +468,30 @@ def test_discovery_from_the_supervisor_follows_enable_and_disable(supervisor_fac
     sup.ctl("enable", "turn")
     sup.wait_state("turn", "ready")
     assert b"/shared/vendor/deltachat/turn " in metadata_over_imap(port)
+
+
+def test_turns_discovery_and_prefer_tls(supervisor_factory, tmp_path):
+    """With a TLS listener (the [tls] development certificate), `turns` carries the same credential as `turn` on
+    the TLS port; `prefer_tls = true`, applied by reload, makes `turn` hand out the TLS port too."""
+    supervised = SupervisedIMAP(supervisor_factory, tmp_path)
+    sup = supervised.sup
+    value = rb'"turn\.example\.org:(\d+):(\d+):([A-Za-z0-9+/=]+)"'
+    response = metadata_over_imap(SupervisedIMAP.port)
+    turn = re.search(rb'/shared/vendor/deltachat/turn ' + value, response)
+    turns = re.search(rb'/shared/vendor/deltachat/turns ' + value, response)
+    assert turn and turns, response
+    assert turn.group(1) == b"23478" and turns.group(1) == b"5349"
+    assert turn.group(2, 3) == turns.group(2, 3)
+    secret = supervised.turn_secret()
+    assert turns.group(3) == base64.b64encode(hmac.new(secret.encode(), turns.group(2), hashlib.sha1).digest())
+
+    sup.config.write_text(sup.config.read_text().replace('host = "turn.example.org"',
+                                                         'host = "turn.example.org"\nprefer_tls = true'))
+    sup.ctl("reload")
+    response = metadata_over_imap(SupervisedIMAP.port)
+    turn = re.search(rb'/shared/vendor/deltachat/turn ' + value, response)
+    assert turn and turn.group(1) == b"5349", response
+    assert re.search(rb'/shared/vendor/deltachat/turns "turn\.example\.org:5349:', response), response
 
 
 def test_chatmailctl_user_commands(server):

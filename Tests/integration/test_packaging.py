@@ -136,17 +136,25 @@ def chatmailctl():
     return tool
 
 
-def check_config(path):
+def check_config(path, tmp_path):
+    """check-config loads the certificates as the children would: the copy checked names a real pair."""
+    tls = tmp_path / "tls"
+    tls.mkdir()
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-subj", "/CN=chat.example.org", "-days", "2", "-keyout", str(tls / "privkey.pem"),
+                    "-out", str(tls / "fullchain.pem")], check=True, capture_output=True)
+    copy = tmp_path / "checked.conf"
+    copy.write_text(path.read_text().replace("/etc/chatmail/tls/", f"{tls}/"))
     result = subprocess.run(
-        [str(chatmailctl()), "check-config", str(path)], capture_output=True, text=True, timeout=60
+        [str(chatmailctl()), "check-config", str(copy)], capture_output=True, text=True, timeout=60
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, f"check-config exited {result.returncode}:\n{output}"
     assert "OK" in output, output
 
 
-def test_production_config_checks():
-    check_config(CONFIG)
+def test_production_config_checks(tmp_path):
+    check_config(CONFIG, tmp_path)
 
 
 def test_production_config_optional_keys_are_accepted(tmp_path):
@@ -158,4 +166,4 @@ def test_production_config_optional_keys_are_accepted(tmp_path):
     assert optional, "no commented-out keys found in packaging/supervisor.conf"
     copy = tmp_path / "supervisor.conf"
     copy.write_text(pattern.sub(r"\1", text))
-    check_config(copy)
+    check_config(copy, tmp_path)

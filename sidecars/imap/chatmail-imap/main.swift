@@ -2,6 +2,7 @@ import ChatmailConfig
 import ChatmailSidecar
 import Foundation
 import IMAPCore
+import IMAPPush
 import IMAPServer
 import IMAPStore
 import Logging
@@ -10,6 +11,7 @@ import NIOPosix
 
 /// METADATA entry names served from the supervisor's discovery.
 let turnEntry = "/shared/vendor/deltachat/turn"
+let turnsEntry = "/shared/vendor/deltachat/turns"
 let irohEntry = "/shared/vendor/deltachat/irohrelay"
 
 await Sidecar.main(name: "imap") { sidecar in
@@ -19,31 +21,27 @@ await Sidecar.main(name: "imap") { sidecar in
     let databasePath = MailDatabase.path(for: sidecar.configuration)
     let notifier = MailboxNotifier()
     let storeSettings = MailDatabase.settings(for: sidecar.configuration)
+    if imap.push && !imap.pushCAFile.isEmpty && !FileManager.default.isReadableFile(atPath: imap.pushCAFile) {
+        throw SidecarError.configuration("push_ca_file \(imap.pushCAFile) cannot be read")
+    }
+    // Push notifications: queued by deliveries in the store, posted by the worker's threads.
+    var pushSettings = PushWorker.Settings()
+    pushSettings.concurrency = imap.pushConcurrency
+    pushSettings.schedule = PushSchedule(base: Int64(imap.pushRetryBase), giveUpAfter: Int64(imap.pushGiveUp))
+    let push = PushWorker(
+        settings: pushSettings,
+        poster: CurlPoster(url: imap.pushURL, caFile: imap.pushCAFile, timeoutSeconds: imap.pushTimeout),
+        logger: sidecar.logger)
     let database: MailDatabase
     do {
-        database = try MailDatabase(path: databasePath, settings: storeSettings, changed: { notifier.notify($0) })
+        database = try MailDatabase(
+            path: databasePath, settings: storeSettings, changed: { notifier.notify($0) },
+            pushQueued: { push.wake() })
     } catch {
         throw SidecarError.environment("cannot open the mail store \(databasePath): \(error)")
     }
 
-    var settings = IMAPServerSettings()
-    settings.session.startTLSAvailable = imap.startTLS
-    settings.session.loginRequiresTLS = !imap.plaintextLogin
-    var metadata: [String: String] = [:]
-    if !imap.comment.isEmpty { metadata["/shared/comment"] = imap.comment }
-    if !imap.admin.isEmpty { metadata["/shared/admin"] = imap.admin }
-    if imap.maxSMTPRecipients > 0 {
-        metadata["/shared/vendor/deltachat/maxsmtprecipients"] = "\(imap.maxSMTPRecipients)"
-    }
-    settings.session.serverMetadata = metadata
-    settings.limits = IMAPLimits(lineLength: imap.maxLineLength, literalSize: imap.maxLiteralSize)
-    settings.maxSessionsPerAccount = imap.maxSessionsPerAccount
-    settings.sourceLimits = SourceLimits.Settings(
-        failedLoginsPerMinute: imap.maxFailedLoginsPerMinute, accountCreationsPerHour: imap.maxAccountCreationsPerHour)
-    settings.keepaliveInterval = .seconds(Int64(imap.idleKeepalive))
-    settings.handshakeTimeout = .seconds(Int64(imap.handshakeTimeout))
-    settings.loginTimeout = .seconds(Int64(imap.loginTimeout))
-    settings.sendTimeout = .seconds(Int64(imap.sendTimeout))
+    let settings = try IMAPServerSettings(configuration: sidecar.configuration)
 
     let tls = try sidecar.tlsProvider(alpn: ["imap"])
     // Discovery per session, bounded: a slow supervisor means the last answer, never a wait.
@@ -51,6 +49,7 @@ await Sidecar.main(name: "imap") { sidecar in
         let discovery = await sidecar.discovery(account: account, timeout: .seconds(10))
         var entries: [String: String] = [:]
         if let turn = discovery.turn { entries[turnEntry] = turn }
+        if let turns = discovery.turns { entries[turnsEntry] = turns }
         if let iroh = discovery.irohRelay { entries[irohEntry] = iroh }
         return entries
     }
@@ -123,7 +122,12 @@ await Sidecar.main(name: "imap") { sidecar in
         return listeners
     }
 
-    // The sweep: old messages and inactive accounts, hourly and once at start.
+    if imap.push {
+        push.start(store: database)
+        sidecar.logger.info("push notifications go to \(imap.pushURL)")
+    }
+
+    // The sweep: old messages, inactive accounts and unused device tokens, hourly and once at start.
     let sweep = Task {
         while !Task.isCancelled {
             do {
@@ -132,6 +136,8 @@ await Sidecar.main(name: "imap") { sidecar in
                 if removed.messages > 0 || removed.accounts > 0 {
                     sidecar.logger.info("sweep removed \(removed.messages) messages, \(removed.accounts) accounts")
                 }
+                let tokens = try database.expirePushTokens(maxAge: Int64(imap.pushTokenDays) * 86400)
+                if tokens > 0 { sidecar.logger.info("sweep removed \(tokens) device tokens unused for long") }
             } catch {
                 sidecar.logger.error("sweep failed: \(error)")
             }
@@ -151,5 +157,6 @@ await Sidecar.main(name: "imap") { sidecar in
     try await sidecar.serveUntilShutdown(listeners)
     sweep.cancel()
     deletions.cancel()
+    if imap.push { await push.stop() }
     try? await pools.shutdown()
 }

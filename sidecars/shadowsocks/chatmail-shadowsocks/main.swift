@@ -10,13 +10,10 @@ struct Main {
     static func main() async {
         await Sidecar.main(name: "shadowsocks") { sidecar in
             let section = sidecar.configuration.shadowsocks
-            let settings: ShadowsocksSettings
-            do {
-                settings = try ShadowsocksSettings(
-                    configuration: sidecar.configuration, generatedKey: try await generatedKey(sidecar))
-            } catch let error as SettingsError {
-                throw SidecarError.configuration(error.description)
-            }
+            // Checked as `chatmailctl check-config` checks it, before the key store is asked.
+            _ = try ShadowsocksSettings(checking: sidecar.configuration)
+            let settings = try ShadowsocksSettings(
+                configuration: sidecar.configuration, generatedKey: try await generatedKey(sidecar))
             let server = try await ShadowsocksServer.bind(
                 host: section.listen.host, port: Int(section.listen.port), settings: settings, group: sidecar.group,
                 logger: sidecar.logger, limit: sidecar.connectionLimit)

@@ -36,21 +36,13 @@ public final class TURNServer: Sendable {
     /// The number of live allocations on all loops.
     public var allocationCount: Int { shared.allocationCount }
 
-    /// Binds every listener and starts serving. Throws `TURNServerError.configuration` for settings that cannot
-    /// work (unparsable peer ranges, no address to advertise for relays).
+    /// Binds every listener and starts serving, with `settings` checked up front (`TURNSettings(configuration:)`).
     public static func start(
-        configuration turn: TURNSection, secrets: [String], tls: TLSContextProvider?, group: any EventLoopGroup,
+        settings: TURNSettings, secrets: [String], tls: TLSContextProvider?, group: any EventLoopGroup,
         logger: Logger, limit: SourceConnectionLimit = .unlimited
     ) async throws -> TURNServer {
-        func parse(_ ranges: [String], _ key: String) throws -> [IPRange] {
-            try ranges.map { text in
-                guard let range = IPRange(text) else {
-                    throw TURNServerError.configuration("[turn] \(key): \"\(text)\" is not an address or a prefix")
-                }
-                return range
-            }
-        }
-        let relaySettings = try relaySettings(turn)
+        let turn = settings.section
+        let relaySettings = settings.relay
         let listenHosts = try hosts(for: turn.listen.host)
         let tlsHosts = try hosts(for: turn.tlsListen.host)
         var own =
@@ -58,8 +50,8 @@ public final class TURNServer: Sendable {
             + tlsHosts.compactMap { STUNAddress(host: $0, port: 0) }
         for (bind, advertised) in relaySettings.relayBind.values { own += [bind, advertised] }
         let policy = PeerPolicy(
-            allowed: try parse(turn.allowedPeers, "allowed_peers"), denied: try parse(turn.deniedPeers, "denied_peers"),
-            ownAddresses: own.filter { !isWildcard($0) }, servicePorts: [turn.listen.port, turn.tlsListen.port])
+            allowed: settings.allowedPeers, denied: settings.deniedPeers, ownAddresses: own.filter { !$0.isWildcard },
+            servicePorts: [turn.listen.port, turn.tlsListen.port])
 
         var settings = TURNEngineSettings(realm: turn.realm, software: turn.software.isEmpty ? nil : turn.software)
         settings.limits.maximumLifetime = Int64(turn.maxLifetime)
@@ -226,17 +218,10 @@ public final class TURNServer: Sendable {
 
     // MARK: Addresses
 
-    private static func isWildcard(_ address: STUNAddress) -> Bool {
-        address.ipv4 == 0 || (address.ipv6.map { $0.high == 0 && $0.low == 0 } ?? false)
-    }
-
-    /// The hosts to bind for a configured one: itself, or every address of that family for a wildcard (so each
-    /// listener answers from the address it was reached at).
+    /// The hosts to bind for a configured one (an IP address, as `TURNSettings` checked): itself, or every
+    /// address of that family for a wildcard (so each listener answers from the address it was reached at).
     static func hosts(for host: String) throws -> [String] {
-        guard let address = STUNAddress(host: host, port: 0) else {
-            throw TURNServerError.configuration("[turn] listen: \"\(host)\" is not an IP address")
-        }
-        guard isWildcard(address) else { return [host] }
+        guard let address = STUNAddress(host: host, port: 0), address.isWildcard else { return [host] }
         let devices = (try? System.enumerateDevices()) ?? []
         var hosts: [String] = []
         for device in devices {
@@ -247,34 +232,5 @@ public final class TURNServer: Sendable {
         }
         guard !hosts.isEmpty else { throw TURNServerError.configuration("[turn] listen: no local address for \(host)") }
         return hosts
-    }
-
-    /// Where relayed sockets bind, per family, and what clients are told.
-    static func relaySettings(_ turn: TURNSection) throws -> RelaySettings {
-        var external: [STUNAddressFamily: STUNAddress] = [:]
-        for text in turn.externalAddresses {
-            guard let address = STUNAddress(host: text, port: 0), !isWildcard(address) else {
-                throw TURNServerError.configuration("[turn] external_addresses: \"\(text)\" is not a usable IP address")
-            }
-            external[address.family] = address
-        }
-        var relayBind: [STUNAddressFamily: (bind: STUNAddress, advertised: STUNAddress)] = [:]
-        for text in turn.relayAddresses {
-            guard let bind = STUNAddress(host: text, port: 0) else {
-                throw TURNServerError.configuration("[turn] relay_addresses: \"\(text)\" is not an IP address")
-            }
-            var advertised = external[bind.family] ?? bind
-            if isWildcard(advertised) {
-                guard let host = STUNAddress(host: turn.host, port: 0), host.family == bind.family else {
-                    throw TURNServerError.configuration(
-                        "[turn] relay_addresses: \(text) is a wildcard; set external_addresses (or an IP as host) "
-                            + "so clients learn a reachable relayed address")
-                }
-                advertised = host
-            }
-            relayBind[bind.family] = (bind, advertised)
-        }
-        guard !relayBind.isEmpty else { throw TURNServerError.configuration("[turn] relay_addresses: none") }
-        return RelaySettings(relayBind: relayBind, relayPorts: turn.relayPorts)
     }
 }

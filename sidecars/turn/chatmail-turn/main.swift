@@ -12,7 +12,8 @@ import TURNServer
 struct Main {
     static func main() async {
         await Sidecar.main(name: "turn") { sidecar in
-            let turn = sidecar.configuration.turn
+            let settings = try TURNSettings(configuration: sidecar.configuration)
+            let turn = settings.section
             if !sidecar.isSupervised, turn.secrets.isEmpty {
                 throw SidecarError.configuration("[turn] secret is required when running without the supervisor")
             }
@@ -22,7 +23,7 @@ struct Main {
             let server: TURNServer
             do {
                 server = try await TURNServer.start(
-                    configuration: turn, secrets: sidecar.isSupervised ? [] : turn.secrets, tls: tls, group: group,
+                    settings: settings, secrets: sidecar.isSupervised ? [] : turn.secrets, tls: tls, group: group,
                     logger: sidecar.logger, limit: sidecar.connectionLimit)
             } catch TURNServerError.configuration(let why) {
                 throw SidecarError.configuration(why)
@@ -45,8 +46,7 @@ struct Main {
 
     /// The TLS provider for TURNS, or none when `[tls]` has no certificate and no development one.
     static func tlsProvider(_ sidecar: Sidecar) throws -> TLSContextProvider? {
-        let tls = sidecar.configuration.tls
-        guard !tls.certificates.isEmpty || tls.selfSigned else {
+        guard sidecar.configuration.turnServesTLS else {
             sidecar.logger.notice("no [tls] certificate: TURN over TLS is off")
             return nil
         }

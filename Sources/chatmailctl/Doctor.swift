@@ -1,0 +1,136 @@
+import ArgumentParser
+import ChatmailConfig
+import ChatmailControl
+import ChatmailCrypto
+import ChatmailDoctor
+import Foundation
+import IMAPStore
+
+/// `chatmailctl doctor`: tests every enabled service from the outside, at the names and addresses clients are
+/// told, one line per step.
+struct Doctor: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Test each enabled service as a client from outside would; exit 0 when all pass.",
+        discussion: """
+            Run on the server. TURN: STUN over UDP and TCP, Allocate over UDP, TCP and TLS with a credential \
+            the supervisor mints, and a relay-only round trip between two allocations. iroh: /generate_204 and \
+            a packet through the relay. Shadowsocks: IMAP's TLS greeting through the ss:// link. IMAP: TLS \
+            (certificate name and expiry), LOGIN of a throwaway account (deleted afterwards), and the METADATA \
+            a client gets, compared with what was tested.
+            """)
+    @Option(name: .long, help: "The configuration file.") var config = "/etc/chatmail/supervisor.conf"
+    @Flag(name: .long, help: "Print JSON: {\"passed\": ..., \"steps\": [...]}.") var json = false
+    @Option(name: .long, help: "Seconds each step may take.") var timeout: Double = 3
+    @Option(name: .long, help: "The name clients reach IMAP at (default: [imap] mail_domain).") var imapHost: String?
+
+    func run() async throws {
+        let configuration: Configuration
+        do {
+            configuration = try Configuration.load(path: config)
+        } catch {
+            fail("\n\(error)")
+        }
+        let stepTimeout = Duration.milliseconds(Int64(timeout * 1000))
+        var steps: [DoctorStep] = []
+        let supervisor = await Self.askSupervisor(configuration)
+        if let failure = supervisor.failure {
+            steps.append(
+                DoctorStep(
+                    service: "supervisor", step: "control socket", verdict: .fail, detail: failure, cause: .notRunning))
+        }
+        let enabled = Set(
+            supervisor.status?.sidecars.filter(\.enabled).map(\.name)
+                ?? configuration.children.filter(\.settings.enabled).map(\.name))
+        let discovery = supervisor.discovery
+
+        if enabled.contains("turn") {
+            let turn = configuration.turn
+            steps += TURNProbe(
+                host: turn.host, port: turn.port, tlsPort: configuration.turnServesTLS ? turn.tlsPort : nil,
+                credential: discovery?.turn.flatMap(TURNDiscoveryValue.init), timeout: stepTimeout
+            ).run()
+        }
+
+        if enabled.contains("imap") {
+            steps += imapSteps(configuration, enabled: enabled, timeout: stepTimeout)
+        }
+
+        let report = DoctorReport(steps: steps)
+        if json {
+            let encoder = JSONEncoder()
+            encoder.keyEncodingStrategy = .convertToSnakeCase
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+            struct Output: Encodable {
+                var passed: Bool
+                var summary: String
+                var steps: [DoctorStep]
+            }
+            let output = Output(passed: report.passed, summary: report.summary, steps: report.steps)
+            print(String(decoding: try encoder.encode(output), as: UTF8.self))
+        } else {
+            for step in report.steps { print(step.line) }
+            print(report.summary)
+        }
+        throw ExitCode(report.exitCode)
+    }
+
+    /// LOGIN needs an account: a throwaway one is made in the store for the probe and deleted after it.
+    func imapSteps(_ configuration: Configuration, enabled: Set<String>, timeout: Duration) -> [DoctorStep] {
+        let imap = configuration.imap
+        let letters = Array("abcdefghijklmnopqrstuvwxyz0123456789")
+        let localpart = String((0..<max(9, imap.localpartMinLength)).map { _ in letters.randomElement()! })
+        let address = "\(localpart)@\(imap.mailDomain)"
+        let password = Crypto.base64URL(Crypto.randomBytes(18))
+        let store: MailDatabase
+        do {
+            try FileManager.default.createDirectory(
+                atPath: configuration.supervisor.stateDir, withIntermediateDirectories: true)
+            store = try MailDatabase(path: MailDatabase.path(for: configuration), settings: MailDatabase.Settings(imap))
+            guard try store.addAccount(address: address, password: password) else { throw DoctorFailure("exists") }
+        } catch {
+            return [
+                DoctorStep(
+                    service: "imap", step: "account", verdict: .fail,
+                    detail: "cannot make a throwaway account in the mail store: \(error)", cause: .protocolError)
+            ]
+        }
+        defer { _ = try? store.deleteAccount(address: address) }
+        let turn = configuration.turn
+        let expected = IMAPProbe.Expected(
+            turn: enabled.contains("turn") ? "\(turn.host):\(turn.preferTLS ? turn.tlsPort : turn.port)" : nil,
+            irohRelay: enabled.contains("iroh") ? configuration.iroh.url : nil)
+        return IMAPProbe(
+            host: imapHost ?? imap.mailDomain, port: imap.tlsListen.port, address: address, password: password,
+            expected: expected, timeout: timeout
+        ).run()
+    }
+
+    struct DoctorFailure: Error, CustomStringConvertible {
+        var description: String
+        init(_ description: String) { self.description = description }
+    }
+
+    /// The supervisor's status and a fresh discovery answer (a TURN credential minted now).
+    static func askSupervisor(_ configuration: Configuration) async -> (
+        status: SupervisorStatus?, discovery: Discovery?, failure: String?
+    ) {
+        let path = configuration.supervisor.controlSocket
+        let client: ControlClient
+        do {
+            client = try await ControlClient.connect(path: path)
+        } catch {
+            return (nil, nil, "the supervisor is not running (cannot connect to \(path): \(error))")
+        }
+        defer { Task { await client.close() } }
+        do {
+            let status = try await client.request(.status, timeout: .seconds(5))
+            let discovery = try await client.request(.discovery(account: nil), timeout: .seconds(5))
+            guard status.ok, discovery.ok else {
+                return (nil, nil, status.error ?? discovery.error ?? "the supervisor refused")
+            }
+            return (status.status, discovery.discovery, nil)
+        } catch {
+            return (nil, nil, "no answer from the supervisor: \(error)")
+        }
+    }
+}
