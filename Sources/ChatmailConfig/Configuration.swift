@@ -51,6 +51,8 @@ public struct SupervisorSection: Sendable, Equatable {
     public var crashLoopLimit: Int = 10
     /// A child that does not report ready within this many seconds is stopped and retried.
     public var readyTimeout: Double = 30
+    /// No-log mode: children log no client address, account, TURN username, token or target.
+    public var noLog = false
 }
 
 /// What every child section has: whether it runs, what runs, and how long it may take to stop.
@@ -325,11 +327,13 @@ extension Configuration {
         children.first { $0.name == name }?.settings
     }
 
-    /// Whether child `name`'s section differs from `other`'s in anything the child reads, so that it
+    /// Whether child `name`'s section (or `no_log`) differs from `other`'s in anything the child reads, so that it
     /// needs a restart (children read their section once, at start). `enabled` is applied on its own;
     /// values only the supervisor hands out (the TURN port in discovery, the iroh URL) need no
     /// restart; certificates are re-read on the reload message.
     public func childSettingsDiffer(from other: Configuration, child name: String) -> Bool {
+        // Every child reads no_log once, at start.
+        if supervisor.noLog != other.supervisor.noLog { return true }
         switch name {
         case "imap":
             var (mine, theirs) = (imap, other.imap)

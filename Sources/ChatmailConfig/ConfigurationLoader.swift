@@ -177,6 +177,7 @@ final class ConfigurationReader {
         result.crashLoopWindow = s.seconds("crash_loop_window", default: result.crashLoopWindow)
         result.crashLoopLimit = s.int("crash_loop_limit", default: result.crashLoopLimit, range: 1...10_000)
         result.readyTimeout = s.seconds("ready_timeout", default: result.readyTimeout)
+        result.noLog = s.bool("no_log", default: result.noLog)
         s.finish()
         return result
     }

@@ -5,6 +5,8 @@ import ChatmailCrypto
 import ChatmailDoctor
 import Foundation
 import IMAPStore
+import ShadowsocksCore
+import ShadowsocksServer
 
 /// `chatmailctl doctor`: tests every enabled service from the outside, at the names and addresses clients are
 /// told, one line per step.
@@ -49,6 +51,25 @@ struct Doctor: AsyncParsableCommand {
                 host: turn.host, port: turn.port, tlsPort: configuration.turnServesTLS ? turn.tlsPort : nil,
                 credential: discovery?.turn.flatMap(TURNDiscoveryValue.init), timeout: stepTimeout
             ).run()
+        }
+
+        if enabled.contains("iroh") {
+            if let url = URLComponents(string: configuration.iroh.url), let host = url.host, !host.isEmpty {
+                let tls = url.scheme == "https"
+                steps += IrohProbe(
+                    host: host, port: url.port.flatMap { UInt16(exactly: $0) } ?? (tls ? 443 : 80), tls: tls,
+                    timeout: stepTimeout
+                ).run()
+            } else {
+                steps.append(
+                    DoctorStep(
+                        service: "iroh", step: "url", verdict: .fail,
+                        detail: "[iroh] url \"\(configuration.iroh.url)\" has no host", cause: .wrongHost))
+            }
+        }
+
+        if enabled.contains("shadowsocks") {
+            steps += await shadowsocksSteps(configuration, timeout: stepTimeout)
         }
 
         if enabled.contains("imap") {
@@ -102,6 +123,44 @@ struct Doctor: AsyncParsableCommand {
         return IMAPProbe(
             host: imapHost ?? imap.mailDomain, port: imap.tlsListen.port, address: address, password: password,
             expected: expected, timeout: timeout
+        ).run()
+    }
+
+    /// Through the link `chatmailctl shadowsocks url` prints, to IMAP's public TLS port on this server's own
+    /// name or address (the link's host).
+    func shadowsocksSteps(_ configuration: Configuration, timeout: Duration) async -> [DoctorStep] {
+        let section = configuration.shadowsocks
+        func failure(_ step: String, _ detail: String, _ cause: Cause) -> [DoctorStep] {
+            [DoctorStep(service: "shadowsocks", step: step, verdict: .fail, detail: detail, cause: cause)]
+        }
+        let credential: ShadowsocksCredential
+        do {
+            credential = try ShadowsocksSettings.credential(
+                from: configuration, generatedKey: await Shadowsocks.URL.generatedKey(configuration))
+        } catch {
+            return failure("key", "\(error)", .protocolError)
+        }
+        let host = section.publicHost
+        guard !host.isEmpty else {
+            return failure("link", "no host for the link: set [shadowsocks] public_host", .wrongHost)
+        }
+        let imapPort = configuration.imap.tlsListen.port
+        guard
+            let port = section.upstreams[993] != nil
+                ? 993 : section.upstreams.first(where: { $0.value.port == imapPort })?.key
+        else {
+            return failure("target", "no allowed port leads to IMAP's TLS port \(imapPort)", .protocolError)
+        }
+        let targetHost: TargetAddress.Host =
+            if let address = IPAddress(parsing: host) {
+                address.isIPv4 ? .ipv4(address) : .ipv6(address)
+            } else {
+                .name(Array(host.utf8))
+            }
+        return ShadowsocksProbe(
+            link: credential.link(host: host, port: section.publicPort, tag: host), credential: credential, host: host,
+            port: section.publicPort, target: TargetAddress(host: targetHost, port: port),
+            imapName: imapHost ?? configuration.imap.mailDomain, timeout: timeout
         ).run()
     }
 

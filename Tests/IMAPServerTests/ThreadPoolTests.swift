@@ -160,12 +160,6 @@ func onThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async thr
         return channel
     }
 
-    func output(_ channel: EmbeddedChannel) throws -> String {
-        var text = ""
-        while let buffer = try channel.readOutbound(as: ByteBuffer.self) { text += String(buffer: buffer) }
-        return text
-    }
-
     /// Commands wait while the MTA does not read its replies.
     @Test func inputWaitsWhileTheChannelIsNotWritable() throws {
         let channel = try makeChannel()

@@ -417,7 +417,7 @@ class SupervisedIMAP:
     port = 21143
 
     def __init__(self, supervisor_factory, tmp_path, turn_host="turn.example.org", plaintext_login=True,
-                 lmtp_socket=None, tls_port=None, shadowsocks=None, auth_socket=None):
+                 lmtp_socket=None, tls_port=None, shadowsocks=None, auth_socket=None, supervisor_extra=""):
         """`shadowsocks`, the lines of a `[shadowsocks]` section, runs the real chatmail-shadowsocks on a free
         port (`shadowsocks_port`) too; without it that child is disabled."""
         self.tls_port, self.lmtp_port = tls_port or free_port(), free_port()
@@ -427,6 +427,7 @@ class SupervisedIMAP:
             modes={"imap": str(bin_dir() / "chatmail-imap"),
                    "shadowsocks": None if shadowsocks is None else str(bin_dir() / "chatmail-shadowsocks")},
             ports={"shadowsocks": self.shadowsocks_port} if shadowsocks is not None else None,
+            supervisor_extra=supervisor_extra,
             extra={"shadowsocks": shadowsocks or [], "imap": [
                 f'tls_listen = "127.0.0.1:{self.tls_port}"', f'lmtp_listen = "127.0.0.1:{self.lmtp_port}"',
                 f'lmtp_socket = "{self.lmtp_socket}"', f'mail_domain = "{DOMAIN}"',

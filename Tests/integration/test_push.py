@@ -5,13 +5,14 @@ import http.server
 import socket
 import sqlite3
 import ssl
+import subprocess
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from conftest import wait_until
+from conftest import ROOT, wait_until
 from test_imap import IMAPServer, PASSWORD, USER, DOMAIN, free_port
 from test_tls import make_certificate
 
@@ -280,4 +281,72 @@ def test_bad_tokens_get_no_and_a_flood_of_setmetadata_is_harmless(tmp_path, prox
             b"A0009 NO [METADATA TOOMANY] Too many device tokens\r\n"
         assert len(stored_tokens(server)) == 16
     finally:
+        server.stop()
+
+
+DELTACHAT_CFFI = ROOT / ".build" / "deltachat-cffi-2.23.0" / "bin" / "python"
+
+
+class SMTPStub:
+    """Enough SMTP for core's configuration: a greeting and EHLO without AUTH or STARTTLS."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                connection, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(connection,), daemon=True).start()
+
+    def _serve(self, connection):
+        with connection, connection.makefile("rb") as lines:
+            connection.sendall(b"220 stub\r\n")
+            for line in lines:
+                verb = line[:4].upper()
+                if verb == b"EHLO":
+                    connection.sendall(b"250-stub\r\n250 8BITMIME\r\n")
+                elif verb == b"QUIT":
+                    connection.sendall(b"221 bye\r\n")
+                    return
+                else:
+                    connection.sendall(b"250 ok\r\n")
+
+    def stop(self):
+        self.sock.close()
+
+
+@pytest.mark.skipif(not DELTACHAT_CFFI.exists(), reason="needs Delta Chat core's CFFI bindings (make test-deps)")
+def test_delta_chat_core_stores_its_token_and_the_proxy_gets_exactly_it(tmp_path, proxy):
+    """The real core (libdeltachat 2.23 through its C API) sets a push token: it encrypts it to
+    `openpgp:...` and sends SETMETADATA because we offer XDELTAPUSH; mail from another account
+    makes the proxy receive exactly what core sent."""
+    server = IMAPServer(tmp_path, push_config(proxy.url, proxy.ca))
+    smtp = SMTPStub()
+    log = open(tmp_path / "core.log", "w+")
+    core = subprocess.Popen(
+        [str(DELTACHAT_CFFI), str(Path(__file__).parent / "deltachat_push_client.py"), str(tmp_path / "dc"), USER,
+         PASSWORD, str(server.port), str(smtp.port), "0155b93b7eb867a0d8b7328b978bb15bf22f70867e39e168d03f199af9496894"],
+        stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_until(lambda: stored_tokens(server) or core.poll() is not None, timeout=90,
+                   what="core to store its token")
+        assert core.poll() is None, (tmp_path / "core.log").read_text()[-3000:]
+        [token] = stored_tokens(server)
+        assert token.startswith(b"openpgp:") and len(token) > 500
+        server.deliver(sender="someone@elsewhere.org")
+        wait_until(lambda: proxy.bodies(), what="the post")
+        wait_until(lambda: pending(server) == 0, what="an empty queue")
+        assert proxy.bodies() == [token]
+    finally:
+        core.kill()
+        core.wait()
+        log.close()
+        smtp.stop()
         server.stop()

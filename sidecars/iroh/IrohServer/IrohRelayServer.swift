@@ -99,7 +99,9 @@ public final class IrohRelayServer: Sendable {
             try pipeline.addHandler(RateLimitHandler(rate: hub.limits.rate, burst: hub.limits.burst))
         }
         if let tls { try pipeline.addHandler(try tls.makeHandler()) }
-        try pipeline.addHandler(ReadWhileWritableHandler())
+        // No reading while unsent answers (pongs, HTTP responses) are above the high watermark; a client that
+        // never reads is dropped by the relay's write timeout, or before the handshake by its deadline.
+        try pipeline.addHandler(BackPressureHandler())
         if let deadline { try pipeline.addHandler(deadline) }
         try pipeline.configureHTTPServerPipeline(
             withServerUpgrade: (

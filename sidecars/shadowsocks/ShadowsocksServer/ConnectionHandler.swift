@@ -1,4 +1,5 @@
 import ChatmailCrypto
+import ChatmailSidecar
 import Foundation
 import Logging
 import NIOCore
@@ -220,7 +221,8 @@ final class ConnectionHandler: ChannelDuplexHandler {
             // fast (a prober without the key never gets here).
             server.count { refusal == .port ? ($0.refusedPort += 1) : ($0.refusedHost += 1) }
             server.logger.info(
-                "refused target \(request.target) (\(refusal == .port ? "port not allowed" : "not this server"))")
+                "refused target \(personal: request.target) (\(refusal == .port ? "port not allowed" : "not this server"))"
+            )
             return close()
         }
         let sealer: ChunkSealer
