@@ -8,20 +8,51 @@ push off, in one run, alternating rounds. Push may cost at most 10% of the rate 
 import argparse
 import asyncio
 import shutil
-import ssl
 import subprocess
 import sys
 import tempfile
-import threading
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from imap_bench import USERS, PASSWORD, Ours, lmtp_per_second, read_until  # noqa: E402
 
 
+PROXY = r"""
+import asyncio, ssl, sys
+context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+context.load_cert_chain(sys.argv[1], sys.argv[2])
+posts = 0
+
+async def serve(reader, writer):
+    global posts
+    try:
+        while True:
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = 0
+            for line in head.split(b"\r\n"):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":")[1])
+            await reader.readexactly(length)
+            posts += 1
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+            await writer.drain()
+    except (asyncio.IncompleteReadError, ConnectionError, ssl.SSLError):
+        writer.close()
+
+async def main():
+    server = await asyncio.start_server(serve, "127.0.0.1", 0, ssl=context)
+    print(server.sockets[0].getsockname()[1], flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+    print(posts, flush=True)
+
+asyncio.run(main())
+"""
+
+
 class Proxy:
-    """A minimal HTTPS notification proxy on its own thread (asyncio, keep-alive): 200 to every
-    POST, counting them."""
+    """A minimal HTTPS notification proxy in a process of its own (as it would be on another
+    machine; here it must not take the bench client's interpreter lock): asyncio, keep-alive, 200
+    to every POST, counting them."""
 
     def __init__(self, work: Path):
         cert, key = work / "proxy.pem", work / "proxy.key"
@@ -29,40 +60,18 @@ class Proxy:
                         "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=localhost", "-addext",
                         "subjectAltName=DNS:localhost"], check=True, capture_output=True)
         self.ca = cert
-        self.posts = 0
-        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self.context.load_cert_chain(cert, key)
-        self.loop = asyncio.new_event_loop()
-        ready = threading.Event()
-        threading.Thread(target=self._run, args=(ready,), daemon=True).start()
-        ready.wait()
+        self.process = subprocess.Popen([sys.executable, "-c", PROXY, str(cert), str(key)], stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, text=True)
+        self.port = int(self.process.stdout.readline())
+        self.url = f"https://localhost:{self.port}/notify"
 
-    def _run(self, ready):
-        asyncio.set_event_loop(self.loop)
-        self.server = self.loop.run_until_complete(
-            asyncio.start_server(self._serve, "127.0.0.1", 0, ssl=self.context))
-        self.port = self.server.sockets[0].getsockname()[1]
-        ready.set()
-        self.loop.run_forever()
-
-    async def _serve(self, reader, writer):
-        try:
-            while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                length = 0
-                for line in head.split(b"\r\n"):
-                    if line.lower().startswith(b"content-length:"):
-                        length = int(line.split(b":")[1])
-                await reader.readexactly(length)
-                self.posts += 1
-                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError, ssl.SSLError):
-            writer.close()
-
-    @property
-    def url(self):
-        return f"https://localhost:{self.port}/notify"
+    def stop(self):
+        """Stops the proxy; returns how many posts it answered."""
+        self.process.stdin.write("\n")
+        self.process.stdin.flush()
+        posts = int(self.process.stdout.readline())
+        self.process.wait(10)
+        return posts
 
 
 async def add_tokens(port):
@@ -99,10 +108,10 @@ def main():
             for name, server in servers.items():
                 print(f"{name}: running", file=sys.stderr, flush=True)
                 rates[name].append(asyncio.run(lmtp_per_second(server.lmtp_port, args.seconds)))
-        posts = proxy.posts
     finally:
         for server in servers.values():
             server.stop()
+        posts = proxy.stop()
         shutil.rmtree(work, ignore_errors=True)
     off = sum(rates["push off"]) / len(rates["push off"])
     on = sum(rates["push on"]) / len(rates["push on"])

@@ -134,7 +134,7 @@ public struct IMAPSection: Sendable, Equatable {
     public var pushRetryBase: Int = 8
     public var pushGiveUp: Int = 5 * 3600
     /// Posts under way at once, and the seconds one may take.
-    public var pushConcurrency: Int = 4
+    public var pushConcurrency: Int = 8
     public var pushTimeout: Int = 30
     /// Device tokens per account, their size in bytes, and the days one is kept unless sent again.
     public var maxPushTokens: Int = 16

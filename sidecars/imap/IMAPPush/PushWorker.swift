@@ -18,14 +18,18 @@ public struct PushCounters: Codable, Equatable, Sendable {
     public init() {}
 }
 
-/// Posts the queued push notifications of the mail store: one thread finds what is due, at most
-/// `concurrency` posts run at once on a thread pool of their own, each outcome is written back
-/// (`MailDatabase.settlePush`). Nothing here runs on an event loop or inside a delivery: a slow
-/// or dead proxy holds up only these threads. Tokens never reach the logs.
+/// Posts the queued push notifications of the mail store: one thread finds what is due and
+/// writes back what the posts gave (`MailDatabase.settlePushes`, gathered: one transaction for
+/// many posts), at most `concurrency` posts run at once on a thread pool of their own. The thread
+/// goes round at most every `period`, so a stream of deliveries costs a bounded number of reads
+/// and writes, not some per message. Nothing here runs on an event loop or inside a delivery: a
+/// slow or dead proxy holds up only these threads. Tokens never reach the logs.
 public final class PushWorker: @unchecked Sendable {
     public struct Settings: Sendable {
-        public var concurrency = 4
+        public var concurrency = 8
         public var schedule = PushSchedule()
+        /// The shortest time between two rounds of the thread (reading the queue, writing outcomes).
+        public var period: TimeInterval = 0.05
 
         public init() {}
     }
@@ -36,7 +40,9 @@ public final class PushWorker: @unchecked Sendable {
     private let pool: NIOThreadPool
     // Guarded by `condition`.
     private let condition = NSCondition()
+    /// Taken from the queue, not yet written back (posting, or posted and waiting in `outcomes`).
     private var inFlight = Set<Int64>()
+    private var outcomes: [(PendingPush, PushResult)] = []
     private var woken = false
     private var stopped = false
     private var finished = false
@@ -51,7 +57,7 @@ public final class PushWorker: @unchecked Sendable {
 
     public var counters: PushCounters { locked { counts } }
 
-    /// Something was queued, or a post ended: look at the queue now.
+    /// Something was queued: look at the queue soon.
     public func wake() {
         locked {
             woken = true
@@ -67,14 +73,14 @@ public final class PushWorker: @unchecked Sendable {
         thread.start()
     }
 
-    /// Stops taking new notifications and waits for the posts under way (bounded by the poster's
-    /// timeout); what is left stays queued for the next start.
+    /// Stops taking new notifications, waits for the posts under way (bounded by the poster's
+    /// timeout) and writes their outcomes; what is left stays queued for the next start.
     public func stop() async {
         locked {
             stopped = true
             condition.broadcast()
         }
-        while !locked({ finished && inFlight.isEmpty }) { try? await Task.sleep(for: .milliseconds(20)) }
+        while !locked({ finished }) { try? await Task.sleep(for: .milliseconds(20)) }
         try? await pool.shutdownGracefully()
     }
 
@@ -86,13 +92,19 @@ public final class PushWorker: @unchecked Sendable {
 
     private func run(_ store: MailDatabase) {
         while true {
-            let (free, busy, stop) = locked { () -> (Int, Set<Int64>, Bool) in
+            let roundStarted = Date()
+            let (done, stop) = locked { () -> ([(PendingPush, PushResult)], Bool) in
                 woken = false
-                return (settings.concurrency - inFlight.count, inFlight, stopped)
+                defer { outcomes = [] }
+                return (outcomes, stopped)
             }
-            if stop { break }
+            if !done.isEmpty { settle(done, store: store) }
+            let (free, busy) = locked { (settings.concurrency - inFlight.count, inFlight) }
+            if stop {
+                if busy.isEmpty { break }
+            }
             var taken: [PendingPush] = []
-            if free > 0 {
+            if free > 0 && !stop {
                 do {
                     taken = try store.duePushes(limit: free, excluding: busy)
                 } catch {
@@ -101,65 +113,71 @@ public final class PushWorker: @unchecked Sendable {
             }
             for pending in taken {
                 locked { _ = inFlight.insert(pending.tokenID) }
-                pool.submit { [self] _ in post(pending, store: store) }
+                pool.submit { [self] _ in
+                    let result = poster.post(pending.token)
+                    locked {
+                        outcomes.append((pending, result))
+                        woken = true
+                        condition.signal()
+                    }
+                }
             }
             // Sleep until woken (a delivery, a post ended), the next notification is due, or a minute.
             var wait: TimeInterval = 60
-            if free > taken.count, let due = try? store.nextPushDue() {
+            if free > taken.count, !stop, let due = try? store.nextPushDue() {
                 let seconds = TimeInterval(due) - Date().timeIntervalSince1970
-                // Due now but taken (under way): the end of that post wakes us.
+                // Due now but under way: the end of that post wakes us.
                 wait = seconds > 0 ? min(seconds, wait) : 1
             }
             let deadline = Date(timeIntervalSinceNow: wait)
             locked {
                 while !woken && !stopped && Date() < deadline { _ = condition.wait(until: deadline) }
             }
+            // At most one round per period: what comes meanwhile is taken together.
+            let rest = settings.period - Date().timeIntervalSince(roundStarted)
+            if rest > 0 { Thread.sleep(forTimeInterval: rest) }
         }
-        locked {
-            finished = true
-        }
+        locked { finished = true }
     }
 
-    private func post(_ pending: PendingPush, store: MailDatabase) {
-        let result = poster.post(pending.token)
-        let settlement: PushSettlement
+    /// Writes back the outcomes of finished posts, counts and logs them.
+    private func settle(_ done: [(PendingPush, PushResult)], store: MailDatabase) {
+        let settlements: [PushSettlement]
         do {
-            settlement = try store.settlePush(pending, result: result, schedule: settings.schedule)
+            settlements = try store.settlePushes(done, schedule: settings.schedule)
         } catch {
-            // Left as it was: tried again when due.
-            logger.error("push: cannot record a post's outcome: \(error)")
-            locked {
-                inFlight.remove(pending.tokenID)
-                condition.signal()
-            }
+            // Left as they were: tried again when due.
+            logger.error("push: cannot record the outcome of \(done.count) posts: \(error)")
+            locked { done.forEach { inFlight.remove($0.0.tokenID) } }
             return
         }
         let totals = locked { () -> PushCounters in
-            switch settlement {
-            case .done, .again: counts.sent += 1
-            case .deleteToken: counts.gone += 1
-            case .retry: counts.retried += 1
-            case .drop: counts.dropped += 1
+            for (settlement, (pending, _)) in zip(settlements, done) {
+                switch settlement {
+                case .done, .again: counts.sent += 1
+                case .deleteToken: counts.gone += 1
+                case .retry: counts.retried += 1
+                case .drop: counts.dropped += 1
+                }
+                inFlight.remove(pending.tokenID)
             }
-            inFlight.remove(pending.tokenID)
-            woken = true
-            condition.signal()
             return counts
         }
         let summary = "sent=\(totals.sent) retried=\(totals.retried) gone=\(totals.gone) dropped=\(totals.dropped)"
-        switch (settlement, result) {
-        case (.done, _), (.again, _):
-            logger.debug("push: posted (\(summary))")
-        case (.deleteToken, _):
-            logger.info("push: the proxy says a token is gone (410): deleted (\(summary))")
-        case (.retry(let due, let failures), .failed(let reason)):
-            logger.info(
-                "push: post failed (\(reason)), try \(failures + 1) in \(due - Int64(Date().timeIntervalSince1970)) s (\(summary))"
-            )
-        case (.drop, .failed(let reason)):
-            logger.warning("push: post failed (\(reason)) for too long: notification dropped (\(summary))")
-        default:
-            logger.info("push: \(settlement) (\(summary))")
+        let now = Int64(Date().timeIntervalSince1970)
+        for (settlement, (_, result)) in zip(settlements, done) {
+            switch (settlement, result) {
+            case (.done, _), (.again, _):
+                logger.debug("push: posted (\(summary))")
+            case (.deleteToken, _):
+                logger.info("push: the proxy says a token is gone (410): deleted (\(summary))")
+            case (.retry(let due, let failures), .failed(let reason)):
+                logger.info("push: post failed (\(reason)), try \(failures + 1) in \(due - now) s (\(summary))")
+            case (.drop, .failed(let reason)):
+                logger.warning("push: post failed (\(reason)) for too long: notification dropped (\(summary))")
+            default:
+                logger.info("push: \(settlement) (\(summary))")
+            }
         }
     }
 }

@@ -130,35 +130,51 @@ extension MailDatabase {
     @discardableResult
     public func settlePush(_ pending: PendingPush, result: PushResult, schedule: PushSchedule) throws -> PushSettlement
     {
+        try settlePushes([(pending, result)], schedule: schedule)[0]
+    }
+
+    /// `settlePush` for several posts in one transaction (the worker gathers them: one write,
+    /// one sync, for many posts).
+    public func settlePushes(_ outcomes: [(PendingPush, PushResult)], schedule: PushSchedule) throws
+        -> [PushSettlement]
+    {
         let time = now()
         return try pool.write { db in
-            guard
-                let generation = try Int64.fetchOne(
-                    db, sql: "SELECT generation FROM push_pending WHERE token = ?", arguments: [pending.tokenID])
-            else {
-                // The token went meanwhile (expired, account deleted): nothing is left to settle.
-                if result == .gone {
-                    try db.execute(sql: "DELETE FROM push_token WHERE id = ?", arguments: [pending.tokenID])
-                }
-                return result == .gone ? .deleteToken : .done
+            try outcomes.map { pending, result in
+                try Self.settle(db, pending, result: result, schedule: schedule, now: time)
             }
-            let settlement = PushSettlement.after(
-                result, pending: pending, generation: generation, schedule: schedule, now: time)
-            switch settlement {
-            case .done, .drop:
-                try db.execute(sql: "DELETE FROM push_pending WHERE token = ?", arguments: [pending.tokenID])
-            case .again:
-                try db.execute(
-                    sql: "UPDATE push_pending SET since = ?, due = ?, failures = 0 WHERE token = ?",
-                    arguments: [time, time, pending.tokenID])
-            case .deleteToken:
-                try db.execute(sql: "DELETE FROM push_token WHERE id = ?", arguments: [pending.tokenID])
-            case .retry(let due, let failures):
-                try db.execute(
-                    sql: "UPDATE push_pending SET due = ?, failures = ? WHERE token = ?",
-                    arguments: [due, failures, pending.tokenID])
-            }
-            return settlement
         }
+    }
+
+    private static func settle(
+        _ db: Database, _ pending: PendingPush, result: PushResult, schedule: PushSchedule, now time: Int64
+    ) throws -> PushSettlement {
+        guard
+            let generation = try Int64.fetchOne(
+                db, sql: "SELECT generation FROM push_pending WHERE token = ?", arguments: [pending.tokenID])
+        else {
+            // The token went meanwhile (expired, account deleted): nothing is left to settle.
+            if result == .gone {
+                try db.execute(sql: "DELETE FROM push_token WHERE id = ?", arguments: [pending.tokenID])
+            }
+            return result == .gone ? .deleteToken : .done
+        }
+        let settlement = PushSettlement.after(
+            result, pending: pending, generation: generation, schedule: schedule, now: time)
+        switch settlement {
+        case .done, .drop:
+            try db.execute(sql: "DELETE FROM push_pending WHERE token = ?", arguments: [pending.tokenID])
+        case .again:
+            try db.execute(
+                sql: "UPDATE push_pending SET since = ?, due = ?, failures = 0 WHERE token = ?",
+                arguments: [time, time, pending.tokenID])
+        case .deleteToken:
+            try db.execute(sql: "DELETE FROM push_token WHERE id = ?", arguments: [pending.tokenID])
+        case .retry(let due, let failures):
+            try db.execute(
+                sql: "UPDATE push_pending SET due = ?, failures = ? WHERE token = ?",
+                arguments: [due, failures, pending.tokenID])
+        }
+        return settlement
     }
 }
