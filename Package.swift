@@ -58,6 +58,7 @@ let package = Package(
             ],
             swiftSettings: strict),
         .target(name: "ChatmailQR", swiftSettings: strict),
+        .target(name: "ChatmailProxyProtocol", swiftSettings: strict),
         .target(
             name: "ChatmailState", dependencies: [.product(name: "GRDB", package: "GRDB.swift")], swiftSettings: strict),
 
@@ -65,6 +66,20 @@ let package = Package(
         .systemLibrary(
             name: "CZlib", path: "sidecars/imap/CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .target(name: "IMAPCore", path: "sidecars/imap/IMAPCore", swiftSettings: strict),
+        // Push notifications: libcurl (Debian's, on the system OpenSSL) through a small C shim,
+        // since curl_easy_setopt is variadic and cannot be called from Swift.
+        .systemLibrary(
+            name: "CCurl", path: "sidecars/imap/CCurl", pkgConfig: "libcurl",
+            providers: [.apt(["libcurl4-openssl-dev"])]),
+        .target(name: "CPushCurl", dependencies: ["CCurl"], path: "sidecars/imap/CPushCurl"),
+        .target(
+            name: "IMAPPush",
+            dependencies: [
+                "CPushCurl", "IMAPCore", "IMAPStore",
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "sidecars/imap/IMAPPush", swiftSettings: strict),
         .target(
             name: "IMAPStore",
             dependencies: [
@@ -76,7 +91,7 @@ let package = Package(
         .target(
             name: "IMAPServer",
             dependencies: [
-                "IMAPCore", "IMAPStore", "ChatmailTLS", "ChatmailSidecar", "CZlib",
+                "IMAPCore", "IMAPStore", "ChatmailTLS", "ChatmailSidecar", "CZlib", "ChatmailProxyProtocol",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -85,14 +100,19 @@ let package = Package(
         .executableTarget(
             name: "chatmail-imap",
             dependencies: [
-                "IMAPServer", "IMAPStore", "IMAPCore", "ChatmailSidecar", "ChatmailConfig",
+                "IMAPServer", "IMAPStore", "IMAPCore", "IMAPPush", "ChatmailSidecar", "ChatmailConfig",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "sidecars/imap/chatmail-imap", swiftSettings: strict),
         .testTarget(name: "IMAPCoreTests", dependencies: ["ChatmailTestSupport", "IMAPCore"]),
-        .testTarget(name: "IMAPStoreTests", dependencies: ["IMAPStore", "IMAPCore"]),
+        .testTarget(
+            name: "IMAPPushTests",
+            dependencies: ["IMAPPush", "IMAPStore", "IMAPCore", .product(name: "Logging", package: "swift-log")]),
+        .testTarget(
+            name: "IMAPStoreTests",
+            dependencies: ["IMAPStore", "IMAPCore", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(
             name: "IMAPServerTests",
             dependencies: [
@@ -147,10 +167,11 @@ let package = Package(
         .target(
             name: "IrohCore", dependencies: ["ChatmailCrypto", .product(name: "NIOCore", package: "swift-nio")],
             path: "sidecars/iroh/IrohCore", swiftSettings: strict),
+        .target(name: "FrontCore", path: "sidecars/iroh/FrontCore", swiftSettings: strict),
         .target(
             name: "IrohServer",
             dependencies: [
-                "IrohCore", "ChatmailConfig", "ChatmailTLS", "ChatmailSidecar",
+                "IrohCore", "FrontCore", "ChatmailProxyProtocol", "ChatmailConfig", "ChatmailTLS", "ChatmailSidecar",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -163,6 +184,8 @@ let package = Package(
             dependencies: ["IrohServer", "ChatmailSidecar"],
             path: "sidecars/iroh/chatmail-iroh", swiftSettings: strict),
         .testTarget(name: "IrohCoreTests", dependencies: ["ChatmailTestSupport", "IrohCore", "ChatmailCrypto"]),
+        .testTarget(name: "FrontCoreTests", dependencies: ["FrontCore"]),
+        .testTarget(name: "ChatmailProxyProtocolTests", dependencies: ["ChatmailProxyProtocol"]),
         .testTarget(
             name: "IrohServerTests",
             dependencies: [

@@ -181,6 +181,7 @@ extension Sidecar {
         }
         var logger = Logger(label: program)
         logger.logLevel = Logger.Level(rawValue: configuration.supervisor.logLevel.rawValue) ?? .info
+        LogPrivacy.noLog = configuration.supervisor.noLog
         raiseDescriptorLimit(logger: logger)
 
         let group = MultiThreadedEventLoopGroup.singleton

@@ -37,6 +37,33 @@ import Testing
         #expect(configuration.imap.child.stopTimeout == 20 && configuration.turn.child.stopTimeout == 5)
     }
 
+    @Test func pushKeysAndTheirURLRule() throws {
+        let base = "[turn]\nhost = \"chat.example.org\"\n[iroh]\nurl = \"https://chat.example.org\"\n[imap]\n"
+        let defaults = try Configuration.parse(base, path: path).imap
+        #expect(defaults.push && defaults.pushURL == "https://notifications.delta.chat/notify")
+        #expect(defaults.pushRetryBase == 8 && defaults.pushGiveUp == 18000 && defaults.pushTokenDays == 90)
+        let custom = try Configuration.parse(
+            base + "push = false\npush_url = \"http://127.0.0.1:8080/notify\"\npush_ca_file = \"ca.pem\"\n",
+            path: path
+        ).imap
+        #expect(!custom.push && custom.pushURL == "http://127.0.0.1:8080/notify")
+        #expect(custom.pushCAFile == "/etc/chatmail/ca.pem")
+        for allowed in [
+            "https://notifications.delta.chat/notify", "http://localhost:9/x", "http://[::1]:8/", "http://127.0.0.2/n",
+            "HTTPS://Example.org",
+        ] {
+            #expect(IMAPSection.pushURLAllowed(allowed), "\(allowed)")
+        }
+        for refused in [
+            "http://notifications.delta.chat/notify", "http://10.0.0.1/", "ftp://127.0.0.1/", "https://",
+            "http://127.0.0.1.evil.org/",
+            "http://user@127.0.0.1/", "notifications.delta.chat",
+        ] {
+            #expect(!IMAPSection.pushURLAllowed(refused), "\(refused)")
+        }
+        #expect(errors(base + "push_url = \"http://example.org/notify\"\n").contains { $0.contains("push_url") })
+    }
+
     @Test func theLMTPSocketFollowsTheRuntimeDirectory() throws {
         let base = "[turn]\nhost = \"chat.example.org\"\n[iroh]\nurl = \"https://chat.example.org\"\n"
         let defaults = try Configuration.parse(base, path: path)
@@ -271,6 +298,29 @@ import Testing
         )
         #expect(set.iroh.limits == expected)
         #expect(set.childSettingsDiffer(from: try Configuration.parse(base, path: path), child: "iroh"))
+    }
+
+    @Test func frontUpstreams() throws {
+        let base = "[turn]\nhost = \"t\"\n[iroh]\nurl = \"http://r\"\n"
+        let defaults = try Configuration.parse(base, path: path)
+        #expect(defaults.imap.proxyTLSListen == nil && defaults.iroh.imapUpstream == nil)
+        #expect(defaults.iroh.smtpUpstream == nil && defaults.iroh.upstreamProxyProtocol)
+        // ALPN imap goes to IMAP's PROXY listener unless set otherwise.
+        let proxied = try Configuration.parse(
+            "[imap]\nproxy_tls_listen = \"127.0.0.1:10993\"\n" + base + "smtp_upstream = \"127.0.0.1:10465\"\n",
+            path: path)
+        #expect(proxied.iroh.imapUpstream == ListenAddress(host: "127.0.0.1", port: 10993))
+        #expect(proxied.iroh.smtpUpstream == ListenAddress(host: "127.0.0.1", port: 10465))
+        #expect(proxied.imap.child.listen.contains(ListenAddress(host: "127.0.0.1", port: 10993)))
+        let set = try Configuration.parse(
+            base + "imap_upstream = \"[::1]:993\"\nupstream_proxy_protocol = false\n", path: path)
+        #expect(set.iroh.imapUpstream == ListenAddress(host: "::1", port: 993) && !set.iroh.upstreamProxyProtocol)
+        // The PROXY listener trusts what it is told: loopback only.
+        #expect(
+            errors("[imap]\nproxy_tls_listen = \"0.0.0.0:10993\"\n" + base).contains {
+                $0.contains("[imap] proxy_tls_listen: must be a loopback address")
+            })
+        #expect(errors(base + "smtp_upstream = \"nope\"\n").contains { $0.contains("[iroh] smtp_upstream") })
     }
 
     @Test func controlSocketIsFoundDespiteErrorsElsewhere() throws {

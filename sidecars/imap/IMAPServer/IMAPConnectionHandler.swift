@@ -1,3 +1,4 @@
+import ChatmailSidecar
 import ChatmailTLS
 import IMAPCore
 import Logging
@@ -50,8 +51,12 @@ final class IMAPConnectionHandler: ChannelDuplexHandler {
     private let opened = NIODeadline.now()
     private var lastWrite: EventLoopFuture<Void>?
 
-    init(services: IMAPServices, implicitTLS: Bool) {
+    /// The client's address when it is not the peer's (`ProxyHeaderHandler`).
+    private let peer: SocketAddress?
+
+    init(services: IMAPServices, implicitTLS: Bool, peer: SocketAddress? = nil) {
         self.services = services
+        self.peer = peer
         framer = CommandFramer(limits: services.settings.limits)
         var configuration = services.settings.session
         configuration.tlsActive = implicitTLS
@@ -65,7 +70,7 @@ final class IMAPConnectionHandler: ChannelDuplexHandler {
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        if let address = context.remoteAddress?.ipAddress { source = address }
+        if let address = (peer ?? context.remoteAddress)?.ipAddress { source = address }
         session.mayCreateAccount = { [services, source] in services.sourceLimits.takeAccountCreation(from: source) }
         if session.configuration.tlsActive { startHandshakeDeadline(context: context) }
         send([session.greeting], context: context)
@@ -118,7 +123,7 @@ final class IMAPConnectionHandler: ChannelDuplexHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        services.logger.debug("IMAP connection from \(source) failed: \(error)")
+        services.logger.debug("IMAP connection from \(personal: source) failed: \(error)")
         state = .closed
         context.close(promise: nil)
     }
@@ -219,7 +224,7 @@ final class IMAPConnectionHandler: ChannelDuplexHandler {
         case .loginFailed:
             services.sourceLimits.recordLoginFailure(from: source)
         case .authenticated(let account):
-            services.logger.debug("IMAP login \(account.address) from \(source)")
+            services.logger.debug("IMAP login \(personal: account.address) from \(personal: source)")
             let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
             accountSubscription = services.accountSessions.subscribe(mailbox: account.id, on: context.eventLoop) {
                 bound.value.accountDeleted()
@@ -296,7 +301,7 @@ final class IMAPConnectionHandler: ChannelDuplexHandler {
     /// The account was deleted: its sessions end at once.
     private func accountDeleted() {
         guard let context, state != .closing && state != .closed else { return }
-        services.logger.info("IMAP session of a deleted account from \(source) closed")
+        services.logger.info("IMAP session of a deleted account from \(personal: source) closed")
         send([.untagged("BYE Account deleted")], context: context)
         close(context: context)
     }
@@ -358,7 +363,7 @@ final class IMAPConnectionHandler: ChannelDuplexHandler {
     /// Closes at once, dropping what is queued (a deadline passed).
     private func drop(because reason: String) {
         guard let context, state != .closed else { return }
-        services.logger.debug("IMAP client \(source) \(reason): closed")
+        services.logger.debug("IMAP client \(personal: source) \(reason): closed")
         state = .closed
         context.close(promise: nil)
     }

@@ -2,6 +2,7 @@ import ChatmailConfig
 import ChatmailSidecar
 import Foundation
 import IMAPCore
+import IMAPPush
 import IMAPServer
 import IMAPStore
 import Logging
@@ -20,13 +21,24 @@ await Sidecar.main(name: "imap") { sidecar in
     let databasePath = MailDatabase.path(for: sidecar.configuration)
     let notifier = MailboxNotifier()
     let storeSettings = MailDatabase.settings(for: sidecar.configuration)
+    // Push notifications: queued by deliveries in the store, posted by the worker's threads.
+    var pushSettings = PushWorker.Settings()
+    pushSettings.concurrency = imap.pushConcurrency
+    pushSettings.schedule = PushSchedule(base: Int64(imap.pushRetryBase), giveUpAfter: Int64(imap.pushGiveUp))
+    let push = PushWorker(
+        settings: pushSettings,
+        poster: CurlPoster(url: imap.pushURL, caFile: imap.pushCAFile, timeoutSeconds: imap.pushTimeout),
+        logger: sidecar.logger)
     let database: MailDatabase
     do {
-        database = try MailDatabase(path: databasePath, settings: storeSettings, changed: { notifier.notify($0) })
+        database = try MailDatabase(
+            path: databasePath, settings: storeSettings, changed: { notifier.notify($0) },
+            pushQueued: { push.wake() })
     } catch {
         throw SidecarError.environment("cannot open the mail store \(databasePath): \(error)")
     }
 
+    // Also checks what `chatmailctl check-config` checks (push_ca_file readable).
     let settings = try IMAPServerSettings(configuration: sidecar.configuration)
 
     let tls = try sidecar.tlsProvider(alpn: ["imap"])
@@ -61,6 +73,14 @@ await Sidecar.main(name: "imap") { sidecar in
             listeners.keep([channel])
             sidecar.logger.info(
                 "IMAP\(implicitTLS ? " TLS" : "") listening on \(channel.localAddress?.description ?? "?")")
+        }
+        if let address = imap.proxyTLSListen {
+            // Connections from the HTTPS front, counted per client there: no per-source cap on the front itself.
+            let channel = try await IMAPServer.bindIMAP(
+                host: address.host, port: Int(address.port), implicitTLS: true, proxyProtocol: true,
+                services: services, group: sidecar.group, limit: .unlimited)
+            listeners.keep([channel])
+            sidecar.logger.info("IMAP TLS behind the front (PROXY v2) listening on \(address)")
         }
         let socketDirectory = (imap.lmtpSocket as NSString).deletingLastPathComponent
         try? FileManager.default.createDirectory(atPath: socketDirectory, withIntermediateDirectories: true)
@@ -100,7 +120,12 @@ await Sidecar.main(name: "imap") { sidecar in
         return listeners
     }
 
-    // The sweep: old messages and inactive accounts, hourly and once at start.
+    if imap.push {
+        push.start(store: database)
+        sidecar.logger.info("push notifications go to \(imap.pushURL)")
+    }
+
+    // The sweep: old messages, inactive accounts and unused device tokens, hourly and once at start.
     let sweep = Task {
         while !Task.isCancelled {
             do {
@@ -109,6 +134,8 @@ await Sidecar.main(name: "imap") { sidecar in
                 if removed.messages > 0 || removed.accounts > 0 {
                     sidecar.logger.info("sweep removed \(removed.messages) messages, \(removed.accounts) accounts")
                 }
+                let tokens = try database.expirePushTokens(maxAge: Int64(imap.pushTokenDays) * 86400)
+                if tokens > 0 { sidecar.logger.info("sweep removed \(tokens) device tokens unused for long") }
             } catch {
                 sidecar.logger.error("sweep failed: \(error)")
             }
@@ -128,5 +155,6 @@ await Sidecar.main(name: "imap") { sidecar in
     try await sidecar.serveUntilShutdown(listeners)
     sweep.cancel()
     deletions.cancel()
+    if imap.push { await push.stop() }
     try? await pools.shutdown()
 }
