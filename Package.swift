@@ -31,10 +31,12 @@ let package = Package(
         // Shared libraries.
         .target(name: "ChatmailCrypto", dependencies: ["COpenSSL"], swiftSettings: strict),
         .target(name: "ChatmailConfig", dependencies: ["TOMLKit"], swiftSettings: strict),
+        // Prometheus samples and their text format: pure, shared by the supervisor and the children.
+        .target(name: "ChatmailMetrics", swiftSettings: strict),
         .target(
             name: "ChatmailControl",
             dependencies: [
-                "ChatmailCrypto",
+                "ChatmailCrypto", "ChatmailMetrics",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
@@ -47,7 +49,7 @@ let package = Package(
         .target(
             name: "ChatmailSidecar",
             dependencies: [
-                "CChatmailShims", "ChatmailConfig", "ChatmailControl", "ChatmailTLS",
+                "CChatmailShims", "ChatmailConfig", "ChatmailControl", "ChatmailTLS", "ChatmailMetrics",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -73,7 +75,7 @@ let package = Package(
         .target(
             name: "IMAPServer",
             dependencies: [
-                "IMAPCore", "IMAPStore", "ChatmailTLS", "ChatmailSidecar", "CZlib",
+                "ChatmailMetrics", "IMAPCore", "IMAPStore", "ChatmailTLS", "ChatmailSidecar", "CZlib",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -82,7 +84,7 @@ let package = Package(
         .executableTarget(
             name: "chatmail-imap",
             dependencies: [
-                "IMAPServer", "IMAPStore", "IMAPCore", "ChatmailSidecar", "ChatmailConfig",
+                "IMAPServer", "IMAPStore", "IMAPCore", "ChatmailSidecar", "ChatmailConfig", "ChatmailMetrics",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -103,8 +105,9 @@ let package = Package(
             name: "ChatmailSupervisor",
             dependencies: [
                 "ChatmailSupervisorCore", "ChatmailConfig", "ChatmailControl", "ChatmailSystemd", "ChatmailCrypto",
-                "ChatmailTLS", "CChatmailShims", "ShadowsocksCore",
+                "ChatmailTLS", "CChatmailShims", "ShadowsocksCore", "ChatmailMetrics",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -147,7 +150,7 @@ let package = Package(
         .target(
             name: "IrohServer",
             dependencies: [
-                "IrohCore", "ChatmailConfig", "ChatmailTLS", "ChatmailSidecar",
+                "ChatmailMetrics", "IrohCore", "ChatmailConfig", "ChatmailTLS", "ChatmailSidecar",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -157,7 +160,7 @@ let package = Package(
             path: "sidecars/iroh/IrohServer", swiftSettings: strict),
         .executableTarget(
             name: "chatmail-iroh",
-            dependencies: ["IrohServer", "ChatmailSidecar"],
+            dependencies: ["IrohServer", "ChatmailSidecar", "ChatmailMetrics"],
             path: "sidecars/iroh/chatmail-iroh", swiftSettings: strict),
         .testTarget(name: "IrohCoreTests", dependencies: ["ChatmailTestSupport", "IrohCore", "ChatmailCrypto"]),
         .testTarget(
@@ -181,6 +184,7 @@ let package = Package(
             dependencies: ["ChatmailTLS", .product(name: "NIOEmbedded", package: "swift-nio")]),
         .testTarget(name: "ChatmailSupervisorCoreTests", dependencies: ["ChatmailSupervisorCore"]),
         .testTarget(name: "ChatmailConfigTests", dependencies: ["ChatmailConfig"]),
+        .testTarget(name: "ChatmailMetricsTests", dependencies: ["ChatmailMetrics"]),
         .testTarget(name: "ChatmailCryptoTests", dependencies: ["ChatmailTestSupport", "ChatmailCrypto"]),
         .testTarget(
             name: "ChatmailSidecarTests",
@@ -194,7 +198,7 @@ let package = Package(
             name: "ChatmailControlTests",
             dependencies: [
                 "ChatmailTestSupport",
-                "ChatmailControl", "ChatmailCrypto",
+                "ChatmailControl", "ChatmailCrypto", "ChatmailMetrics",
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOTestUtils", package: "swift-nio"),
             ]),
@@ -202,7 +206,7 @@ let package = Package(
             name: "ChatmailSupervisorTests",
             dependencies: [
                 "ChatmailSupervisor", "ChatmailControl", "ChatmailSystemd", "ChatmailConfig", "ChatmailState",
-                "ShadowsocksCore", .product(name: "Logging", package: "swift-log"),
+                "ShadowsocksCore", "ChatmailMetrics", .product(name: "Logging", package: "swift-log"),
             ]),
         // turn sidecar
         .target(
@@ -211,7 +215,7 @@ let package = Package(
         .target(
             name: "TURNServer",
             dependencies: [
-                "TURNCore", "CDatagramIO", "ChatmailConfig", "ChatmailTLS", "ChatmailSidecar",
+                "ChatmailMetrics", "TURNCore", "CDatagramIO", "ChatmailConfig", "ChatmailTLS", "ChatmailSidecar",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -220,7 +224,7 @@ let package = Package(
         .executableTarget(
             name: "chatmail-turn",
             dependencies: [
-                "TURNServer", "ChatmailSidecar", "ChatmailConfig", "ChatmailControl", "ChatmailTLS",
+                "TURNServer", "ChatmailSidecar", "ChatmailConfig", "ChatmailControl", "ChatmailTLS", "ChatmailMetrics",
                 .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
             ],
             path: "sidecars/turn/chatmail-turn", swiftSettings: strict),
@@ -237,14 +241,17 @@ let package = Package(
         .target(
             name: "ShadowsocksServer",
             dependencies: [
-                "ShadowsocksCore", "ChatmailCrypto", "ChatmailConfig", "ChatmailSidecar",
+                "ChatmailMetrics", "ShadowsocksCore", "ChatmailCrypto", "ChatmailConfig", "ChatmailSidecar",
                 .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "sidecars/shadowsocks/ShadowsocksServer", swiftSettings: strict),
         .executableTarget(
             name: "chatmail-shadowsocks",
-            dependencies: ["ShadowsocksServer", "ShadowsocksCore", "ChatmailSidecar", "ChatmailControl", "ChatmailState"],
+            dependencies: [
+                "ShadowsocksServer", "ShadowsocksCore", "ChatmailSidecar", "ChatmailControl", "ChatmailState",
+                "ChatmailMetrics",
+            ],
             path: "sidecars/shadowsocks/chatmail-shadowsocks", swiftSettings: strict),
         .testTarget(
             name: "ShadowsocksServerTests",
