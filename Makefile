@@ -4,7 +4,7 @@ SWIFT      ?= swift
 CONFIG     ?= supervisor.conf
 PREFIX     ?= /usr/local
 SUDO       := $(if $(filter 0,$(shell id -u)),,sudo)
-BUILD_DEPS := pkg-config libssl-dev libsqlite3-dev libsystemd-dev zlib1g-dev
+BUILD_DEPS := pkg-config libssl-dev libsqlite3-dev libsystemd-dev zlib1g-dev libcurl4-openssl-dev
 TEST_DEPS  := systemd util-linux openssl curl b3sum zbar-tools nftables python3-venv shadowsocks-libev postfix prometheus
 PIP_DEPS   := pytest qrcode cryptography blake3 pycryptodome pproxy aioice aiortc imapclient deltachat-rpc-server \
               deltachat-rpc-client prometheus-client
@@ -13,6 +13,9 @@ BENCH_DEPS := dovecot-imapd dovecot-lmtpd
 IROH_CLIENTS := 1.2.0 0.35.0
 IROH_VENVS   := .build/iroh-venvs
 DELTACHAT_OLD := .build/deltachat-2.0.0
+# Delta Chat core through its C API (the CFFI bindings bundle libdeltachat): the only way to give
+# core a push device token (dc_accounts_set_push_device_token); deltachat-rpc-server has no call for it.
+DELTACHAT_CFFI := .build/deltachat-cffi-2.23.0
 PROGRAMS   := chatmail-supervisor chatmailctl chatmail-imap chatmail-turn chatmail-iroh chatmail-shadowsocks
 BIN         = $(shell $(SWIFT) build --show-bin-path)
 RELEASE_BIN = $(shell $(SWIFT) build -c release --show-bin-path)
@@ -48,6 +51,9 @@ test-deps: deps
 	@$(DELTACHAT_OLD)/bin/python -c 'import deltachat_rpc_client, imapclient, pytest' 2>/dev/null || { \
 	  python3 -m venv $(DELTACHAT_OLD) && $(DELTACHAT_OLD)/bin/python -m pip install -q --disable-pip-version-check \
 	    deltachat-rpc-server==2.0.0 deltachat-rpc-client==2.0.0 pytest imapclient; }
+	@$(DELTACHAT_CFFI)/bin/python -c 'import deltachat.capi' 2>/dev/null || { \
+	  python3 -m venv $(DELTACHAT_CFFI) && $(DELTACHAT_CFFI)/bin/python -m pip install -q --disable-pip-version-check \
+	    deltachat==2.23.0; }
 	@for v in $(IROH_CLIENTS); do \
 	  $(IROH_VENVS)/$$v/bin/python -c 'import iroh' 2>/dev/null || { \
 	    python3 -m venv $(IROH_VENVS)/$$v && \
@@ -85,6 +91,7 @@ bench: test-deps
 	CHATMAIL_BIN_DIR=$(RELEASE_BIN) python3 bench/shadowsocks_bench.py
 	CHATMAIL_BIN_DIR=$(RELEASE_BIN) python3 bench/turn_bench.py
 	CHATMAIL_BIN_DIR=$(RELEASE_BIN) python3 bench/imap_bench.py
+	CHATMAIL_BIN_DIR=$(RELEASE_BIN) python3 bench/push_bench.py
 	CHATMAIL_BIN_DIR=$(RELEASE_BIN) python3 bench/sasl_bench.py
 
 install: deps

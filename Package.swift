@@ -45,11 +45,14 @@ let package = Package(
             name: "ChatmailTLS",
             dependencies: ["COpenSSL", "ChatmailConfig", .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: strict),
-        .target(name: "ChatmailSystemd", dependencies: ["CSystemd", "CChatmailShims"], swiftSettings: strict),
+        .target(
+            name: "ChatmailSystemd",
+            dependencies: ["CSystemd", "CChatmailShims", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict),
         .target(
             name: "ChatmailSidecar",
             dependencies: [
-                "CChatmailShims", "ChatmailConfig", "ChatmailControl", "ChatmailTLS", "ChatmailMetrics",
+                "CChatmailShims", "ChatmailConfig", "ChatmailSystemd", "ChatmailControl", "ChatmailTLS", "ChatmailMetrics",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -64,6 +67,20 @@ let package = Package(
         .systemLibrary(
             name: "CZlib", path: "sidecars/imap/CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .target(name: "IMAPCore", path: "sidecars/imap/IMAPCore", swiftSettings: strict),
+        // Push notifications: libcurl (Debian's, on the system OpenSSL) through a small C shim,
+        // since curl_easy_setopt is variadic and cannot be called from Swift.
+        .systemLibrary(
+            name: "CCurl", path: "sidecars/imap/CCurl", pkgConfig: "libcurl",
+            providers: [.apt(["libcurl4-openssl-dev"])]),
+        .target(name: "CPushCurl", dependencies: ["CCurl"], path: "sidecars/imap/CPushCurl"),
+        .target(
+            name: "IMAPPush",
+            dependencies: [
+                "CPushCurl", "IMAPCore", "IMAPStore",
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "sidecars/imap/IMAPPush", swiftSettings: strict),
         .target(
             name: "IMAPStore",
             dependencies: [
@@ -84,14 +101,17 @@ let package = Package(
         .executableTarget(
             name: "chatmail-imap",
             dependencies: [
-                "IMAPServer", "IMAPStore", "IMAPCore", "ChatmailSidecar", "ChatmailConfig", "ChatmailMetrics",
+                "IMAPServer", "IMAPStore", "IMAPCore", "IMAPPush", "ChatmailSidecar", "ChatmailConfig",
+                "ChatmailMetrics",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "sidecars/imap/chatmail-imap", swiftSettings: strict),
         .testTarget(name: "IMAPCoreTests", dependencies: ["ChatmailTestSupport", "IMAPCore"]),
-        .testTarget(name: "IMAPStoreTests", dependencies: ["IMAPStore", "IMAPCore"]),
+        .testTarget(
+            name: "IMAPStoreTests",
+            dependencies: ["IMAPStore", "IMAPCore", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(
             name: "IMAPServerTests",
             dependencies: [
@@ -183,6 +203,9 @@ let package = Package(
             name: "ChatmailTLSTests",
             dependencies: ["ChatmailTLS", .product(name: "NIOEmbedded", package: "swift-nio")]),
         .testTarget(name: "ChatmailSupervisorCoreTests", dependencies: ["ChatmailSupervisorCore"]),
+        .testTarget(
+            name: "ChatmailSystemdTests",
+            dependencies: ["ChatmailSystemd", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "ChatmailConfigTests", dependencies: ["ChatmailConfig"]),
         .testTarget(name: "ChatmailMetricsTests", dependencies: ["ChatmailMetrics"]),
         .testTarget(name: "ChatmailCryptoTests", dependencies: ["ChatmailTestSupport", "ChatmailCrypto"]),

@@ -17,7 +17,8 @@
 #define P_PIDFD 3
 #endif
 
-int cm_spawn(const char *path, char *const argv[], char *const envp[], int control_fd, pid_t *pid_out) {
+int cm_spawn(const char *path, char *const argv[], char *const envp[], int control_fd, int output_fd,
+             pid_t *pid_out) {
     posix_spawnattr_t attr;
     posix_spawn_file_actions_t actions;
     sigset_t empty, all;
@@ -37,6 +38,9 @@ int cm_spawn(const char *path, char *const argv[], char *const envp[], int contr
     if (rc == 0) rc = posix_spawnattr_setsigdefault(&attr, &all);
     if (rc == 0) rc = posix_spawnattr_setpgroup(&attr, 0);
     if (rc == 0) rc = posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+    /* Before fd 3 is taken by the control fd, so that an output_fd of 3 is read first. */
+    if (rc == 0 && output_fd >= 0) rc = posix_spawn_file_actions_adddup2(&actions, output_fd, 1);
+    if (rc == 0 && output_fd >= 0) rc = posix_spawn_file_actions_adddup2(&actions, output_fd, 2);
     if (rc == 0 && control_fd >= 0) {
         /* dup2 onto itself would keep FD_CLOEXEC set; callers pass an fd other than 3. */
         if (control_fd == 3) rc = EINVAL;

@@ -53,6 +53,8 @@ public struct SupervisorSection: Sendable, Equatable {
     public var readyTimeout: Double = 30
     /// Where `/metrics` (Prometheus text) is served; nil (the default): not served.
     public var metricsListen: ListenAddress? = nil
+    /// No-log mode: children log no client address, account, TURN username, token or target.
+    public var noLog = false
 }
 
 /// What every child section has: whether it runs, what runs, and how long it may take to stop.
@@ -123,6 +125,51 @@ public struct IMAPSection: Sendable, Equatable {
     public var loginTimeout: Int = 60
     /// Seconds a client may leave our output unread (the send buffer full) before it is dropped.
     public var sendTimeout: Int = 120
+    /// Post Delta Chat's device tokens to the notification proxy when mail arrives (XDELTAPUSH).
+    public var push: Bool = true
+    /// Where tokens are posted: https, or http to a loopback host only.
+    public var pushURL: String = "https://notifications.delta.chat/notify"
+    /// PEM CA certificates the proxy's certificate is checked against; empty: the system's.
+    public var pushCAFile: String = ""
+    /// A failed post is tried again after push_retry_base^n seconds, until push_give_up seconds
+    /// after the mail came.
+    public var pushRetryBase: Int = 8
+    public var pushGiveUp: Int = 5 * 3600
+    /// Posts under way at once, and the seconds one may take.
+    public var pushConcurrency: Int = 8
+    public var pushTimeout: Int = 30
+    /// Device tokens per account, their size in bytes, and the days one is kept unless sent again.
+    public var maxPushTokens: Int = 16
+    public var maxPushTokenSize: Int = 4096
+    public var pushTokenDays: Int = 90
+
+    /// Whether `url` may be a push URL: https, or http to a loopback host.
+    public static func pushURLAllowed(_ url: String) -> Bool {
+        let lower = url.lowercased()
+        let rest: Substring
+        if lower.hasPrefix("https://") {
+            rest = lower.dropFirst(8)
+        } else if lower.hasPrefix("http://") {
+            rest = lower.dropFirst(7)
+        } else {
+            return false
+        }
+        let authority = rest.prefix { $0 != "/" && $0 != "?" && $0 != "#" }
+        guard !authority.contains("@") else { return false }
+        var host: Substring
+        if authority.hasPrefix("[") {
+            guard let close = authority.firstIndex(of: "]") else { return false }
+            host = authority[authority.index(after: authority.startIndex)..<close]
+        } else {
+            host = authority.prefix { $0 != ":" }
+        }
+        guard !host.isEmpty, !host.contains(where: { $0.isWhitespace }) else { return false }
+        if lower.hasPrefix("https://") { return true }
+        if host.hasSuffix(".") { host = host.dropLast() }
+        if host == "localhost" || host == "::1" { return true }
+        let octets = host.split(separator: ".", omittingEmptySubsequences: false)
+        return octets.count == 4 && octets.first == "127" && octets.allSatisfy { UInt8($0) != nil }
+    }
 }
 
 public struct TURNSection: Sendable, Equatable {
@@ -273,11 +320,13 @@ extension Configuration {
         children.first { $0.name == name }?.settings
     }
 
-    /// Whether child `name`'s section differs from `other`'s in anything the child reads, so that it
+    /// Whether child `name`'s section (or `no_log`) differs from `other`'s in anything the child reads, so that it
     /// needs a restart (children read their section once, at start). `enabled` is applied on its own;
     /// values only the supervisor hands out (the TURN port in discovery, the iroh URL) need no
     /// restart; certificates are re-read on the reload message.
     public func childSettingsDiffer(from other: Configuration, child name: String) -> Bool {
+        // Every child reads no_log once, at start.
+        if supervisor.noLog != other.supervisor.noLog { return true }
         switch name {
         case "imap":
             var (mine, theirs) = (imap, other.imap)

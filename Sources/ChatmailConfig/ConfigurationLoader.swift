@@ -184,6 +184,7 @@ final class ConfigurationReader {
                 s.fail("metrics_listen", "expected \"host:port\" (IPv6 as \"[::1]:port\")")
             }
         }
+        result.noLog = s.bool("no_log", default: result.noLog)
         s.finish()
         return result
     }
@@ -243,6 +244,20 @@ final class ConfigurationReader {
         result.handshakeTimeout = s.int("handshake_timeout", default: result.handshakeTimeout, range: 1...3600)
         result.loginTimeout = s.int("login_timeout", default: result.loginTimeout, range: 1...3600)
         result.sendTimeout = s.int("send_timeout", default: result.sendTimeout, range: 1...3600)
+        result.push = s.bool("push", default: result.push)
+        result.pushURL = s.string("push_url", default: result.pushURL)
+        if !IMAPSection.pushURLAllowed(result.pushURL) {
+            s.fail("push_url", "expected an https:// URL (http:// only to a loopback host)")
+        }
+        let caFile = s.string("push_ca_file", default: "")
+        result.pushCAFile = caFile.isEmpty ? "" : absolute(caFile)
+        result.pushRetryBase = s.int("push_retry_base", default: result.pushRetryBase, range: 1...3600)
+        result.pushGiveUp = s.int("push_give_up", default: result.pushGiveUp, range: 0...604_800)
+        result.pushConcurrency = s.int("push_concurrency", default: result.pushConcurrency, range: 1...64)
+        result.pushTimeout = s.int("push_timeout", default: result.pushTimeout, range: 1...600)
+        result.maxPushTokens = s.int("max_push_tokens", default: result.maxPushTokens, range: 1...1000)
+        result.maxPushTokenSize = s.int("max_push_token_size", default: result.maxPushTokenSize, range: 64...8192)
+        result.pushTokenDays = s.int("push_token_days", default: result.pushTokenDays, range: 1...36500)
         s.finish()
         return result
     }

@@ -200,7 +200,8 @@ public final class SourceConnectionLimit: Sendable {
             logger.warning(
                 "connections over the per-source cap closed",
                 metadata: [
-                    "refused": "\(report)", "last": "\(address)", "max_connections_per_source": "\(maxPerSource)",
+                    "refused": "\(report)", "last": "\(personal: address)",
+                    "max_connections_per_source": "\(maxPerSource)",
                 ])
         }
         return (admitted, admitted ? key : nil)

@@ -2,6 +2,7 @@ import CChatmailShims
 import ChatmailConfig
 import ChatmailControl
 import ChatmailMetrics
+import ChatmailSystemd
 import ChatmailTLS
 import Foundation
 import Logging
@@ -172,6 +173,7 @@ extension Sidecar {
         _ body: @Sendable (Sidecar) async throws -> Void
     ) async -> Never {
         cm_tune_malloc()
+        JournalLogging.bootstrap(identifier: "chatmail-\(name)", environment: environment)
         exit(await run(name: name, arguments: arguments, environment: environment, body))
     }
 
@@ -195,6 +197,7 @@ extension Sidecar {
         }
         var logger = Logger(label: program)
         logger.logLevel = Logger.Level(rawValue: configuration.supervisor.logLevel.rawValue) ?? .info
+        LogPrivacy.noLog = configuration.supervisor.noLog
         raiseDescriptorLimit(logger: logger)
 
         let group = MultiThreadedEventLoopGroup.singleton

@@ -15,12 +15,15 @@ enum ChildProcess {
         }
     }
 
-    /// Spawns `argv` with `environment`, `controlFD` as its fd 3, in a process group of its own.
-    static func spawn(argv: [String], environment: [String: String], controlFD: Int32) throws(SpawnError) -> Int32 {
+    /// Spawns `argv` with `environment`, `controlFD` as its fd 3, `outputFD` (when >= 0) as its
+    /// stdout and stderr, in a process group of its own.
+    static func spawn(argv: [String], environment: [String: String], controlFD: Int32, outputFD: Int32 = -1)
+        throws(SpawnError) -> Int32
+    {
         let env = environment.map { "\($0.key)=\($0.value)" }
         var pid: pid_t = 0
         let rc = withCStrings(argv) { cArgv in
-            withCStrings(env) { cEnv in cm_spawn(argv[0], cArgv, cEnv, controlFD, &pid) }
+            withCStrings(env) { cEnv in cm_spawn(argv[0], cArgv, cEnv, controlFD, outputFD, &pid) }
         }
         guard rc == 0 else { throw SpawnError(errno: rc, program: argv[0]) }
         return pid

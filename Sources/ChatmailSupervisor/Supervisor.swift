@@ -61,6 +61,8 @@ public actor Supervisor {
     private var readySent = false
     private var lastStatusLine = ""
     private let watchdogInterval: Duration?
+    /// Whether our stderr is the journal (we run under systemd): each child then gets a stream of its own.
+    private let journalAvailable = JournalLogging.isJournal(environment: ProcessInfo.processInfo.environment)
     private var lastWatchdog: ContinuousClock.Instant?
     private var shuttingDown = false
     private var finished = false
@@ -249,9 +251,14 @@ public actor Supervisor {
             close(3)
             pair[1] = moved
         }
+        var environment = childEnvironment(name)
+        let journal = openJournalStream(for: name)
+        if let journal { environment["JOURNAL_STREAM"] = JournalLogging.journalStreamValue(of: journal) }
+        defer { if let journal { close(journal) } }
         let pid: Int32
         do {
-            pid = try ChildProcess.spawn(argv: argv, environment: childEnvironment(name), controlFD: pair[1])
+            pid = try ChildProcess.spawn(
+                argv: argv, environment: environment, controlFD: pair[1], outputFD: journal ?? -1)
         } catch {
             close(pair[0])
             close(pair[1])
@@ -269,6 +276,19 @@ public actor Supervisor {
         }
         let parentEnd = pair[0]
         Task { await self.attachControl(name: name, pid: pid, descriptor: parentEnd) }
+    }
+
+    /// Under systemd (our stderr is the journal), a journal stream of the child's own, so that its
+    /// lines appear under `chatmail-NAME` with their priorities. Nil otherwise: the child inherits
+    /// our stdout and stderr and our `JOURNAL_STREAM` (which still names its stderr when only the
+    /// stream could not be opened: its lines then keep their priorities under our identifier).
+    private func openJournalStream(for name: String) -> Int32? {
+        guard journalAvailable else { return nil }
+        guard let fd = JournalLogging.openStream(identifier: "chatmail-\(name)") else {
+            logger.warning("cannot open a journal stream for \(name): \(String(cString: strerror(errno)))")
+            return nil
+        }
+        return fd
     }
 
     /// The environment of a child: ours, minus what systemd meant for us alone, plus the control fd.

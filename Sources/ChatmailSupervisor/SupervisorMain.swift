@@ -10,7 +10,9 @@ public enum SupervisorMain {
     /// `EX_CONFIG`: systemd's `RestartPreventExitStatus=78` keeps a broken configuration from looping.
     public static let configurationErrorStatus: Int32 = 78
 
+    /// Call once per process: it installs the process-wide log handler.
     public static func run(configurationPath: String) async -> Int32 {
+        JournalLogging.bootstrap(identifier: "chatmail-supervisor", environment: ProcessInfo.processInfo.environment)
         let notifier = SystemdNotifier()
         let configuration: Configuration
         do {

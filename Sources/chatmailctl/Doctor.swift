@@ -1,8 +1,12 @@
 import ArgumentParser
 import ChatmailConfig
 import ChatmailControl
+import ChatmailCrypto
 import ChatmailDoctor
 import Foundation
+import IMAPStore
+import ShadowsocksCore
+import ShadowsocksServer
 
 /// `chatmailctl doctor`: tests every enabled service from the outside, at the names and addresses clients are
 /// told, one line per step.
@@ -19,6 +23,7 @@ struct Doctor: AsyncParsableCommand {
     @Option(name: .long, help: "The configuration file.") var config = "/etc/chatmail/supervisor.conf"
     @Flag(name: .long, help: "Print JSON: {\"passed\": ..., \"steps\": [...]}.") var json = false
     @Option(name: .long, help: "Seconds each step may take.") var timeout: Double = 3
+    @Option(name: .long, help: "The name clients reach IMAP at (default: [imap] mail_domain).") var imapHost: String?
 
     func run() async throws {
         let configuration: Configuration
@@ -43,9 +48,32 @@ struct Doctor: AsyncParsableCommand {
         if enabled.contains("turn") {
             let turn = configuration.turn
             steps += TURNProbe(
-                host: turn.host, port: turn.port, tlsPort: turn.tlsListen.port,
+                host: turn.host, port: turn.port, tlsPort: configuration.turnServesTLS ? turn.tlsPort : nil,
                 credential: discovery?.turn.flatMap(TURNDiscoveryValue.init), timeout: stepTimeout
             ).run()
+        }
+
+        if enabled.contains("iroh") {
+            if let url = URLComponents(string: configuration.iroh.url), let host = url.host, !host.isEmpty {
+                let tls = url.scheme == "https"
+                steps += IrohProbe(
+                    host: host, port: url.port.flatMap { UInt16(exactly: $0) } ?? (tls ? 443 : 80), tls: tls,
+                    timeout: stepTimeout
+                ).run()
+            } else {
+                steps.append(
+                    DoctorStep(
+                        service: "iroh", step: "url", verdict: .fail,
+                        detail: "[iroh] url \"\(configuration.iroh.url)\" has no host", cause: .wrongHost))
+            }
+        }
+
+        if enabled.contains("shadowsocks") {
+            steps += await shadowsocksSteps(configuration, timeout: stepTimeout)
+        }
+
+        if enabled.contains("imap") {
+            steps += imapSteps(configuration, enabled: enabled, timeout: stepTimeout)
         }
 
         let report = DoctorReport(steps: steps)
@@ -65,6 +93,80 @@ struct Doctor: AsyncParsableCommand {
             print(report.summary)
         }
         throw ExitCode(report.exitCode)
+    }
+
+    /// LOGIN needs an account: a throwaway one is made in the store for the probe and deleted after it.
+    func imapSteps(_ configuration: Configuration, enabled: Set<String>, timeout: Duration) -> [DoctorStep] {
+        let imap = configuration.imap
+        let letters = Array("abcdefghijklmnopqrstuvwxyz0123456789")
+        let localpart = String((0..<max(9, imap.localpartMinLength)).map { _ in letters.randomElement()! })
+        let address = "\(localpart)@\(imap.mailDomain)"
+        let password = Crypto.base64URL(Crypto.randomBytes(18))
+        let store: MailDatabase
+        do {
+            try FileManager.default.createDirectory(
+                atPath: configuration.supervisor.stateDir, withIntermediateDirectories: true)
+            store = try MailDatabase(path: MailDatabase.path(for: configuration), settings: MailDatabase.Settings(imap))
+            guard try store.addAccount(address: address, password: password) else { throw DoctorFailure("exists") }
+        } catch {
+            return [
+                DoctorStep(
+                    service: "imap", step: "account", verdict: .fail,
+                    detail: "cannot make a throwaway account in the mail store: \(error)", cause: .protocolError)
+            ]
+        }
+        defer { _ = try? store.deleteAccount(address: address) }
+        let turn = configuration.turn
+        let expected = IMAPProbe.Expected(
+            turn: enabled.contains("turn") ? "\(turn.host):\(turn.preferTLS ? turn.tlsPort : turn.port)" : nil,
+            irohRelay: enabled.contains("iroh") ? configuration.iroh.url : nil)
+        return IMAPProbe(
+            host: imapHost ?? imap.mailDomain, port: imap.tlsListen.port, address: address, password: password,
+            expected: expected, timeout: timeout
+        ).run()
+    }
+
+    /// Through the link `chatmailctl shadowsocks url` prints, to IMAP's public TLS port on this server's own
+    /// name or address (the link's host).
+    func shadowsocksSteps(_ configuration: Configuration, timeout: Duration) async -> [DoctorStep] {
+        let section = configuration.shadowsocks
+        func failure(_ step: String, _ detail: String, _ cause: Cause) -> [DoctorStep] {
+            [DoctorStep(service: "shadowsocks", step: step, verdict: .fail, detail: detail, cause: cause)]
+        }
+        let credential: ShadowsocksCredential
+        do {
+            credential = try ShadowsocksSettings.credential(
+                from: configuration, generatedKey: await Shadowsocks.URL.generatedKey(configuration))
+        } catch {
+            return failure("key", "\(error)", .protocolError)
+        }
+        let host = section.publicHost
+        guard !host.isEmpty else {
+            return failure("link", "no host for the link: set [shadowsocks] public_host", .wrongHost)
+        }
+        let imapPort = configuration.imap.tlsListen.port
+        guard
+            let port = section.upstreams[993] != nil
+                ? 993 : section.upstreams.first(where: { $0.value.port == imapPort })?.key
+        else {
+            return failure("target", "no allowed port leads to IMAP's TLS port \(imapPort)", .protocolError)
+        }
+        let targetHost: TargetAddress.Host =
+            if let address = IPAddress(parsing: host) {
+                address.isIPv4 ? .ipv4(address) : .ipv6(address)
+            } else {
+                .name(Array(host.utf8))
+            }
+        return ShadowsocksProbe(
+            link: credential.link(host: host, port: section.publicPort, tag: host), credential: credential, host: host,
+            port: section.publicPort, target: TargetAddress(host: targetHost, port: port),
+            imapName: imapHost ?? configuration.imap.mailDomain, timeout: timeout
+        ).run()
+    }
+
+    struct DoctorFailure: Error, CustomStringConvertible {
+        var description: String
+        init(_ description: String) { self.description = description }
     }
 
     /// The supervisor's status and a fresh discovery answer (a TURN credential minted now).

@@ -37,6 +37,33 @@ import Testing
         #expect(configuration.imap.child.stopTimeout == 20 && configuration.turn.child.stopTimeout == 5)
     }
 
+    @Test func pushKeysAndTheirURLRule() throws {
+        let base = "[turn]\nhost = \"chat.example.org\"\n[iroh]\nurl = \"https://chat.example.org\"\n[imap]\n"
+        let defaults = try Configuration.parse(base, path: path).imap
+        #expect(defaults.push && defaults.pushURL == "https://notifications.delta.chat/notify")
+        #expect(defaults.pushRetryBase == 8 && defaults.pushGiveUp == 18000 && defaults.pushTokenDays == 90)
+        let custom = try Configuration.parse(
+            base + "push = false\npush_url = \"http://127.0.0.1:8080/notify\"\npush_ca_file = \"ca.pem\"\n",
+            path: path
+        ).imap
+        #expect(!custom.push && custom.pushURL == "http://127.0.0.1:8080/notify")
+        #expect(custom.pushCAFile == "/etc/chatmail/ca.pem")
+        for allowed in [
+            "https://notifications.delta.chat/notify", "http://localhost:9/x", "http://[::1]:8/", "http://127.0.0.2/n",
+            "HTTPS://Example.org",
+        ] {
+            #expect(IMAPSection.pushURLAllowed(allowed), "\(allowed)")
+        }
+        for refused in [
+            "http://notifications.delta.chat/notify", "http://10.0.0.1/", "ftp://127.0.0.1/", "https://",
+            "http://127.0.0.1.evil.org/",
+            "http://user@127.0.0.1/", "notifications.delta.chat",
+        ] {
+            #expect(!IMAPSection.pushURLAllowed(refused), "\(refused)")
+        }
+        #expect(errors(base + "push_url = \"http://example.org/notify\"\n").contains { $0.contains("push_url") })
+    }
+
     @Test func theLMTPSocketFollowsTheRuntimeDirectory() throws {
         let base = "[turn]\nhost = \"chat.example.org\"\n[iroh]\nurl = \"https://chat.example.org\"\n"
         let defaults = try Configuration.parse(base, path: path)

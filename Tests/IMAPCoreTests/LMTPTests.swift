@@ -8,6 +8,7 @@ final class FakeBackend: LMTPBackend {
     let known: Set<String>
     let full: Set<String>
     let delivered = Mutex<[([UInt8], [String])]>([])
+    let senders = Mutex<[String]>([])
     let failing: Bool
 
     init(known: Set<String>, full: Set<String> = [], failing: Bool = false) {
@@ -18,9 +19,10 @@ final class FakeBackend: LMTPBackend {
 
     func recipientExists(_ address: String) throws -> Bool { known.contains(address) }
 
-    func deliver(_ message: [UInt8], to recipients: [String]) throws -> [DeliveryResult] {
+    func deliver(_ message: [UInt8], from sender: String, to recipients: [String]) throws -> [DeliveryResult] {
         struct Failure: Error {}
         if failing { throw Failure() }
+        senders.withLock { $0.append(sender) }
         delivered.withLock { $0.append((message, recipients)) }
         return recipients.map { full.contains($0) ? .overQuota : .delivered }
     }
@@ -61,6 +63,8 @@ final class FakeBackend: LMTPBackend {
         #expect(run(FakeBackend(known: ["a@x", "b@x"], full: ["b@x"]), lines, chunk: 1) == expected)
         #expect(backend.delivered.withLock { $0.map(\.1) } == [["a@x", "b@x"]])
         #expect(backend.delivered.withLock { $0.first?.0 } == Array("Subject: hi\r\n\r\n.dot\r\n".utf8))
+        // The envelope sender reaches the backend (push notifications skip self-sent mail).
+        #expect(backend.senders.withLock { $0 } == ["s@y"])
     }
 
     @Test func refusals() {

@@ -244,8 +244,9 @@ struct Driver {
             ])
     }
 
-    @Test func deviceTokenIsKeptPerAccount() {
+    @Test func deviceTokensAreKeptPerDeviceAndNeverReadBack() throws {
         var driver = loggedIn()
+        let account = try #require(try store.login(user: "user@example.org", password: "secret"))
         #expect(
             driver.send("b SETMETADATA \"INBOX\" (/private/devicetoken {9+}\r\nopenpgp:x)") == [
                 "b OK SETMETADATA completed"
@@ -254,12 +255,64 @@ struct Driver {
             driver.send("c SETMETADATA \"INBOX\" (/shared/comment \"x\")") == [
                 "c NO [METADATA NOPRIVATE] Only private entries can be set"
             ])
+        // A second device, the first one again (kept once), and NIL (removes nothing).
         #expect(
-            driver.send("d GETMETADATA \"INBOX\" (/private/devicetoken)") == [
-                "* METADATA \"INBOX\" (/private/devicetoken \"openpgp:x\")", "d OK GETMETADATA completed",
+            driver.send("d SETMETADATA \"inbox\" (/private/devicetoken \"openpgp:y\")") == [
+                "d OK SETMETADATA completed"
             ])
         #expect(
-            driver.send("e SETMETADATA \"Nope\" (/private/devicetoken NIL)") == ["e NO [NONEXISTENT] No such mailbox"])
+            driver.send("e SETMETADATA \"INBOX\" (/private/devicetoken \"openpgp:x\")") == [
+                "e OK SETMETADATA completed"
+            ])
+        #expect(driver.send("f SETMETADATA \"INBOX\" (/private/devicetoken NIL)") == ["f OK SETMETADATA completed"])
+        #expect(store.pushTokens(account: account) == [Array("openpgp:x".utf8), Array("openpgp:y".utf8)])
+        // Tokens are secrets: GETMETADATA does not give them back.
+        #expect(driver.send("g GETMETADATA \"INBOX\" (/private/devicetoken)") == ["g OK GETMETADATA completed"])
+        #expect(
+            driver.send("h SETMETADATA \"Nope\" (/private/devicetoken NIL)") == ["h NO [NONEXISTENT] No such mailbox"])
+    }
+
+    @Test func badDeviceTokensGetNo() throws {
+        var configuration = SessionConfiguration()
+        configuration.maxPushTokenSize = 16
+        var driver = loggedIn(configuration)
+        let account = try #require(try store.login(user: "user@example.org", password: "secret"))
+        #expect(driver.send("b SETMETADATA \"INBOX\" (/private/devicetoken \"\")") == ["b NO Empty device token"])
+        #expect(
+            driver.send("c SETMETADATA \"INBOX\" (/private/devicetoken \"\(String(repeating: "a", count: 17))\")") == [
+                "c NO [METADATA MAXSIZE 16] Device token too long"
+            ])
+        for (tag, bytes) in [("d", "a\rb"), ("e", "a\nb"), ("f", "a\u{0}b"), ("g", "a b"), ("h", "ä")] {
+            #expect(
+                driver.send("\(tag) SETMETADATA \"INBOX\" (/private/devicetoken {\(bytes.utf8.count)+}\r\n\(bytes))")
+                    == [
+                        "\(tag) NO Device token must be printable ASCII without spaces"
+                    ])
+        }
+        #expect(store.pushTokens(account: account).isEmpty)
+        // The count per account is bounded: beyond it a new token gets NO, a known one is fine.
+        for index in 0..<store.maxPushTokens {
+            #expect(
+                driver.send("i SETMETADATA \"INBOX\" (/private/devicetoken \"t\(index)\")") == [
+                    "i OK SETMETADATA completed"
+                ])
+        }
+        #expect(
+            driver.send("j SETMETADATA \"INBOX\" (/private/devicetoken \"new\")") == [
+                "j NO [METADATA TOOMANY] Too many device tokens"
+            ])
+        #expect(driver.send("k SETMETADATA \"INBOX\" (/private/devicetoken \"t0\")") == ["k OK SETMETADATA completed"])
+        #expect(store.pushTokens(account: account).count == store.maxPushTokens)
+    }
+
+    @Test func xdeltapushIsAdvertisedAfterLoginWhenPushIsOn() {
+        var configuration = SessionConfiguration()
+        configuration.push = true
+        var driver = Driver(store: store, configuration: configuration)
+        #expect(!driver.session.capabilities.contains("XDELTAPUSH"))
+        _ = driver.send("a LOGIN user@example.org secret")
+        #expect(driver.session.capabilities.contains("XDELTAPUSH"))
+        #expect(!loggedIn().session.capabilities.contains("XDELTAPUSH"))
     }
 
     @Test func quotaIdCompressLogout() throws {

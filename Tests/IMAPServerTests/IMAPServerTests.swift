@@ -83,12 +83,6 @@ final class Counter: Sendable {
         return channel
     }
 
-    func output(_ channel: EmbeddedChannel) throws -> String {
-        var text = ""
-        while let buffer = try channel.readOutbound(as: ByteBuffer.self) { text += String(buffer: buffer) }
-        return text
-    }
-
     @Test func greetingCommandsAndByteAtATime() throws {
         let channel = try makeChannel()
         // No certificate: STARTTLS is not offered even when configured.
@@ -166,13 +160,7 @@ final class Counter: Sendable {
         settings.session.loginRequiresTLS = false
         let services = IMAPServices(
             store: store, notifier: MailboxNotifier(), settings: settings, tls: nil, logger: Logger(label: "test"))
-        let channel = try await NIOAsyncTestingChannel { channel in
-            try channel.pipeline.syncOperations.addHandler(
-                IMAPConnectionHandler(services: services, implicitTLS: false))
-        }
-        try await channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).get()
-        _ = try await channel.waitForOutboundWrite(as: ByteBuffer.self)  // greeting
-        #expect(try await channel.exchange("a LOGIN user@example.org secret").hasPrefix("a OK "))
+        let channel = try await NIOAsyncTestingChannel.loggedIn(services)
         _ = try await channel.exchange("b SELECT INBOX")
         #expect(try await channel.exchange("c IDLE") == "+ idling\r\n")
         #expect(services.accountsInSession == [account.id] && services.sessionCount == 1)
@@ -244,6 +232,7 @@ final class HookedStore: MailStore {
     func setMetadata(account: Account, mailbox: String, entry: String, value: [UInt8]?) throws {
         try base.setMetadata(account: account, mailbox: mailbox, entry: entry, value: value)
     }
+    func addPushToken(account: Account, token: [UInt8]) throws { try base.addPushToken(account: account, token: token) }
 }
 
 @Suite struct IMAPNotificationTests {
@@ -257,13 +246,7 @@ final class HookedStore: MailStore {
         let services = IMAPServices(
             store: store, notifier: notifier, settings: IMAPServerSettings(), tls: nil,
             logger: Logger(label: "test"))
-        let channel = try await NIOAsyncTestingChannel { channel in
-            try channel.pipeline.syncOperations.addHandler(
-                IMAPConnectionHandler(services: services, implicitTLS: false))
-        }
-        try await channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).get()
-        _ = try await channel.waitForOutboundWrite(as: ByteBuffer.self)  // greeting
-        #expect(try await channel.exchange("a LOGIN user@example.org secret").hasPrefix("a OK "))
+        let channel = try await NIOAsyncTestingChannel.loggedIn(services)
         store.afterUIDs.withLock {
             $0 = { mailbox in
                 _ = try? store.base.deliver(Array("Subject: hi\r\n\r\nhi\r\n".utf8), to: "user@example.org")
@@ -333,7 +316,26 @@ final class Answers: Sendable {
     }
 }
 
+/// Everything written so far, as text.
+func output(_ channel: EmbeddedChannel) throws -> String {
+    var text = ""
+    while let buffer = try channel.readOutbound(as: ByteBuffer.self) { text += String(buffer: buffer) }
+    return text
+}
+
 extension NIOAsyncTestingChannel {
+    /// A connection to an IMAP handler over `services`, past the greeting and logged in as user@example.org.
+    static func loggedIn(_ services: IMAPServices) async throws -> NIOAsyncTestingChannel {
+        let channel = try await NIOAsyncTestingChannel { channel in
+            try channel.pipeline.syncOperations.addHandler(
+                IMAPConnectionHandler(services: services, implicitTLS: false))
+        }
+        try await channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).get()
+        _ = try await channel.waitForOutboundWrite(as: ByteBuffer.self)  // greeting
+        #expect(try await channel.exchange("a LOGIN user@example.org secret").hasPrefix("a OK "))
+        return channel
+    }
+
     /// Sends one command line and returns the next write.
     func exchange(_ command: String) async throws -> String {
         try await writeInbound(ByteBuffer(string: command + "\r\n"))

@@ -68,7 +68,7 @@ final class LineClient {
 struct MemoryBackend: LMTPBackend {
     let store: MemoryMailStore
     func recipientExists(_ address: String) throws -> Bool { try store.login(user: address, password: "secret") != nil }
-    func deliver(_ message: [UInt8], to recipients: [String]) throws -> [DeliveryResult] {
+    func deliver(_ message: [UInt8], from sender: String, to recipients: [String]) throws -> [DeliveryResult] {
         try recipients.map {
             _ = try store.deliver(message, to: $0); return .delivered
         }
@@ -158,12 +158,6 @@ func onThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async thr
                 sendTimeout: .seconds(7)))
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
         return channel
-    }
-
-    func output(_ channel: EmbeddedChannel) throws -> String {
-        var text = ""
-        while let buffer = try channel.readOutbound(as: ByteBuffer.self) { text += String(buffer: buffer) }
-        return text
     }
 
     /// Commands wait while the MTA does not read its replies.

@@ -1,8 +1,10 @@
 import Foundation
+import GRDB
 import IMAPCore
-import IMAPStore
 import Synchronization
 import Testing
+
+@testable import IMAPStore
 
 final class Clock: Sendable {
     let value = Mutex<Int64>(1_700_000_000)
@@ -265,5 +267,127 @@ final class ChangeLog: Sendable {
             session.receive(Array("c UID FETCH 1:* (FLAGS BODY.PEEK[])".utf8)).responses.map(\.text) == [
                 "* 1 FETCH (UID 1 FLAGS () BODY[] {16}\r\nSubject: x\r\n\r\nhi)", "c OK FETCH completed",
             ])
+    }
+
+    // MARK: Push
+
+    func account(_ localpart: String) throws -> Account {
+        try #require(try database.login(user: "\(localpart)@example.org", password: "longenough"))
+    }
+
+    @Test func pushTokensAreKeptOnceEachBoundedAndExpire() throws {
+        let alice = try account("aliceaaaa")
+        try database.addPushToken(account: alice, token: Array("t1".utf8))
+        try database.addPushToken(account: alice, token: Array("t2".utf8))
+        try database.addPushToken(account: alice, token: Array("t1".utf8))
+        #expect(try database.pushTokens(account: alice) == [Array("t1".utf8), Array("t2".utf8)])
+        for index in 3...16 { try database.addPushToken(account: alice, token: Array("t\(index)".utf8)) }
+        #expect(throws: MailStoreError.pushTokensTooMany) {
+            try database.addPushToken(account: alice, token: Array("t17".utf8))
+        }
+        // 10,000 SETMETADATA of a known token in a row: fine, still 16.
+        for _ in 0..<10_000 { try database.addPushToken(account: alice, token: Array("t1".utf8)) }
+        #expect(try database.pushTokens(account: alice).count == 16)
+        // t1 is sent again later; the others are not, and expire after 90 days.
+        clock.advance(80 * 86400)
+        try database.addPushToken(account: alice, token: Array("t1".utf8))
+        clock.advance(11 * 86400)
+        #expect(try database.expirePushTokens(maxAge: 90 * 86400) == 15)
+        #expect(try database.pushTokens(account: alice) == [Array("t1".utf8)])
+    }
+
+    @Test func deliveryQueuesOneNotificationPerTokenAndCoalesces() throws {
+        let alice = try account("aliceaaaa")
+        let bob = try account("bobbbbbbb")
+        try database.addPushToken(account: alice, token: Array("phone".utf8))
+        try database.addPushToken(account: alice, token: Array("tablet".utf8))
+        // Sent by alice to herself (and to bob, who has no token): nothing queued.
+        _ = try database.deliver(Array("x".utf8), from: "ALICEaaaa@example.org", to: [alice.address, bob.address])
+        #expect(try database.pendingPushCount() == 0)
+        _ = try database.deliver(Array("x".utf8), from: bob.address, to: [alice.address])
+        var due = try database.duePushes(limit: 10, excluding: [])
+        #expect(due.map(\.token) == [Array("phone".utf8), Array("tablet".utf8)])
+        #expect(due.allSatisfy { $0.generation == 1 && $0.failures == 0 })
+        // More mail while queued: still two notifications.
+        for _ in 0..<5 { _ = try database.deliver(Array("x".utf8), from: "a@elsewhere.org", to: [alice.address]) }
+        #expect(try database.pendingPushCount() == 2)
+        #expect(try database.duePushes(limit: 10, excluding: [due[0].tokenID]).map(\.token) == [Array("tablet".utf8)])
+        #expect(try database.duePushes(limit: 1, excluding: []).count == 1)
+
+        // Taken at generation 1; the queue is at 6 now: posted, then once more at once.
+        let schedule = PushSchedule()
+        #expect(try database.settlePush(due[0], result: .delivered, schedule: schedule) == .again)
+        due = try database.duePushes(limit: 10, excluding: [])
+        #expect(due.map(\.generation) == [6, 6])
+        #expect(try database.settlePush(due[0], result: .delivered, schedule: schedule) == .done)
+        // The tablet's proxy says 410: the token goes.
+        #expect(try database.settlePush(due[1], result: .gone, schedule: schedule) == .deleteToken)
+        #expect(try database.pushTokens(account: alice) == [Array("phone".utf8)])
+        #expect(try database.pendingPushCount() == 0)
+    }
+
+    @Test func failedPostsAreRetriedOnTheScheduleThenDropped() throws {
+        let alice = try account("aliceaaaa")
+        try database.addPushToken(account: alice, token: Array("phone".utf8))
+        _ = try database.deliver(Array("x".utf8), from: "a@elsewhere.org", to: [alice.address])
+        let schedule = PushSchedule(base: 8, giveUpAfter: 100)
+        var pending = try #require(try database.duePushes(limit: 1, excluding: []).first)
+        #expect(
+            try database.settlePush(pending, result: .failed("status 500"), schedule: schedule)
+                == .retry(due: clock.value.withLock { $0 } + 8, failures: 1))
+        #expect(try database.duePushes(limit: 1, excluding: []).isEmpty)
+        #expect(try database.nextPushDue() == clock.value.withLock { $0 } + 8)
+        clock.advance(8)
+        pending = try #require(try database.duePushes(limit: 1, excluding: []).first)
+        #expect(pending.failures == 1)
+        #expect(
+            try database.settlePush(pending, result: .failed("refused"), schedule: schedule)
+                == .retry(due: clock.value.withLock { $0 } + 64, failures: 2))
+        clock.advance(64)
+        pending = try #require(try database.duePushes(limit: 1, excluding: []).first)
+        // 72 s after queueing; the next would be past 100: the last try is at 100.
+        #expect(
+            try database.settlePush(pending, result: .failed("timeout"), schedule: schedule)
+                == .retry(due: clock.value.withLock { $0 } + 28, failures: 3))
+        clock.advance(28)
+        pending = try #require(try database.duePushes(limit: 1, excluding: []).first)
+        #expect(try database.settlePush(pending, result: .failed("status 503"), schedule: schedule) == .drop)
+        #expect(try database.pendingPushCount() == 0)
+        #expect(try database.pushTokens(account: alice) == [Array("phone".utf8)])
+    }
+
+    @Test func pushOffQueuesNothing() throws {
+        var settings = MailDatabase.Settings(rules: AccountRules(domain: "example.org"))
+        settings.passwordIterations = 1000
+        settings.queuePushes = false
+        let database = try MailDatabase(path: directory + "/off.sqlite", settings: settings)
+        let alice = try #require(try database.login(user: "aliceaaaa@example.org", password: "longenough"))
+        try database.addPushToken(account: alice, token: Array("phone".utf8))
+        _ = try database.deliver(Array("x".utf8), from: "a@elsewhere.org", to: [alice.address])
+        #expect(try database.pendingPushCount() == 0)
+    }
+
+    /// A token stored the old way (one METADATA entry) moves to the token table.
+    @Test func oldDeviceTokenEntryIsMigrated() throws {
+        let path = directory + "/old.sqlite"
+        do {
+            let queue = try DatabaseQueue(path: path)
+            try MailDatabase.migrator.migrate(queue, upTo: "v2-keyword-bytes")
+            try queue.write { db in
+                try db.execute(
+                    sql:
+                        "INSERT INTO account (id, address, password, created, last_login) VALUES (1, 'aliceaaaa@example.org', 'x', 0, 0)"
+                )
+                try db.execute(
+                    sql: "INSERT INTO metadata VALUES (1, 'INBOX', '/private/devicetoken', CAST('openpgp:old' AS BLOB))"
+                )
+            }
+        }
+        var settings = MailDatabase.Settings(rules: AccountRules(domain: "example.org"))
+        settings.passwordIterations = 1000
+        let database = try MailDatabase(path: path, settings: settings)
+        let alice = Account(id: 1, address: "aliceaaaa@example.org")
+        #expect(try database.pushTokens(account: alice) == [Array("openpgp:old".utf8)])
+        #expect(try database.metadata(account: alice, mailbox: "INBOX", entry: "/private/devicetoken") == nil)
     }
 }

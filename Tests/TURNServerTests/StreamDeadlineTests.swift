@@ -40,7 +40,9 @@ struct StreamDeadlineTests {
 
     func connect(counter: ReadCounter = ReadCounter()) throws -> EmbeddedChannel {
         let channel = EmbeddedChannel(
-            handlers: [counter, StreamClientHandler(state: state, transport: .tcp, deadlines: deadlines)], loop: loop)
+            handlers: [
+                counter, BackPressureHandler(), StreamClientHandler(state: state, transport: .tcp, deadlines: deadlines),
+            ], loop: loop)
         channel.localAddress = try SocketAddress(ipAddress: "127.0.0.1", port: 3478)
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 50000)).wait()
         return channel

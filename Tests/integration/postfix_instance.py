@@ -140,7 +140,7 @@ class Postfix:
 
 @contextlib.contextmanager
 def running_mail_system(supervisor_factory, tmp_path, transport, shadowsocks=None, smtps_port=None, certificate=None,
-                        tls_port=None):
+                        tls_port=None, supervisor_extra=""):
     """chatmail-imap under the real supervisor (fake TURN child on 127.0.0.1:23478) with its auth socket,
     Postfix in front configured from packaging/postfix/ (port 25, submission with STARTTLS, submissions
     on `smtps_port` with `certificate`), requiring a SASL login through chatmail-imap on both submission
@@ -151,7 +151,7 @@ def running_mail_system(supervisor_factory, tmp_path, transport, shadowsocks=Non
     try:
         server = SupervisedIMAP(supervisor_factory, tmp_path, turn_host="127.0.0.1", plaintext_login=False,
                                 lmtp_socket=postfix.lmtp_socket, auth_socket=postfix.auth_socket,
-                                tls_port=tls_port, shadowsocks=shadowsocks)
+                                tls_port=tls_port, shadowsocks=shadowsocks, supervisor_extra=supervisor_extra)
         if transport == "inet":
             postfix.set("relay_transport", f"lmtp:inet:127.0.0.1:{server.lmtp_port}")
         postfix.start()

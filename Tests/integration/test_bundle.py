@@ -2,6 +2,7 @@
 temporary directory), the real supervisor and all four real sidecars. Each sidecar answers a real
 request, IMAP serves the others through METADATA, and a stop leaves no process behind."""
 
+import hashlib
 import imaplib
 import os
 import re
@@ -14,7 +15,10 @@ import urllib.request
 
 import pytest
 
+import ssclient
+import turn_stun
 from conftest import ROOT, alive, bin_dir, wait_until
+from test_shadowsocks import parse_sip002
 
 CHILDREN = ["turn", "iroh", "shadowsocks", "imap"]
 
@@ -33,10 +37,16 @@ def port_free(port):
     return True
 
 
-def start_bundle(directory):
+def start_bundle(directory, supervisor_lines=()):
     """The supervisor with the repository's supervisor.conf, its state and runtime moved into `directory`
-    (an empty state directory: nothing made yet). Returns the process, with `ctl` and `states` attached."""
+    (an empty state directory: nothing made yet), `supervisor_lines` added to its [supervisor] section. Returns
+    the process, with `ctl` and `states` attached."""
     text = (ROOT / "supervisor.conf").read_text()
+    for line in supervisor_lines:  # each replaces the key's line, or is added after the section header
+        key = line.split("=")[0].strip()
+        text, replaced = re.subn(rf"^{key} = .*$", line, text, count=1, flags=re.M)
+        if not replaced:
+            text = text.replace("[supervisor]\n", f"[supervisor]\n{line}\n", 1)
     ports = sorted({int(p) for p in re.findall(r'"127\.0\.0\.1:(\d+)"', text)})
     busy = [p for p in ports if not port_free(p)]
     if busy:
@@ -166,3 +176,85 @@ def test_the_first_start_from_an_empty_state_directory_always_comes_up(tmp_path)
             stop_bundle(proc)
         assert proc.returncode == 0
         assert time.monotonic() - started < 400, f"20 starts took too long (at start {attempt})"
+
+
+# The clients of the no-log test connect from this loopback address, which nothing else in the bundle uses, so
+# that finding it in a log means a client's address was logged.
+CLIENT = "127.0.0.7"
+
+
+def imap_turn_credential(account, password):
+    """LOGIN from CLIENT on the plain port, and the TURN value from METADATA: (username, password)."""
+    sock = socket.create_connection(("127.0.0.1", 1143), timeout=10, source_address=(CLIENT, 0))
+    reader = sock.makefile("rb")
+    reader.readline()
+    sock.sendall(f"a LOGIN {account} {password}\r\nb GETMETADATA \"\" (/shared/vendor/deltachat/turn)\r\n"
+                 "c LOGOUT\r\n".encode())
+    reply = b""
+    while not reply.endswith(b"c OK LOGOUT completed\r\n") and (line := reader.readline()):
+        reply += line
+    sock.close()
+    found = re.search(rb'/shared/vendor/deltachat/turn "127\.0\.0\.1:3478:(\d+):([^"]+)"', reply)
+    assert found, reply
+    return found.group(1).decode(), found.group(2).decode()
+
+
+def turn_allocate(username, password):
+    """A TURN allocation over UDP from CLIENT with the credential (401 first, then the authenticated Allocate)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(5)
+        sock.bind((CLIENT, 0))
+        transport = turn_stun.attr(0x0019, bytes([17, 0, 0, 0]))
+        tid = os.urandom(12)
+        sock.sendto(turn_stun.msg(0x0003, tid, [transport]), ("127.0.0.1", 3478))
+        kind, attrs = turn_stun.parse(sock.recvfrom(2048)[0])
+        assert kind == 0x0113, hex(kind)
+        realm, nonce = attrs[0x0014], attrs[0x0015]
+        key = hashlib.md5(f"{username}:{realm.decode()}:{password}".encode()).digest()
+        tid = os.urandom(12)
+        request = turn_stun.msg(0x0003, tid, [transport, turn_stun.attr(0x0006, username.encode()),
+                                               turn_stun.attr(0x0014, realm), turn_stun.attr(0x0015, nonce)], key=key)
+        sock.sendto(request, ("127.0.0.1", 3478))
+        kind, _ = turn_stun.parse(sock.recvfrom(2048)[0])
+        assert kind == 0x0103, hex(kind)
+
+
+@pytest.mark.parametrize("no_log", [False, True], ids=["logging", "no_log"])
+def test_no_log_keeps_clients_out_of_every_childs_log(tmp_path, no_log):
+    """The development bundle at log level trace, with clients from CLIENT: an IMAP login fetching its TURN
+    credential, a TURN allocation with it, STUN, an iroh request, a Shadowsocks request for a refused target.
+    With no_log the collected output of the supervisor and every child has none of the client address, the
+    account, the TURN username, the Shadowsocks target; with logging on, each of them is there (so the
+    check can fail)."""
+    account, secret_target = "nolog1234@localhost", "refused-target.example.net"
+    proc = start_bundle(tmp_path, ['log_level = "trace"', f"no_log = {'true' if no_log else 'false'}"])
+    try:
+        wait_until(lambda: all_ready_without_config_error(proc), timeout=60, what="all four sidecars ready")
+        username, password = imap_turn_credential(account, "a-long-enough-password-1")
+        turn_allocate(username, password)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.settimeout(5)
+            sock.bind((CLIENT, 0))
+            sock.sendto(struct.pack("!HHI", 0x0001, 0, 0x2112A442) + os.urandom(12), ("127.0.0.1", 3478))
+            sock.recvfrom(2048)
+        with socket.create_connection(("127.0.0.1", 3340), timeout=5, source_address=(CLIENT, 0)) as sock:
+            sock.sendall(b"GET /ping HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            assert sock.recv(100).startswith(b"HTTP/1.1 200")
+        method, key, _, _, _ = parse_sip002(proc.ctl("shadowsocks", "url").strip())
+        client = ssclient.Client(("127.0.0.1", 8388), method, key, ssclient.address(secret_target, 443),
+                                 source_address=(CLIENT, 0))
+        wait_until(lambda: not client.sock.recv(1), timeout=10, what="the refused request to be closed")
+        client.close()
+        marker = "refused target"
+        wait_until(lambda: marker in (tmp_path / "supervisor.log").read_text(), timeout=10, what="the refusal logged")
+        proc.ctl("reload")  # children log their counters: counts stay in no-log mode
+    finally:
+        stop_bundle(proc)
+    log = (tmp_path / "supervisor.log").read_text()
+    values = {"client address": CLIENT, "account": account, "TURN username": username, "target": secret_target}
+    found = {what: value for what, value in values.items() if value in log}
+    if no_log:
+        assert not found, f"no_log, yet logged: {found}"
+        assert "[hidden]" in log and "IMAP login [hidden] from [hidden]" in log
+    else:
+        assert found == values, f"logging on, yet not logged: {set(values) - set(found)}"

@@ -132,6 +132,34 @@ def test_two_delta_chat_accounts_exchange_messages(mail_system, tmp_path, securi
     assert hop in log and "status=sent (250 2.0.0" in log, log
 
 
+@pytest.mark.parametrize("no_log", [False, True], ids=["logging", "no_log"])
+def test_no_log_keeps_delta_chat_accounts_out_of_the_logs(supervisor_factory, tmp_path, no_log):
+    """Two Delta Chat accounts join and write each way (log level debug): with `[supervisor] no_log` the output
+    of the supervisor and its children names neither account, no client address (the core connects from
+    127.0.0.1, which the servers also listen on, so the check looks for it where a client's address is logged:
+    "from 127.0.0.1", "client 127.0.0.1") and not the TURN username; with logging on the accounts and the
+    address are there, so the check can fail. Postfix's own log is the MTA's affair and not checked."""
+    accounts = ["alice0003@" + DOMAIN, "bobby0003@" + DOMAIN]
+    extra = f"no_log = {'true' if no_log else 'false'}"
+    with running_mail_system(supervisor_factory, tmp_path, "unix", supervisor_extra=extra) as (server, postfix):
+        with rpc_client.Rpc(accounts_dir=str(tmp_path / "accounts")) as rpc:
+            dc = rpc_client.DeltaChat(rpc)
+            alice, bob = dc.add_account(), dc.add_account()
+            configure(alice, accounts[0], server, postfix, "ssl")
+            configure(bob, accounts[1], server, postfix, "ssl")
+            exchange_messages(alice, bob)
+            username = alice.ice_servers()[0]["username"] if RUNNING_CORE != OLD_CORE else None
+        log = server.sup.log.read_text()
+    client_address = re.findall(r"(?:from|client) 127\.0\.0\.1\b", log)
+    logged = [account for account in accounts if account in log]
+    if no_log:
+        assert not logged and not client_address, (logged, client_address)
+        assert username is None or username not in log
+        assert "IMAP login [hidden] from [hidden]" in log
+    else:
+        assert logged == accounts and client_address, log
+
+
 # The mail server's name as the proxied account knows it: only `[shadowsocks] names` has it (no DNS entry, no
 # /etc/hosts line; without the proxy the core fails with "Could not find DNS resolutions for chat.example.org"),
 # and the test's services listen on free high ports only, so the account works only through the proxy, which

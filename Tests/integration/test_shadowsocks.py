@@ -72,10 +72,18 @@ class EchoService(LoopbackService):
 
 class ChecksumService(LoopbackService):
     """One-way transfers: "U" + u64 length, then that many bytes, answered with their
-    SHA-256; "D" + u64 length is answered with that many random bytes followed by their SHA-256."""
+    SHA-256; "D" + u64 length is answered with that many random bytes followed by their SHA-256.
+    For the half-close tests, each ending with `finished` set: "F" + u64 length waits for the client's
+    FIN, then answers as "D" does and closes; "H" + u64 0 sends its FIN at once, then reads slowly until
+    the client's FIN and keeps the SHA-256 of what it read in `uploaded`."""
 
-    @staticmethod
-    def serve(conn):
+    def __init__(self):
+        super().__init__()
+        self.finished = threading.Event()
+        self.uploaded = None
+
+    def serve(self, conn):
+        command = None
         with conn:
             try:
                 header = b""
@@ -83,20 +91,31 @@ class ChecksumService(LoopbackService):
                     header += conn.recv(9 - len(header))
                 command, length = header[:1], struct.unpack(">Q", header[1:])[0]
                 digest = hashlib.sha256()
-                if command == b"U":
+                if command == b"H":
+                    conn.shutdown(socket.SHUT_WR)
+                    while data := conn.recv(1 << 14):
+                        digest.update(data)
+                        time.sleep(0.002)  # slower than the client sends: the server's queue stays full
+                    self.uploaded = digest.digest()
+                elif command == b"U":
                     while length:
                         data = conn.recv(min(length, 1 << 20))
                         digest.update(data)
                         length -= len(data)
+                    conn.sendall(digest.digest())
                 else:
+                    while command == b"F" and conn.recv(1 << 16):
+                        pass
                     while length:
                         data = os.urandom(min(length, 1 << 18))
                         digest.update(data)
                         conn.sendall(data)
                         length -= len(data)
-                conn.sendall(digest.digest())
+                    conn.sendall(digest.digest())
             except OSError:
                 pass
+        if command in (b"F", b"H"):
+            self.finished.set()
 
 
 def upload(sock, size):
@@ -455,6 +474,43 @@ def test_half_close_passes_the_fin_after_all_data(servers, method):
         received += chunk
     thread.join()
     assert hashlib.sha256(received).digest() == hashlib.sha256(b"!" + data).digest()
+    client.close()
+
+
+def test_the_service_closing_after_the_clients_fin_loses_no_data(servers, checksum):
+    """The client sends its FIN first, then reads slowly while the service answers, shuts down and closes.
+    Our upstream socket sees that EOF with its own output already shut down, which NIO reports as a full
+    close without an input-closed event, while the server still holds data the client has not taken: every
+    byte the service sent must reach the client, then the FIN."""
+    size = 4 << 20
+    checksum.finished.clear()
+    client = servers("aes-256-gcm").client(target=(NAME, 465), payload=b"F" + struct.pack(">Q", size))
+    client.shutdown_write()
+    # Reading slower than the service sends keeps the server's queue to the client full until the end.
+    while data := client.sock.recv(1 << 14):
+        client.buffer += data
+        time.sleep(0.002)
+    assert checksum.finished.is_set()
+    received = bytearray()
+    while chunk := client.recv():
+        received += chunk
+    assert len(received) == size + 32
+    assert hashlib.sha256(received[:size]).digest() == bytes(received[size:])
+    client.close()
+
+
+def test_the_clients_last_data_reaches_a_service_that_finished_first(servers, checksum):
+    """The mirror case: the service sends its FIN first and the client's FIN is passed on to it, so our
+    client socket sees EOF with its output already shut down. All the client sent before must reach the
+    service."""
+    checksum.finished.clear()
+    client = servers("aes-256-gcm").client(target=(NAME, 465), payload=b"H" + struct.pack(">Q", 0))
+    assert client.recv() == b""
+    data = os.urandom(4 << 20)
+    client.send(data)
+    client.shutdown_write()
+    assert checksum.finished.wait(20), "the service did not see the client's FIN"
+    assert checksum.uploaded == hashlib.sha256(data).digest()
     client.close()
 
 

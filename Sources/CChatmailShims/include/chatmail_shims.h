@@ -6,8 +6,10 @@
 
 /// Spawns `path` (looked up in PATH when it has no slash) as the leader of a new process group,
 /// with an empty signal mask, default signal dispositions, stdin on /dev/null, stdout and stderr
-/// inherited, `control_fd` (when >= 0) as fd 3 and every other fd closed. Returns 0 or an errno.
-int cm_spawn(const char *path, char *const argv[], char *const envp[], int control_fd, pid_t *pid_out);
+/// inherited (or both `output_fd` when it is >= 0, e.g. a journal stream), `control_fd` (when >= 0)
+/// as fd 3 and every other fd closed. Returns 0 or an errno.
+int cm_spawn(const char *path, char *const argv[], char *const envp[], int control_fd, int output_fd,
+             pid_t *pid_out);
 
 /// pidfd_open(2); -1 with errno on failure.
 int cm_pidfd_open(pid_t pid);

@@ -343,9 +343,24 @@ extension IMAPSession {
             if let value = entry.value, value.count > configuration.maxMetadataSize {
                 throw CommandError.no("[METADATA MAXSIZE \(configuration.maxMetadataSize)] Value too large")
             }
+            if name == PushToken.entry, mailbox.uppercased() == PushToken.mailbox {
+                // Device tokens are kept apart, one per device, and never read back (secrets).
+                // NIL removes nothing: a token goes when unused for long, or when the proxy says so.
+                if let token = entry.value { try addPushToken(token, account: account) }
+                continue
+            }
             try store.setMetadata(account: account, mailbox: mailbox, entry: name, value: entry.value)
         }
         return Self.ok(tag, "SETMETADATA completed")
+    }
+
+    private func addPushToken(_ token: [UInt8], account: Account) throws {
+        switch PushToken.problem(token, maxBytes: configuration.maxPushTokenSize) {
+        case nil: try store.addPushToken(account: account, token: token)
+        case .tooLong(let max): throw CommandError.no("[METADATA MAXSIZE \(max)] Device token too long")
+        case .empty: throw CommandError.no("Empty device token")
+        case .invalidByte: throw CommandError.no("Device token must be printable ASCII without spaces")
+        }
     }
 
     // MARK: Helpers of these commands

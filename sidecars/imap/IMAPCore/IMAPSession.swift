@@ -12,6 +12,10 @@ public struct SessionConfiguration: Sendable {
     /// (`/shared/comment`, `/shared/admin`, `/shared/vendor/deltachat/maxsmtprecipients`).
     public var serverMetadata: [String: String] = [:]
     public var maxMetadataSize = 8192
+    /// Push notifications are posted (advertised as XDELTAPUSH).
+    public var push = false
+    /// The longest push device token accepted, in bytes.
+    public var maxPushTokenSize = 4096
     public var maxMailboxes = 64
     /// Consecutive BAD commands and failed logins before the connection is closed.
     public var maxBadCommands = 10
@@ -98,6 +102,7 @@ public struct IMAPSession: Sendable {
             if configuration.loginRequiresTLS && !configuration.tlsActive { list.append("LOGINDISABLED") }
         } else {
             list += ["MOVE", "UIDPLUS", "UNSELECT", "QUOTA", "METADATA", "XCHATMAIL"]
+            if configuration.push { list.append("XDELTAPUSH") }
             if configuration.compressAvailable && !compressed { list.append("COMPRESS=DEFLATE") }
         }
         return list
@@ -192,6 +197,7 @@ public struct IMAPSession: Sendable {
         case .limitReached(let what): "[LIMIT] \(what)"
         case .creationLimited: "[UNAVAILABLE] Too many new accounts from your address, try again later"
         case .metadataTooMany: "[METADATA TOOMANY] Too many METADATA entries"
+        case .pushTokensTooMany: "[METADATA TOOMANY] Too many device tokens"
         }
     }
 

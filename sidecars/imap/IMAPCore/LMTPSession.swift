@@ -8,8 +8,9 @@ public enum DeliveryResult: Equatable, Sendable {
 /// Where LMTP delivers.
 public protocol LMTPBackend: Sendable {
     func recipientExists(_ address: String) throws -> Bool
-    /// Stores the message for every recipient; a returned `.delivered` is durable.
-    func deliver(_ message: [UInt8], to recipients: [String]) throws -> [DeliveryResult]
+    /// Stores the message for every recipient; a returned `.delivered` is durable. `sender` is
+    /// the envelope sender (MAIL FROM, empty for bounces).
+    func deliver(_ message: [UInt8], from sender: String, to recipients: [String]) throws -> [DeliveryResult]
 }
 
 /// An LMTP server session (RFC 2033) as a state machine: bytes in, reply lines out, one reply
@@ -36,6 +37,7 @@ public struct LMTPSession: Sendable {
     public let settings: Settings
     private let backend: any LMTPBackend
     private var phase = Phase.greeted
+    private var sender = ""
     private var recipients: [String] = []
     private var input: [UInt8] = []
     /// Where in `input` the search for the next line end resumes.
@@ -130,7 +132,7 @@ public struct LMTPSession: Sendable {
             guard phase == .ready else {
                 return phase == .greeted ? "503 5.5.1 LHLO first\r\n" : "503 5.5.1 Nested MAIL\r\n"
             }
-            guard let (_, parameters) = Self.path(argument, keyword: "FROM:") else {
+            guard let (from, parameters) = Self.path(argument, keyword: "FROM:") else {
                 return "501 5.5.4 Syntax: MAIL FROM:<address>\r\n"
             }
             for parameter in parameters {
@@ -142,6 +144,7 @@ public struct LMTPSession: Sendable {
                 }
             }
             phase = .mail
+            sender = from
             return "250 2.1.0 Ok\r\n"
         case "RCPT":
             guard phase == .mail else { return "503 5.5.1 MAIL first\r\n" }
@@ -209,7 +212,7 @@ public struct LMTPSession: Sendable {
         }
         let results: [DeliveryResult]
         do {
-            results = try backend.deliver(message, to: recipients)
+            results = try backend.deliver(message, from: sender, to: recipients)
         } catch {
             return recipients.map { "451 4.3.0 <\($0)>: temporary failure\r\n" }.joined()
         }

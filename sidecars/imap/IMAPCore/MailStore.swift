@@ -58,6 +58,8 @@ public enum MailStoreError: Error, Equatable, Sendable {
     case creationLimited
     /// A new METADATA entry beyond the per-account cap (RFC 5464's TOOMANY).
     case metadataTooMany
+    /// A new device token beyond the per-account cap.
+    case pushTokensTooMany
 }
 
 extension MailStore {
@@ -97,4 +99,7 @@ public protocol MailStore: Sendable {
     func quota(account: Account) throws -> Quota
     func metadata(account: Account, mailbox: String, entry: String) throws -> [UInt8]?
     func setMetadata(account: Account, mailbox: String, entry: String, value: [UInt8]?) throws
+    /// Keeps a push device token (a valid one, `PushToken.problem` is nil) for the account: a new
+    /// one is added (`pushTokensTooMany` beyond the cap), a known one counts as seen again.
+    func addPushToken(account: Account, token: [UInt8]) throws
 }

@@ -18,6 +18,7 @@ public final class MemoryMailStore: MailStore {
         var accounts: [String: (account: Account, password: String)] = [:]
         var mailboxes: [Int64: Mailbox] = [:]
         var metadata: [String: [UInt8]] = [:]
+        var pushTokens: [Int64: [[UInt8]]] = [:]
         var nextID: Int64 = 1
     }
 
@@ -207,5 +208,22 @@ public final class MemoryMailStore: MailStore {
 
     public func setMetadata(account: Account, mailbox: String, entry: String, value: [UInt8]?) throws {
         state.withLock { $0.metadata["\(account.id)\u{0}\(mailbox)\u{0}\(entry)"] = value }
+    }
+
+    /// At most `maxPushTokens` per account.
+    public let maxPushTokens = 16
+
+    public func addPushToken(account: Account, token: [UInt8]) throws {
+        try state.withLock { state in
+            var tokens = state.pushTokens[account.id] ?? []
+            guard !tokens.contains(token) else { return }
+            guard tokens.count < maxPushTokens else { throw MailStoreError.pushTokensTooMany }
+            tokens.append(token)
+            state.pushTokens[account.id] = tokens
+        }
+    }
+
+    public func pushTokens(account: Account) -> [[UInt8]] {
+        state.withLock { $0.pushTokens[account.id] ?? [] }
     }
 }

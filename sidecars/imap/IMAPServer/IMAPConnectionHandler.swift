@@ -1,3 +1,4 @@
+import ChatmailSidecar
 import ChatmailTLS
 import IMAPCore
 import Logging
@@ -123,7 +124,7 @@ final class IMAPConnectionHandler: ChannelDuplexHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        services.logger.debug("IMAP connection from \(source) failed: \(error)")
+        services.logger.debug("IMAP connection from \(personal: source) failed: \(error)")
         state = .closed
         context.close(promise: nil)
     }
@@ -226,7 +227,7 @@ final class IMAPConnectionHandler: ChannelDuplexHandler {
             services.counters.count { $0.loginsFailed += 1 }
         case .authenticated(let account):
             services.counters.count { $0.loginsOK += 1 }
-            services.logger.debug("IMAP login \(account.address) from \(source)")
+            services.logger.debug("IMAP login \(personal: account.address) from \(personal: source)")
             let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
             accountSubscription = services.accountSessions.subscribe(mailbox: account.id, on: context.eventLoop) {
                 bound.value.accountDeleted()
@@ -303,7 +304,7 @@ final class IMAPConnectionHandler: ChannelDuplexHandler {
     /// The account was deleted: its sessions end at once.
     private func accountDeleted() {
         guard let context, state != .closing && state != .closed else { return }
-        services.logger.info("IMAP session of a deleted account from \(source) closed")
+        services.logger.info("IMAP session of a deleted account from \(personal: source) closed")
         send([.untagged("BYE Account deleted")], context: context)
         close(context: context)
     }
@@ -365,7 +366,7 @@ final class IMAPConnectionHandler: ChannelDuplexHandler {
     /// Closes at once, dropping what is queued (a deadline passed).
     private func drop(because reason: String) {
         guard let context, state != .closed else { return }
-        services.logger.debug("IMAP client \(source) \(reason): closed")
+        services.logger.debug("IMAP client \(personal: source) \(reason): closed")
         state = .closed
         context.close(promise: nil)
     }

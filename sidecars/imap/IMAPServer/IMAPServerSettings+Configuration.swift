@@ -17,6 +17,8 @@ extension IMAPServerSettings {
             metadata["/shared/vendor/deltachat/maxsmtprecipients"] = "\(imap.maxSMTPRecipients)"
         }
         session.serverMetadata = metadata
+        session.push = imap.push
+        session.maxPushTokenSize = imap.maxPushTokenSize
         limits = IMAPLimits(lineLength: imap.maxLineLength, literalSize: imap.maxLiteralSize)
         maxSessionsPerAccount = imap.maxSessionsPerAccount
         sourceLimits = SourceLimits.Settings(

@@ -12,6 +12,8 @@ extension MailDatabase.Settings {
         autoCreate = imap.autoCreateAccounts
         quotaBytes = Int64(imap.quotaMB) * 1024 * 1024
         passwordIterations = imap.passwordIterations
+        maxPushTokens = imap.maxPushTokens
+        queuePushes = imap.push
     }
 }
 

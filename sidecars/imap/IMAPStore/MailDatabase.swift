@@ -19,6 +19,10 @@ public final class MailDatabase: MailStore, LMTPBackend {
         public var lastLoginGranularity: Int64 = 3600
         /// When set, first logins create accounts only while it is open.
         public var creationGate: AccountCreationGate?
+        /// Push device tokens per account; a new one beyond gets `pushTokensTooMany`.
+        public var maxPushTokens = 16
+        /// A delivery queues push notifications (for the account's tokens) with the message.
+        public var queuePushes = true
 
         public init(rules: AccountRules) {
             self.rules = rules
@@ -26,15 +30,18 @@ public final class MailDatabase: MailStore, LMTPBackend {
     }
 
     public let settings: Settings
-    private let pool: DatabasePool
-    private let now: @Sendable () -> Int64
+    let pool: DatabasePool
+    let now: @Sendable () -> Int64
     /// Called after a committed change with the mailboxes it touched.
     private let changed: @Sendable ([Int64]) -> Void
+    /// Called after a delivery queued push notifications.
+    private let pushQueued: @Sendable () -> Void
 
     public init(
         path: String, settings: Settings,
         now: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970) },
-        changed: @escaping @Sendable ([Int64]) -> Void = { _ in }
+        changed: @escaping @Sendable ([Int64]) -> Void = { _ in },
+        pushQueued: @escaping @Sendable () -> Void = {}
     ) throws {
         var configuration = GRDB.Configuration()
         configuration.busyMode = .timeout(10)
@@ -45,6 +52,7 @@ public final class MailDatabase: MailStore, LMTPBackend {
         self.settings = settings
         self.now = now
         self.changed = changed
+        self.pushQueued = pushQueued
         try Self.migrator.migrate(pool)
     }
 
@@ -121,6 +129,7 @@ public final class MailDatabase: MailStore, LMTPBackend {
                     END;
                     """)
         }
+        registerPushMigration(&migrator)
         return migrator
     }
 
@@ -551,22 +560,31 @@ public final class MailDatabase: MailStore, LMTPBackend {
         } == true
     }
 
-    /// Stores `message` in each recipient's INBOX in one transaction; when this returns, every
-    /// `.delivered` is durable.
     public func deliver(_ message: [UInt8], to recipients: [String]) throws -> [DeliveryResult] {
+        try deliver(message, from: "", to: recipients)
+    }
+
+    /// Stores `message` in each recipient's INBOX in one transaction; when this returns, every
+    /// `.delivered` is durable, and so are the push notifications it queued: one per device token
+    /// of each recipient other than the sender (coalesced with one already queued).
+    public func deliver(_ message: [UInt8], from sender: String, to recipients: [String]) throws -> [DeliveryResult] {
         let time = now()
         let quota = settings.quotaBytes
         let rules = settings.rules
+        let queuePushes = settings.queuePushes
+        let senderAddress = rules.normalizedAddress(sender)
         var touched: [Int64] = []
+        var queued = false
         let results = try pool.write { db -> [DeliveryResult] in
             touched = []
+            queued = false
             var results: [DeliveryResult] = []
             for recipient in recipients {
                 guard let address = rules.normalizedAddress(recipient),
                     let row = try Row.fetchOne(
                         db,
                         sql: """
-                            SELECT mailbox.id AS mailbox, account.used AS used FROM account
+                            SELECT mailbox.id AS mailbox, account.used AS used, account.id AS account FROM account
                             JOIN mailbox ON mailbox.account = account.id AND mailbox.name = 'INBOX'
                             WHERE account.address = ?
                             """, arguments: [address])
@@ -583,12 +601,16 @@ public final class MailDatabase: MailStore, LMTPBackend {
                 try db.execute(
                     sql: "INSERT INTO message (mailbox, uid, internal_date, size, body) VALUES (?, ?, ?, ?, ?)",
                     arguments: [mailbox, uid, time, message.count, Data(message)])
+                if queuePushes && address != senderAddress {
+                    queued = try Self.queuePushes(db, account: row["account"], time: time) || queued
+                }
                 touched.append(mailbox)
                 results.append(.delivered)
             }
             return results
         }
         if !touched.isEmpty { changed(touched) }
+        if queued { pushQueued() }
         return results
     }
 

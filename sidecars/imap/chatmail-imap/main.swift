@@ -3,6 +3,7 @@ import ChatmailMetrics
 import ChatmailSidecar
 import Foundation
 import IMAPCore
+import IMAPPush
 import IMAPServer
 import IMAPStore
 import Logging
@@ -21,9 +22,22 @@ await Sidecar.main(name: "imap") { sidecar in
     let databasePath = MailDatabase.path(for: sidecar.configuration)
     let notifier = MailboxNotifier()
     let storeSettings = MailDatabase.settings(for: sidecar.configuration)
+    if imap.push && !imap.pushCAFile.isEmpty && !FileManager.default.isReadableFile(atPath: imap.pushCAFile) {
+        throw SidecarError.configuration("push_ca_file \(imap.pushCAFile) cannot be read")
+    }
+    // Push notifications: queued by deliveries in the store, posted by the worker's threads.
+    var pushSettings = PushWorker.Settings()
+    pushSettings.concurrency = imap.pushConcurrency
+    pushSettings.schedule = PushSchedule(base: Int64(imap.pushRetryBase), giveUpAfter: Int64(imap.pushGiveUp))
+    let push = PushWorker(
+        settings: pushSettings,
+        poster: CurlPoster(url: imap.pushURL, caFile: imap.pushCAFile, timeoutSeconds: imap.pushTimeout),
+        logger: sidecar.logger)
     let database: MailDatabase
     do {
-        database = try MailDatabase(path: databasePath, settings: storeSettings, changed: { notifier.notify($0) })
+        database = try MailDatabase(
+            path: databasePath, settings: storeSettings, changed: { notifier.notify($0) },
+            pushQueued: { push.wake() })
     } catch {
         throw SidecarError.environment("cannot open the mail store \(databasePath): \(error)")
     }
@@ -108,7 +122,12 @@ await Sidecar.main(name: "imap") { sidecar in
         return listeners
     }
 
-    // The sweep: old messages and inactive accounts, hourly and once at start.
+    if imap.push {
+        push.start(store: database)
+        sidecar.logger.info("push notifications go to \(imap.pushURL)")
+    }
+
+    // The sweep: old messages, inactive accounts and unused device tokens, hourly and once at start.
     let sweep = Task {
         while !Task.isCancelled {
             do {
@@ -117,6 +136,8 @@ await Sidecar.main(name: "imap") { sidecar in
                 if removed.messages > 0 || removed.accounts > 0 {
                     sidecar.logger.info("sweep removed \(removed.messages) messages, \(removed.accounts) accounts")
                 }
+                let tokens = try database.expirePushTokens(maxAge: Int64(imap.pushTokenDays) * 86400)
+                if tokens > 0 { sidecar.logger.info("sweep removed \(tokens) device tokens unused for long") }
             } catch {
                 sidecar.logger.error("sweep failed: \(error)")
             }
@@ -136,5 +157,6 @@ await Sidecar.main(name: "imap") { sidecar in
     try await sidecar.serveUntilShutdown(listeners)
     sweep.cancel()
     deletions.cancel()
+    if imap.push { await push.stop() }
     try? await pools.shutdown()
 }

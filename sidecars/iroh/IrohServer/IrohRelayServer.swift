@@ -78,7 +78,9 @@ public final class IrohRelayServer: Sendable {
             try pipeline.addHandler(RateLimitHandler(rate: hub.limits.rate, burst: hub.limits.burst))
         }
         if let tls { try pipeline.addHandler(try tls.makeHandler()) }
-        try pipeline.addHandler(ReadWhileWritableHandler())
+        // No reading while unsent answers (pongs, HTTP responses) are above the high watermark; a client that
+        // never reads is dropped by the relay's write timeout, or before the handshake by its deadline.
+        try pipeline.addHandler(BackPressureHandler())
         let timeout = TimeAmount.nanoseconds(Int64(hub.limits.handshakeTimeout * 1e9))
         try pipeline.addHandler(HandshakeDeadlineHandler(timeout: timeout) { hub.countLimitClosure() })
         try pipeline.configureHTTPServerPipeline(

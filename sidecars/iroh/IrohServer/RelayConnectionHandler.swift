@@ -1,3 +1,4 @@
+import ChatmailSidecar
 import IrohCore
 import Logging
 import NIOCore
@@ -94,7 +95,7 @@ final class RelayConnectionHandler: ChannelInboundHandler {
         case .none:
             break
         case .authenticated(let key):
-            logger[metadataKey: "endpoint"] = "\(key)"
+            logger[metadataKey: "endpoint"] = "\(personal: key)"
             logger.debug("authenticated", metadata: ["family": "\(family)"])
             if case .relay = family { _ = deliver(.confirmAuth) }
             hub.register(self, key: key)

@@ -121,34 +121,6 @@ final class WebSocketMessageHandler: ChannelDuplexHandler {
     }
 }
 
-/// Stops reading from a client while its unsent output is above the channel's high watermark (the channel is not
-/// writable), so answers it does not read (pongs, HTTP responses) cannot pile up; reading resumes once it is
-/// writable again. A client that stays so is dropped by the relay's write timeout, or before the relay handshake
-/// by the handshake deadline.
-final class ReadWhileWritableHandler: ChannelDuplexHandler {
-    typealias InboundIn = ByteBuffer
-    typealias InboundOut = ByteBuffer
-    typealias OutboundIn = ByteBuffer
-
-    private var readPending = false
-
-    func read(context: ChannelHandlerContext) {
-        if context.channel.isWritable {
-            context.read()
-        } else {
-            readPending = true
-        }
-    }
-
-    func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if readPending && context.channel.isWritable {
-            readPending = false
-            context.read()
-        }
-        context.fireChannelWritabilityChanged()
-    }
-}
-
 /// Bounds the bytes a client may send: a token bucket on bytes read, which defers reading (pushing back on TCP)
 /// while in debt. Tells the pipeline once, the first time the client is throttled.
 final class RateLimitHandler: ChannelDuplexHandler {

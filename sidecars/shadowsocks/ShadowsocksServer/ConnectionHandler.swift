@@ -1,4 +1,5 @@
 import ChatmailCrypto
+import ChatmailSidecar
 import Foundation
 import Logging
 import NIOCore
@@ -44,6 +45,8 @@ final class ConnectionHandler: ChannelDuplexHandler {
     /// The client / the upstream sent its FIN.
     private var clientFinished = false
     private var upstreamFinished = false
+    /// The upstream connection failed (reset, refused write) rather than ending in order.
+    private var upstreamFailed = false
     /// Both directions finished: all data written and the write side shut down.
     private var clientOutputDone = false
     private var upstreamOutputDone = false
@@ -82,7 +85,11 @@ final class ConnectionHandler: ChannelDuplexHandler {
             server.closed(source: source, halfOpen: halfOpen)
             admitted = false
         }
-        if case .established(_, _, let upstream) = state { upstream.close() }
+        if case .established(_, _, let upstream) = state {
+            // Still established: NIO closed the client socket without an error, as it does when the client's
+            // FIN comes after our own. What the client sent is queued for the service: it goes out, then the FIN.
+            upstream.shutDownOutputAfterWrites { upstream.close() }
+        }
         state = .closed
         self.context = nil
         context.fireChannelInactive()
@@ -214,7 +221,8 @@ final class ConnectionHandler: ChannelDuplexHandler {
             // fast (a prober without the key never gets here).
             server.count { refusal == .port ? ($0.refusedPort += 1) : ($0.refusedHost += 1) }
             server.logger.info(
-                "refused target \(request.target) (\(refusal == .port ? "port not allowed" : "not this server"))")
+                "refused target \(personal: request.target) (\(refusal == .port ? "port not allowed" : "not this server"))"
+            )
             return close()
         }
         let sealer: ChunkSealer
@@ -330,6 +338,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
 
     /// The service finished sending: pass the FIN on once everything before it is written.
     func upstreamInputClosed() {
+        guard !upstreamFinished else { return }
         upstreamFinished = true
         guard let context else { return }
         let written = context.eventLoop.makePromise(of: Void.self)
@@ -341,18 +350,21 @@ final class ConnectionHandler: ChannelDuplexHandler {
         }
     }
 
+    /// The upstream connection is gone. Without an error that is the service's orderly end, even without an
+    /// input-closed event: NIO closes a socket whose output is already shut down in full when its EOF comes.
+    /// What the service sent is then still queued here, so the client gets all of it and then the FIN.
+    /// After an error (a reset) both sides are closed at once.
     func upstreamInactive() {
         guard case .established = state else { return }
-        server.logger.debug("upstream closed (after its FIN: \(upstreamFinished))")
-        if upstreamFinished {
-            upstreamOutputDone = true
-            finishIfDone()
-        } else {
-            close()
-        }
+        server.logger.debug("upstream closed (after its FIN: \(upstreamFinished), failed: \(upstreamFailed))")
+        guard !upstreamFailed else { return close() }
+        upstreamInputClosed()
+        upstreamOutputDone = true
+        finishIfDone()
     }
 
     func upstreamError(_ error: any Error) {
+        upstreamFailed = true
         server.logger.debug("upstream connection: \(error)")
     }
 

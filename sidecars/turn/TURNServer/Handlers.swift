@@ -71,7 +71,8 @@ struct StreamDeadlines: Sendable {
 
 /// A TCP or TLS client connection: its frames go to the loop's engine; closing it deletes its allocation.
 /// Deadlines: the first message (and with it the TLS handshake), an allocation, and a client that reads. While
-/// the connection is not writable, nothing more is read from the client (its answers would pile up), and relayed
+/// the connection is not writable, the `BackPressureHandler` before this one holds reads (its answers would pile
+/// up), and relayed
 /// data for it is dropped (`LoopState.handlePeerData`).
 final class StreamClientHandler: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
@@ -81,8 +82,6 @@ final class StreamClientHandler: ChannelDuplexHandler {
     private let transport: TURNTransport
     private let deadlines: StreamDeadlines
     private var fiveTuple: FiveTuple?
-    /// A read asked for while the connection was not writable, issued when it is again.
-    private var readPending = false
     /// Until the first message.
     private var firstMessage: Scheduled<Void>?
     /// The next look for an allocation.
@@ -144,22 +143,11 @@ final class StreamClientHandler: ChannelDuplexHandler {
         state.handleClientMessage(unwrapInboundIn(data), fiveTuple: fiveTuple, client: context.channel)
     }
 
-    func read(context: ChannelHandlerContext) {
-        if context.channel.isWritable {
-            context.read()
-        } else {
-            readPending = true
-        }
-    }
-
+    /// Reads wait in the `BackPressureHandler` before this one; a connection that stays unwritable is closed.
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         if context.channel.isWritable {
             stalled?.cancel()
             stalled = nil
-            if readPending {
-                readPending = false
-                context.read()
-            }
         } else if stalled == nil {
             let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
             stalled = context.eventLoop.scheduleTask(in: deadlines.unwritable) {

@@ -1,4 +1,5 @@
 import ChatmailCrypto
+import ChatmailSidecar
 import Logging
 import NIOCore
 import NIOPosix
@@ -122,7 +123,7 @@ final class LoopState: @unchecked Sendable {
         let action = buffer.withUnsafeReadableBytes { bytes in
             engine.handle(bytes, from: fiveTuple, now: now, wallClock: TURNClock.wallSeconds)
         }
-        if logger.logLevel <= .trace { logger.trace("from \(fiveTuple): \(action)") }
+        if logger.logLevel <= .trace { logger.trace("from \(personal: fiveTuple): \(personal: action)") }
         switch action {
         case .drop:
             break
@@ -243,7 +244,8 @@ final class LoopState: @unchecked Sendable {
             let response = self.engine.completeAllocation(
                 pending, relays: relays, reservationToken: opened.reservationToken, now: self.now)
             self.logger.debug(
-                "allocation", metadata: ["client": "\(pending.fiveTuple)", "relay": "\(relays.map(\.address))"])
+                "allocation",
+                metadata: ["client": "\(personal: pending.fiveTuple)", "relay": "\(relays.map(\.address))"])
             self.reply(response, to: client)
         }
     }

@@ -224,6 +224,7 @@ public final class TURNServer: Sendable {
             let operations = channel.pipeline.syncOperations
             try operations.addHandler(IdleStateHandler(readTimeout: deadlines.idle))
             if let tls { try operations.addHandler(try tls.makeHandler()) }
+            try operations.addHandler(BackPressureHandler())
             try operations.addHandler(ByteToMessageHandler(TURNFrameDecoder()))
             try operations.addHandler(
                 StreamClientHandler(state: loops[listener], transport: transport, deadlines: deadlines))

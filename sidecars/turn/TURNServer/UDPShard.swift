@@ -1,4 +1,5 @@
 import CDatagramIO
+import ChatmailSidecar
 import Logging
 import Synchronization
 import TURNCore
@@ -272,7 +273,9 @@ final class UDPShard: @unchecked Sendable {
             return
         }
         let action = engine.handle(UnsafeRawBufferPointer(bytes), from: fiveTuple, now: now, wallClock: TURNClock.wallSeconds)
-        if logger.logLevel <= .trace { logger.trace("from \(fiveTuple): \(action)") }
+        if logger.logLevel <= .trace {
+            logger.trace("from \(personal: fiveTuple): \(personal: action)")
+        }
         switch action {
         case .drop:
             break
@@ -314,7 +317,7 @@ final class UDPShard: @unchecked Sendable {
                 sendto(fd, bytes.baseAddress, bytes.count, Int32(MSG_DONTWAIT), address, length)
             }
         }
-        if sent < 0 { logger.debug("UDP reply to \(client): \(String(cString: strerror(errno)))") }
+        if sent < 0 { logger.debug("UDP reply to \(personal: client): \(String(cString: strerror(errno)))") }
     }
 
     // MARK: Allocations
@@ -336,7 +339,8 @@ final class UDPShard: @unchecked Sendable {
         }
         let response = engine.completeAllocation(
             pending, relays: relays, reservationToken: opened.reservationToken, now: now)
-        logger.debug("allocation", metadata: ["client": "\(pending.fiveTuple)", "relay": "\(relays.map(\.address))"])
+        logger.debug(
+            "allocation", metadata: ["client": "\(personal: pending.fiveTuple)", "relay": "\(relays.map(\.address))"])
         send(response, to: pending.fiveTuple.client, from: listener.fd)
     }
 
