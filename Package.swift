@@ -60,6 +60,7 @@ let package = Package(
             ],
             swiftSettings: strict),
         .target(name: "ChatmailQR", swiftSettings: strict),
+        .target(name: "ChatmailProxyProtocol", swiftSettings: strict),
         .target(
             name: "ChatmailState", dependencies: [.product(name: "GRDB", package: "GRDB.swift")], swiftSettings: strict),
 
@@ -92,7 +93,8 @@ let package = Package(
         .target(
             name: "IMAPServer",
             dependencies: [
-                "ChatmailMetrics", "IMAPCore", "IMAPStore", "ChatmailTLS", "ChatmailSidecar", "CZlib",
+                "IMAPCore", "IMAPStore", "ChatmailTLS", "ChatmailSidecar", "CZlib", "ChatmailProxyProtocol",
+                "ChatmailMetrics",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -109,6 +111,9 @@ let package = Package(
             ],
             path: "sidecars/imap/chatmail-imap", swiftSettings: strict),
         .testTarget(name: "IMAPCoreTests", dependencies: ["ChatmailTestSupport", "IMAPCore"]),
+        .testTarget(
+            name: "IMAPPushTests",
+            dependencies: ["IMAPPush", "IMAPStore", "IMAPCore", .product(name: "Logging", package: "swift-log")]),
         .testTarget(
             name: "IMAPStoreTests",
             dependencies: ["IMAPStore", "IMAPCore", .product(name: "GRDB", package: "GRDB.swift")]),
@@ -167,10 +172,12 @@ let package = Package(
         .target(
             name: "IrohCore", dependencies: ["ChatmailCrypto", .product(name: "NIOCore", package: "swift-nio")],
             path: "sidecars/iroh/IrohCore", swiftSettings: strict),
+        .target(name: "FrontCore", path: "sidecars/iroh/FrontCore", swiftSettings: strict),
         .target(
             name: "IrohServer",
             dependencies: [
-                "ChatmailMetrics", "IrohCore", "ChatmailConfig", "ChatmailTLS", "ChatmailSidecar",
+                "IrohCore", "FrontCore", "ChatmailProxyProtocol", "ChatmailConfig", "ChatmailTLS", "ChatmailSidecar",
+                "ChatmailMetrics",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -183,6 +190,8 @@ let package = Package(
             dependencies: ["IrohServer", "ChatmailSidecar", "ChatmailMetrics"],
             path: "sidecars/iroh/chatmail-iroh", swiftSettings: strict),
         .testTarget(name: "IrohCoreTests", dependencies: ["ChatmailTestSupport", "IrohCore", "ChatmailCrypto"]),
+        .testTarget(name: "FrontCoreTests", dependencies: ["FrontCore"]),
+        .testTarget(name: "ChatmailProxyProtocolTests", dependencies: ["ChatmailProxyProtocol"]),
         .testTarget(
             name: "IrohServerTests",
             dependencies: [

@@ -170,6 +170,9 @@ public struct IMAPSection: Sendable, Equatable {
         let octets = host.split(separator: ".", omittingEmptySubsequences: false)
         return octets.count == 4 && octets.first == "127" && octets.allSatisfy { UInt8($0) != nil }
     }
+    /// IMAP over TLS after a PROXY protocol v2 header, which it trusts for the client's address: where the
+    /// HTTPS front (`[iroh]`) passes ALPN `imap` connections. Loopback only; nil: none.
+    public var proxyTLSListen: ListenAddress?
 }
 
 public struct TURNSection: Sendable, Equatable {
@@ -231,6 +234,12 @@ public struct IrohSection: Sendable, Equatable {
     /// The relay URL handed to clients in discovery.
     public var url: String
     public var limits: IrohLimits = IrohLimits()
+    /// The HTTPS listener is the relay's front: ALPN `imap` goes here (default: `[imap] proxy_tls_listen`),
+    /// ALPN `smtp` there (the MTA's SMTPS service); nil: such connections are closed.
+    public var imapUpstream: ListenAddress?
+    public var smtpUpstream: ListenAddress?
+    /// Send the upstreams a PROXY protocol v2 header with the client's address.
+    public var upstreamProxyProtocol: Bool = true
 }
 
 /// The iroh relay's per-connection bounds. The defaults follow iroh-relay's constants (notes §8, §9), plus a

@@ -137,7 +137,7 @@ final class ConfigurationReader {
         let supervisor = readSupervisor()
         let imap = readIMAP(runtimeDir: supervisor.runtimeDir)
         let turn = readTURN()
-        let iroh = readIroh()
+        let iroh = readIroh(imap: imap)
         let tls = readTLS()
         let configuration = Configuration(
             path: file, supervisor: supervisor, imap: imap, turn: turn, iroh: iroh,
@@ -258,6 +258,15 @@ final class ConfigurationReader {
         result.maxPushTokens = s.int("max_push_tokens", default: result.maxPushTokens, range: 1...1000)
         result.maxPushTokenSize = s.int("max_push_token_size", default: result.maxPushTokenSize, range: 64...8192)
         result.pushTokenDays = s.int("push_token_days", default: result.pushTokenDays, range: 1...36500)
+        if s.optionalString("proxy_tls_listen") != nil {
+            let address = s.address("proxy_tls_listen", default: "127.0.0.1:10993")
+            if ListenAddress.isLoopback(address.host) {
+                result.proxyTLSListen = address
+                result.child.listen.append(address)
+            } else {
+                s.fail("proxy_tls_listen", "must be a loopback address: it trusts the PROXY header it is sent")
+            }
+        }
         s.finish()
         return result
     }
@@ -319,7 +328,7 @@ final class ConfigurationReader {
         return result
     }
 
-    private func readIroh() -> IrohSection {
+    private func readIroh(imap: IMAPSection) -> IrohSection {
         let s = section("iroh")
         let listen = s.address("listen", default: "0.0.0.0:3340")
         let tlsListen = s.optionalString("tls_listen").map { _ in s.address("tls_listen", default: "0.0.0.0:443") }
@@ -340,8 +349,17 @@ final class ConfigurationReader {
         limits.maxConnections = s.int("max_connections", default: limits.maxConnections, range: 1...10_000_000)
         limits.queueSize = s.int("queue_size", default: limits.queueSize, range: 1...65536)
         limits.writeTimeout = s.seconds("write_timeout", default: limits.writeTimeout)
+        var result = IrohSection(child: child, listen: listen, tlsListen: tlsListen, url: url, limits: limits)
+        let imapUpstream = s.optionalString("imap_upstream").map { _ in
+            s.address("imap_upstream", default: "127.0.0.1:10993")
+        }
+        result.imapUpstream = imapUpstream ?? imap.proxyTLSListen
+        result.smtpUpstream = s.optionalString("smtp_upstream").map { _ in
+            s.address("smtp_upstream", default: "127.0.0.1:10465")
+        }
+        result.upstreamProxyProtocol = s.bool("upstream_proxy_protocol", default: result.upstreamProxyProtocol)
         s.finish()
-        return IrohSection(child: child, listen: listen, tlsListen: tlsListen, url: url, limits: limits)
+        return result
     }
 
     /// Defaults: the TLS ports of this bundle's services (IMAP 993, SMTP 465, HTTPS 443, and the iroh relay's

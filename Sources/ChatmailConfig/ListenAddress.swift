@@ -35,6 +35,11 @@ public struct ListenAddress: Sendable, Hashable, CustomStringConvertible {
     /// True for `0.0.0.0` and `::`, which clients cannot be sent to.
     public var isWildcard: Bool { host == "0.0.0.0" || host == "::" }
 
+    /// True for `127.0.0.0/8`, `::1` and `localhost`.
+    public static func isLoopback(_ host: String) -> Bool {
+        host == "localhost" || host == "::1" || (host.hasPrefix("127.") && host.split(separator: ".").count == 4)
+    }
+
     /// True when the host is an IPv6 literal.
     public var isIPv6: Bool { host.contains(":") }
 

@@ -101,8 +101,12 @@ public struct TURNProbe {
             }
         }
         guard let first else {
+            log.skip("relay range", "needs an allocation over UDP")
             log.skip("relay round trip", "needs an allocation over UDP")
             return log.steps
+        }
+        log.run("relay range", timeout: timeout) { deadline throws(NetError) in
+            try relayRange(first, deadline: deadline)
         }
         let second = log.run("allocate udp (peer)", timeout: timeout) { deadline throws(NetError) in
             try allocate(TURNClient.udp(host: host, port: port), deadline: deadline)
@@ -139,7 +143,37 @@ public struct TURNProbe {
         return Outcome(value: client, detail: "relayed address \(relayed)")
     }
 
-    /// Permissions both ways, then a packet from each allocation to the other's relayed address.
+    /// A peer outside TURN (a plain UDP socket on this host) and the allocation's relayed address, a packet
+    /// each way: the packets cross the network stack at the relayed port, as those of a peer elsewhere do.
+    private func relayRange(_ allocation: TURNClient, deadline: Deadline) throws(NetError) -> Outcome<Void> {
+        guard let relayed = allocation.relayed else { throw .protocolError("no relayed address") }
+        let peer = try Socket.udp(try Endpoint.resolve(relayed.host, port: relayed.port, datagram: true)[0])
+        defer { peer.close() }
+        guard let own = peer.localEndpoint, let peerAddress = STUNAddress(host: own.host, port: own.port) else {
+            throw .system("no local address for the peer socket")
+        }
+        try allocation.createPermission(peerAddress, deadline: deadline)
+        let start = ContinuousClock.now
+        let inbound = Crypto.randomBytes(32)
+        try peer.write(inbound, deadline: deadline)
+        let (source, data) = try allocation.receiveData(deadline: deadline, what: "from \(peerAddress) to \(relayed)")
+        guard source == peerAddress, data == inbound else {
+            throw .protocolError("relayed data from \(source) differs")
+        }
+        let outbound = Crypto.randomBytes(32)
+        try allocation.send(outbound, to: peerAddress, deadline: deadline)
+        let answer: [UInt8]
+        do {
+            answer = try peer.read(deadline: deadline)
+        } catch .timeout {
+            throw .timeout("the relay: nothing relayed from \(relayed) to \(peerAddress)")
+        }
+        guard answer == outbound else { throw .protocolError("the peer got other data from \(relayed)") }
+        return Outcome(value: (), detail: "peer \(peerAddress) <-> relayed \(relayed), both ways").timed(since: start)
+    }
+
+    /// Permissions both ways, then a packet from each allocation to the other's relayed address (the server
+    /// passes these between its own allocations internally, as in a relay-only call between two of its clients).
     private func relay(_ a: TURNClient, _ b: TURNClient, deadline: Deadline) throws(NetError) -> Outcome<Void> {
         guard let aAddress = a.relayed, let bAddress = b.relayed else { throw .protocolError("no relayed address") }
         try a.createPermission(bAddress, deadline: deadline)

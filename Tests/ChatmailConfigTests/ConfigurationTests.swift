@@ -300,6 +300,29 @@ import Testing
         #expect(set.childSettingsDiffer(from: try Configuration.parse(base, path: path), child: "iroh"))
     }
 
+    @Test func frontUpstreams() throws {
+        let base = "[turn]\nhost = \"t\"\n[iroh]\nurl = \"http://r\"\n"
+        let defaults = try Configuration.parse(base, path: path)
+        #expect(defaults.imap.proxyTLSListen == nil && defaults.iroh.imapUpstream == nil)
+        #expect(defaults.iroh.smtpUpstream == nil && defaults.iroh.upstreamProxyProtocol)
+        // ALPN imap goes to IMAP's PROXY listener unless set otherwise.
+        let proxied = try Configuration.parse(
+            "[imap]\nproxy_tls_listen = \"127.0.0.1:10993\"\n" + base + "smtp_upstream = \"127.0.0.1:10465\"\n",
+            path: path)
+        #expect(proxied.iroh.imapUpstream == ListenAddress(host: "127.0.0.1", port: 10993))
+        #expect(proxied.iroh.smtpUpstream == ListenAddress(host: "127.0.0.1", port: 10465))
+        #expect(proxied.imap.child.listen.contains(ListenAddress(host: "127.0.0.1", port: 10993)))
+        let set = try Configuration.parse(
+            base + "imap_upstream = \"[::1]:993\"\nupstream_proxy_protocol = false\n", path: path)
+        #expect(set.iroh.imapUpstream == ListenAddress(host: "::1", port: 993) && !set.iroh.upstreamProxyProtocol)
+        // The PROXY listener trusts what it is told: loopback only.
+        #expect(
+            errors("[imap]\nproxy_tls_listen = \"0.0.0.0:10993\"\n" + base).contains {
+                $0.contains("[imap] proxy_tls_listen: must be a loopback address")
+            })
+        #expect(errors(base + "smtp_upstream = \"nope\"\n").contains { $0.contains("[iroh] smtp_upstream") })
+    }
+
     @Test func controlSocketIsFoundDespiteErrorsElsewhere() throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("cfg-\(UUID())")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)

@@ -59,7 +59,8 @@ def set_parameter(text: str, name: str, value: str) -> str:
 
 
 class Postfix:
-    def __init__(self, domain: str, smtp_port: int, submission_port: int, smtps_port: int, certificate):
+    def __init__(self, domain: str, smtp_port: int, submission_port: int, smtps_port: int, certificate,
+                 front_port: int = None):
         """`certificate` is a (certificate, key) pair of PEM files. The LMTP and auth sockets belong at
         `lmtp_socket` and `auth_socket` (where the shipped relative paths point). `start()` once
         chatmail-imap is up."""
@@ -75,6 +76,8 @@ class Postfix:
         self.lmtp_socket = str(self.socket_dir / "lmtp.sock")
         self.auth_socket = str(self.socket_dir / "auth")
         self.port, self.submission_port, self.smtps_port = smtp_port, submission_port, smtps_port
+        # SMTPS behind the HTTPS front (PROXY protocol v2), as shipped on 127.0.0.1:10465.
+        self.front_port = front_port or free_port()
 
         main = (PACKAGING / "main.cf").read_text().replace(SHIPPED_DOMAIN, domain)
         login_map = self.etc / "chatmail_login_map"
@@ -94,6 +97,7 @@ class Postfix:
         shipped = (PACKAGING / "master.cf").read_text()
         shipped = re.sub(r"^submission ", f"127.0.0.1:{submission_port} ", shipped, flags=re.MULTILINE)
         shipped = re.sub(r"^submissions ", f"127.0.0.1:{smtps_port} ", shipped, flags=re.MULTILINE)
+        shipped = re.sub(r"^127\.0\.0\.1:10465 ", f"127.0.0.1:{self.front_port} ", shipped, flags=re.MULTILINE)
         (self.etc / "master.cf").write_text(MASTER_CF.format(listen=f"127.0.0.1:{smtp_port}") + shipped)
         (self.root / "data").mkdir()
         shutil.chown(self.root / "data", "postfix", "postfix")
@@ -108,7 +112,7 @@ class Postfix:
         assert check.returncode == 0, check.stderr
         self.postfix("start")
         try:
-            for port in (self.port, self.submission_port, self.smtps_port):
+            for port in (self.port, self.submission_port, self.smtps_port, self.front_port):
                 self._wait_listening(port)
         except BaseException:
             self.stop()

@@ -51,8 +51,12 @@ final class IMAPConnectionHandler: ChannelDuplexHandler {
     private let opened = NIODeadline.now()
     private var lastWrite: EventLoopFuture<Void>?
 
-    init(services: IMAPServices, implicitTLS: Bool) {
+    /// The client's address when it is not the peer's (`ProxyHeaderHandler`).
+    private let peer: SocketAddress?
+
+    init(services: IMAPServices, implicitTLS: Bool, peer: SocketAddress? = nil) {
         self.services = services
+        self.peer = peer
         framer = CommandFramer(limits: services.settings.limits)
         var configuration = services.settings.session
         configuration.tlsActive = implicitTLS
@@ -66,7 +70,7 @@ final class IMAPConnectionHandler: ChannelDuplexHandler {
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        if let address = context.remoteAddress?.ipAddress { source = address }
+        if let address = (peer ?? context.remoteAddress)?.ipAddress { source = address }
         session.mayCreateAccount = { [services, source] in
             // The store asks just before it creates the account.
             let allowed = services.sourceLimits.takeAccountCreation(from: source)

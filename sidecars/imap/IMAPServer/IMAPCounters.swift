@@ -53,8 +53,8 @@ public struct CountingLMTPBackend: LMTPBackend {
 
     public func recipientExists(_ address: String) throws -> Bool { try backend.recipientExists(address) }
 
-    public func deliver(_ message: [UInt8], to recipients: [String]) throws -> [DeliveryResult] {
-        let results = try backend.deliver(message, to: recipients)
+    public func deliver(_ message: [UInt8], from sender: String, to recipients: [String]) throws -> [DeliveryResult] {
+        let results = try backend.deliver(message, from: sender, to: recipients)
         board.count { counters in
             counters.lmtpDeliveries += results.count { $0 == .delivered }
             counters.quotaRefusals += results.count { $0 == .overQuota }

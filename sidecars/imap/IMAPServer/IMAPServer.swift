@@ -33,10 +33,11 @@ public enum IMAPServer {
         }
     }
 
-    /// An IMAP listener; `implicitTLS` for the TLS port (993), else the plain port with STARTTLS.
+    /// An IMAP listener; `implicitTLS` for the TLS port (993), else the plain port with STARTTLS. With
+    /// `proxyProtocol` every connection starts with a PROXY v2 header naming the client (from the HTTPS front).
     public static func bindIMAP(
-        host: String, port: Int, implicitTLS: Bool, services: IMAPServices, group: any EventLoopGroup,
-        limit: SourceConnectionLimit = .unlimited
+        host: String, port: Int, implicitTLS: Bool, proxyProtocol: Bool = false, services: IMAPServices,
+        group: any EventLoopGroup, limit: SourceConnectionLimit = .unlimited
     ) async throws -> any Channel {
         try await Listeners.bind(
             .tcp(host: host, port: port), loops: [group.next()], childGroup: group, limit: limit,
@@ -45,12 +46,20 @@ public enum IMAPServer {
                     .childChannelOption(.writeBufferWaterMark, value: writeBufferWaterMark)
             }
         ) { channel, _ in
-            if implicitTLS {
-                guard let tls = services.tls else { throw IMAPServerError.noTLS }
-                try channel.pipeline.syncOperations.addHandler(try tls.makeHandler())
+            @Sendable func serve(_ channel: any Channel, peer: SocketAddress?) throws {
+                if implicitTLS {
+                    guard let tls = services.tls else { throw IMAPServerError.noTLS }
+                    try channel.pipeline.syncOperations.addHandler(try tls.makeHandler())
+                }
+                try channel.pipeline.syncOperations.addHandler(
+                    IMAPConnectionHandler(services: services, implicitTLS: implicitTLS, peer: peer))
             }
-            try channel.pipeline.syncOperations.addHandler(
-                IMAPConnectionHandler(services: services, implicitTLS: implicitTLS))
+            if proxyProtocol {
+                try channel.pipeline.syncOperations.addHandler(
+                    ProxyHeaderHandler(timeout: services.settings.handshakeTimeout) { try serve($0, peer: $1) })
+            } else {
+                try serve(channel, peer: nil)
+            }
         }[0]
     }
 

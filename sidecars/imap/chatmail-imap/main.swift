@@ -84,6 +84,14 @@ await Sidecar.main(name: "imap") { sidecar in
             sidecar.logger.info(
                 "IMAP\(implicitTLS ? " TLS" : "") listening on \(channel.localAddress?.description ?? "?")")
         }
+        if let address = imap.proxyTLSListen {
+            // Connections from the HTTPS front, counted per client there: no per-source cap on the front itself.
+            let channel = try await IMAPServer.bindIMAP(
+                host: address.host, port: Int(address.port), implicitTLS: true, proxyProtocol: true,
+                services: services, group: sidecar.group, limit: .unlimited)
+            listeners.keep([channel])
+            sidecar.logger.info("IMAP TLS behind the front (PROXY v2) listening on \(address)")
+        }
         let socketDirectory = (imap.lmtpSocket as NSString).deletingLastPathComponent
         try? FileManager.default.createDirectory(atPath: socketDirectory, withIntermediateDirectories: true)
         listeners.keep([

@@ -8,7 +8,8 @@ import NIOHTTP1
 import NIOPosix
 
 /// The iroh relay: HTTP and optionally HTTPS listeners serving `/relay` for both protocol families, `/ping`,
-/// `/generate_204`, `/healthz` and `/`. All connections run on one event loop of `group`, where the hub lives.
+/// `/generate_204`, `/healthz` and `/`. The HTTPS listener is the relay's front (`FrontHandler`): connections
+/// whose ClientHello asks for ALPN `imap` or `smtp` are passed to those services. All connections run on one event loop of `group`, where the hub lives.
 public final class IrohRelayServer: Sendable {
     private let hub: RelayHub
     private let listeners: [any Channel]
@@ -26,13 +27,14 @@ public final class IrohRelayServer: Sendable {
     /// Binds `listen` (plain HTTP) and, when `tls` is given, `tlsListen` (HTTPS).
     public static func start(
         listen: ListenAddress, tlsListen: ListenAddress? = nil, tls: TLSContextProvider? = nil,
-        limits: IrohLimits, group: any EventLoopGroup, logger: Logger, limit: SourceConnectionLimit = .unlimited
+        front: FrontUpstreams = FrontUpstreams(imap: nil, smtp: nil), limits: IrohLimits, group: any EventLoopGroup,
+        logger: Logger, limit: SourceConnectionLimit = .unlimited
     ) async throws -> IrohRelayServer {
         let eventLoop = group.next()
         let hub = RelayHub(eventLoop: eventLoop, limits: limits, logger: logger)
         let listeners = try await Listeners.bindAll(limit: limit) { listeners in
-            try await bind(listen, tls: nil, hub: hub, into: listeners)
-            if let tlsListen, let tls { try await bind(tlsListen, tls: tls, hub: hub, into: listeners) }
+            try await bind(listen, tls: nil, front: front, hub: hub, into: listeners)
+            if let tlsListen, let tls { try await bind(tlsListen, tls: tls, front: front, hub: hub, into: listeners) }
             return listeners.channels
         }
         return IrohRelayServer(hub: hub, listeners: listeners)
@@ -50,7 +52,8 @@ public final class IrohRelayServer: Sendable {
     }
 
     private static func bind(
-        _ address: ListenAddress, tls: TLSContextProvider?, hub: RelayHub, into listeners: ListenerSet
+        _ address: ListenAddress, tls: TLSContextProvider?, front: FrontUpstreams, hub: RelayHub,
+        into listeners: ListenerSet
     )
         async throws
     {
@@ -62,17 +65,35 @@ public final class IrohRelayServer: Sendable {
                     .childChannelOption(.writeBufferWaterMark, value: .init(low: 32 << 10, high: 64 << 10))
             }
         ) { channel, _ in
-            try configure(channel, tls: tls, hub: hub)
+            try configure(channel, tls: tls, front: front, hub: hub)
         }
     }
 
-    private static func configure(_ channel: any Channel, tls: TLSContextProvider?, hub: RelayHub) throws {
+    private static func configure(
+        _ channel: any Channel, tls: TLSContextProvider?, front: FrontUpstreams, hub: RelayHub
+    ) throws {
         guard hub.admit() else {
             hub.logger.warning("connection limit reached; refusing a connection")
             channel.close(promise: nil)
             return
         }
         hub.track(channel)
+        let timeout = TimeAmount.nanoseconds(Int64(hub.limits.handshakeTimeout * 1e9))
+        let deadline = HandshakeDeadlineHandler(timeout: timeout) { hub.countLimitClosure() }
+        guard let tls else { return try serveHTTP(channel, tls: nil, deadline: deadline, hub: hub) }
+        // The HTTPS port is the front: the deadline first, so that it also bounds the wait for the ClientHello.
+        let pipeline = channel.pipeline.syncOperations
+        try pipeline.addHandler(deadline)
+        try pipeline.addHandler(
+            FrontHandler(upstreams: front, logger: hub.logger) { channel in
+                try serveHTTP(channel, tls: tls, deadline: nil, hub: hub)
+            })
+    }
+
+    /// Adds the handlers that serve HTTP(S) here at the end of the pipeline; `deadline` when not added yet.
+    private static func serveHTTP(
+        _ channel: any Channel, tls: TLSContextProvider?, deadline: HandshakeDeadlineHandler?, hub: RelayHub
+    ) throws {
         let pipeline = channel.pipeline.syncOperations
         if hub.limits.rate > 0 {
             try pipeline.addHandler(RateLimitHandler(rate: hub.limits.rate, burst: hub.limits.burst))
@@ -81,8 +102,7 @@ public final class IrohRelayServer: Sendable {
         // No reading while unsent answers (pongs, HTTP responses) are above the high watermark; a client that
         // never reads is dropped by the relay's write timeout, or before the handshake by its deadline.
         try pipeline.addHandler(BackPressureHandler())
-        let timeout = TimeAmount.nanoseconds(Int64(hub.limits.handshakeTimeout * 1e9))
-        try pipeline.addHandler(HandshakeDeadlineHandler(timeout: timeout) { hub.countLimitClosure() })
+        if let deadline { try pipeline.addHandler(deadline) }
         try pipeline.configureHTTPServerPipeline(
             withServerUpgrade: (
                 upgraders: [LegacyStreamUpgrader(hub: hub), hub.makeWebSocketUpgrader()],

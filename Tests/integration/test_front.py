@@ -1,0 +1,280 @@
+"""chatmail-iroh's HTTPS listener as the relay's port-443 front: ALPN `imap` to chatmail-imap's PROXY-v2 TLS
+listener, `smtp` to Postfix's PROXY-v2 SMTPS service, everything else served as HTTPS; real clients (openssl
+s_client, curl, Python's ssl) and bad ones (cut, plain HTTP, silent, 1000 half-open)."""
+
+import socket
+import ssl
+import subprocess
+import threading
+import time
+
+import pytest
+
+from conftest import bin_dir, wait_until
+from test_imap import DOMAIN, IMAPServer, free_port
+
+PROXY_SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
+DEADLINE = 2
+
+
+def write_front_config(path, port, tls_port, imap_upstream=None, smtp_upstream=None, **extra):
+    lines = ["[supervisor]", f'state_dir = "{path.parent}/front-state"', f'runtime_dir = "{path.parent}/run"',
+             'log_level = "debug"', "[turn]", "enabled = false", "[shadowsocks]", "enabled = false", "[imap]",
+             "enabled = false", "[iroh]", f'listen = "127.0.0.1:{port}"', f'tls_listen = "127.0.0.1:{tls_port}"',
+             f"handshake_timeout = {DEADLINE}", "rate_limit = 0"]
+    if imap_upstream:
+        lines.append(f'imap_upstream = "127.0.0.1:{imap_upstream}"')
+    if smtp_upstream:
+        lines.append(f'smtp_upstream = "127.0.0.1:{smtp_upstream}"')
+    lines += [f"{key} = {value}" for key, value in extra.items()]
+    lines += ["[tls]", "self_signed = true", 'names = ["localhost"]']
+    path.write_text("\n".join(lines) + "\n")
+
+
+class Front:
+    """chatmail-iroh on its own, its HTTPS listener the front."""
+
+    def __init__(self, tmp, **kwargs):
+        self.port, self.tls_port = free_port(), free_port()
+        self.config = tmp / "front.conf"
+        self.log = tmp / "front.log"
+        write_front_config(self.config, self.port, self.tls_port, **kwargs)
+        self.proc = subprocess.Popen([str(bin_dir() / "chatmail-iroh"), "--config", str(self.config)],
+                                     stdout=self.log.open("w"), stderr=subprocess.STDOUT)
+        wait_until(self._listening, what="the front to listen")
+
+    def _listening(self):
+        assert self.proc.poll() is None, self.log.read_text()
+        try:
+            socket.create_connection(("127.0.0.1", self.tls_port), timeout=2).close()
+            return True
+        except OSError:
+            return False
+
+    def tls(self, alpn, source="127.0.0.1"):
+        """A TLS connection through the front from `source`, asking for `alpn`."""
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        if alpn:
+            context.set_alpn_protocols(alpn)
+        sock = socket.create_connection(("127.0.0.1", self.tls_port), timeout=5, source_address=(source, 0))
+        return context.wrap_socket(sock, server_hostname="localhost")
+
+    def stop(self):
+        self.proc.terminate()
+        assert self.proc.wait(10) == 0
+
+
+class RecordingUpstream:
+    """A TCP listener that keeps every byte of its first connection."""
+
+    def __init__(self):
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.data = b""
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        self.sock.settimeout(10)
+        connection, _ = self.sock.accept()
+        connection.settimeout(10)
+        with connection:
+            connection.sendall(b"hello from upstream\r\n")
+            while chunk := connection.recv(65536):
+                self.data += chunk
+
+
+def hello(alpn: bytes) -> bytes:
+    """A real ClientHello from openssl s_client asking for `alpn`, captured on a local socket."""
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    client = subprocess.Popen(["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-alpn", alpn.decode()],
+                              stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    connection, _ = server.accept()
+    connection.settimeout(1)
+    data = b""
+    try:
+        while len(data) < 5 or len(data) < 5 + int.from_bytes(data[3:5], "big"):
+            data += connection.recv(65536)
+    finally:
+        client.kill()
+        client.wait()
+        connection.close()
+        server.close()
+    return data
+
+
+def closed_within(sock, seconds):
+    """Whether the peer closes `sock` within `seconds` (reading and dropping whatever it sends)."""
+    sock.settimeout(seconds)
+    try:
+        while sock.recv(65536):
+            pass
+        return True
+    except (ConnectionResetError, BrokenPipeError):
+        return True
+    except (socket.timeout, TimeoutError):
+        return False
+
+
+def test_passed_connection_keeps_its_bytes_after_a_proxy_header(tmp_path):
+    """ALPN imap goes to the upstream: a PROXY v2 header with the client's address (127.0.0.9), then every byte
+    the client sent, split across many reads, exactly; the upstream's bytes come back."""
+    upstream = RecordingUpstream()
+    front = Front(tmp_path, imap_upstream=upstream.port)
+    try:
+        data = hello(b"imap") + bytes(range(256)) * 40
+        sock = socket.create_connection(("127.0.0.1", front.tls_port), source_address=("127.0.0.9", 0), timeout=5)
+        for start in range(0, len(data), 97):
+            sock.sendall(data[start:start + 97])
+            if start < 400:
+                time.sleep(0.002)
+        assert sock.recv(100) == b"hello from upstream\r\n"
+        sock.close()
+        upstream.thread.join(10)
+        header = upstream.data[:28]
+        assert header[:12] == PROXY_SIGNATURE and header[12:14] == b"\x21\x11" and header[14:16] == b"\x00\x0c"
+        assert header[16:20] == bytes([127, 0, 0, 9]) and header[20:24] == bytes([127, 0, 0, 1])
+        assert int.from_bytes(header[26:28], "big") == front.tls_port
+        assert upstream.data[28:] == data
+    finally:
+        front.stop()
+
+
+@pytest.fixture
+def imap_behind_front(tmp_path):
+    proxy_port = free_port()
+    imap = IMAPServer(tmp_path, extra=f'proxy_tls_listen = "127.0.0.1:{proxy_port}"\nmax_failed_logins_per_minute = 3')
+    front = Front(tmp_path, imap_upstream=proxy_port)
+    yield imap, front
+    front.stop()
+    imap.stop()
+
+
+def imap_command(sock, line):
+    sock.sendall(line + b"\r\n")
+    tag = line.split(b" ")[0]
+    data = b""
+    while not any(l.startswith(tag + b" ") for l in data.split(b"\r\n")):
+        chunk = sock.recv(65536)
+        assert chunk, data
+        data += chunk
+    return data
+
+
+def test_openssl_alpn_imap_gets_the_imap_greeting_and_curl_the_site(imap_behind_front):
+    imap, front = imap_behind_front
+    client = subprocess.Popen(
+        ["openssl", "s_client", "-connect", f"127.0.0.1:{front.tls_port}", "-alpn", "imap", "-quiet"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        line = client.stdout.readline()
+        assert line.startswith(b"* OK [CAPABILITY IMAP4rev1"), line
+    finally:
+        client.kill()
+        client.wait()
+    curl = subprocess.run(["curl", "-sk", "-o", "/dev/null", "-w", "%{http_code} %{http_version}",
+                           f"https://localhost:{front.tls_port}/generate_204"], capture_output=True, text=True,
+                          timeout=20)
+    assert curl.stdout == "204 1.1", curl
+
+
+def test_imap_sees_the_real_client_address(imap_behind_front):
+    """Logins through the front count against the client's address (127.0.0.9), not the front's: after three
+    failures 127.0.0.9 is refused while 127.0.0.10, also through the front, logs in; IMAP's log names it."""
+    imap, front = imap_behind_front
+    user, password = f"frontuser@{DOMAIN}".encode(), b"password123"
+    with front.tls(["imap"], "127.0.0.9") as sock:
+        assert sock.recv(4096).startswith(b"* OK")
+        assert b"a OK" in imap_command(sock, b"a LOGIN " + user + b" " + password)
+    for n in range(3):  # a session is closed after a failed login
+        with front.tls(["imap"], "127.0.0.9") as sock:
+            assert sock.recv(4096).startswith(b"* OK")
+            assert b" NO " in imap_command(sock, b"b LOGIN " + user + b" wrongpassword")
+    with front.tls(["imap"], "127.0.0.9") as sock:
+        assert sock.recv(4096).startswith(b"* OK")
+        assert b"UNAVAILABLE" in imap_command(sock, b"c LOGIN " + user + b" " + password)
+    with front.tls(["imap"], "127.0.0.10") as sock:
+        assert sock.recv(4096).startswith(b"* OK")
+        assert b"d OK" in imap_command(sock, b"d LOGIN " + user + b" " + password)
+    wait_until(lambda: f"IMAP login frontuser@{DOMAIN} from 127.0.0.9" in imap.output(), what="the login log line")
+    assert "from 127.0.0.1\n" not in imap.output()
+
+
+def test_the_proxy_listener_refuses_connections_without_a_header(imap_behind_front):
+    imap, front = imap_behind_front
+    port = int(imap.config.read_text().split('proxy_tls_listen = "127.0.0.1:')[1].split('"')[0])
+    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+    sock.sendall(hello(b"imap"))
+    assert closed_within(sock, 5)
+
+
+def test_alpn_smtp_reaches_postfix_with_the_client_address(tmp_path):
+    from postfix_instance import Postfix, available
+    from test_tls import make_certificate
+
+    if not available():
+        pytest.skip("needs root and Debian's postfix")
+    certificate = make_certificate(tmp_path, "localhost")
+    postfix = Postfix(DOMAIN, free_port(), free_port(), free_port(), certificate)
+    # Postfix's smtpd needs the SASL socket (its login service) to start a session.
+    imap = IMAPServer(tmp_path, extra=f'auth_socket = "{postfix.auth_socket}"')
+    postfix.start()
+    try:
+        front = Front(tmp_path, smtp_upstream=postfix.front_port)
+        try:
+            client = subprocess.Popen(
+                ["openssl", "s_client", "-connect", f"127.0.0.1:{front.tls_port}", "-alpn", "smtp", "-quiet"],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+            try:
+                line = client.stdout.readline()
+                assert line.startswith(b"220 "), (line, postfix.log()[-3000:])
+            finally:
+                client.kill()
+                client.wait()
+            with front.tls(["smtp"], "127.0.0.9") as sock:
+                assert sock.recv(4096).startswith(b"220 ")
+                sock.sendall(b"EHLO client.example\r\n")
+                assert b"250" in sock.recv(4096)
+            wait_until(lambda: "connect from unknown[127.0.0.9]" in postfix.log(), what="Postfix to log 127.0.0.9")
+        finally:
+            front.stop()
+    finally:
+        postfix.stop()
+        imap.stop()
+
+
+def test_bad_clients_are_closed_by_the_deadline_and_others_are_served(tmp_path):
+    upstream = RecordingUpstream()
+    front = Front(tmp_path, imap_upstream=upstream.port, max_connections_per_source=0)
+    try:
+        whole = hello(b"imap")
+        started = time.monotonic()
+        # Plain HTTP on the TLS port, and garbage: closed at once.
+        for data in (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", b"\x80\x2e\x01\x03\x01" + b"\x00" * 40):
+            sock = socket.create_connection(("127.0.0.1", front.tls_port), timeout=5)
+            sock.sendall(data)
+            assert closed_within(sock, 1), data
+        # A ClientHello cut short, silence, and 1000 half-open connections: closed by the deadline.
+        cut = socket.create_connection(("127.0.0.1", front.tls_port), timeout=5)
+        cut.sendall(whole[:len(whole) // 2])
+        silent = socket.create_connection(("127.0.0.1", front.tls_port), timeout=5)
+        half_open = []
+        for n in range(1000):
+            sock = socket.create_connection(("127.0.0.1", front.tls_port), timeout=5)
+            sock.sendall(whole[:n % len(whole)])
+            half_open.append(sock)
+        # Others are served meanwhile.
+        curl = subprocess.run(["curl", "-sk", "-o", "/dev/null", "-w", "%{http_code}",
+                               f"https://localhost:{front.tls_port}/generate_204"], capture_output=True, text=True,
+                              timeout=20)
+        assert curl.stdout == "204"
+        for sock in [cut, silent] + half_open:
+            assert closed_within(sock, max(0.1, started + DEADLINE + 5 - time.monotonic()))
+            sock.close()
+        assert front.proc.poll() is None
+        assert upstream.data == b""
+    finally:
+        front.stop()
