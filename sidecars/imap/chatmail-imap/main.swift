@@ -1,4 +1,5 @@
 import ChatmailConfig
+import ChatmailMetrics
 import ChatmailSidecar
 import Foundation
 import IMAPCore
@@ -21,9 +22,6 @@ await Sidecar.main(name: "imap") { sidecar in
     let databasePath = MailDatabase.path(for: sidecar.configuration)
     let notifier = MailboxNotifier()
     let storeSettings = MailDatabase.settings(for: sidecar.configuration)
-    if imap.push && !imap.pushCAFile.isEmpty && !FileManager.default.isReadableFile(atPath: imap.pushCAFile) {
-        throw SidecarError.configuration("push_ca_file \(imap.pushCAFile) cannot be read")
-    }
     // Push notifications: queued by deliveries in the store, posted by the worker's threads.
     var pushSettings = PushWorker.Settings()
     pushSettings.concurrency = imap.pushConcurrency
@@ -41,6 +39,7 @@ await Sidecar.main(name: "imap") { sidecar in
         throw SidecarError.environment("cannot open the mail store \(databasePath): \(error)")
     }
 
+    // Also checks what `chatmailctl check-config` checks (push_ca_file readable).
     let settings = try IMAPServerSettings(configuration: sidecar.configuration)
 
     let tls = try sidecar.tlsProvider(alpn: ["imap"])
@@ -62,6 +61,13 @@ await Sidecar.main(name: "imap") { sidecar in
         if !fresh { sidecar.logger.warning("discovery is slow: serving the last answer") }
         return entries
     }
+
+    sidecar.reportMetrics {
+        var counters = services.counters.value
+        counters.sessions = services.sessionCount
+        return IMAPCounters.metrics.samples(counters)
+    }
+    let lmtpBackend = CountingLMTPBackend(database, board: services.counters)
 
     var lmtpSettings = LMTPSession.Settings()
     lmtpSettings.hostname = imap.mailDomain
@@ -88,7 +94,7 @@ await Sidecar.main(name: "imap") { sidecar in
         try? FileManager.default.createDirectory(atPath: socketDirectory, withIntermediateDirectories: true)
         listeners.keep([
             try await IMAPServer.bindLMTP(
-                unixPath: imap.lmtpSocket, settings: lmtpSettings, backend: database, threadPool: pools.lmtp,
+                unixPath: imap.lmtpSocket, settings: lmtpSettings, backend: lmtpBackend, threadPool: pools.lmtp,
                 sendTimeout: settings.sendTimeout, group: sidecar.group)
         ])
         // The MTA's LMTP client runs as its own user: the socket is open to all, and the
@@ -113,7 +119,7 @@ await Sidecar.main(name: "imap") { sidecar in
         }
         if let address = imap.lmtpListen {
             let channel = try await IMAPServer.bindLMTP(
-                host: address.host, port: Int(address.port), settings: lmtpSettings, backend: database,
+                host: address.host, port: Int(address.port), settings: lmtpSettings, backend: lmtpBackend,
                 threadPool: pools.lmtp, sendTimeout: settings.sendTimeout, group: sidecar.group,
                 limit: listeners.limit)
             listeners.keep([channel])

@@ -1,3 +1,4 @@
+import ChatmailMetrics
 import ChatmailSidecar
 import IrohServer
 
@@ -18,6 +19,7 @@ import IrohServer
                     "http": "\(server.httpAddress.map { "\($0)" } ?? "-")",
                     "https": "\(server.httpsAddress.map { "\($0)" } ?? "-")",
                 ])
+            sidecar.reportMetrics { (try? await server.counters()).map(RelayCounters.metrics.samples) ?? [] }
             try await sidecar.serveUntilShutdown { await server.close() }
         }
     }
