@@ -102,7 +102,7 @@ struct EngineTests {
         let answer = try harness.answer(harness.send(try request.encoded()))
         #expect(answer.type == .bindingSuccess)
         #expect(answer.attributes == [.xorMappedAddress(harness.tuple.client)])
-        let withFingerprint = try harness.send(try request.encoded(fingerprint: true))
+        let withFingerprint = harness.send(try request.encoded(fingerprint: true))
         guard case .reply(let bytes, _) = withFingerprint else { throw HarnessError.unexpected("") }
         #expect(STUNMessage.verifyFingerprint(bytes))
         #expect(bytes.count == 20 + 12 + 8)
