@@ -67,6 +67,7 @@ build: deps
 # ports, state in ./.run/). Children that are not built yet show as "not installed".
 run: build
 	@$(BIN)/chatmailctl ports --config $(CONFIG)
+	@echo "Invite (Delta Chat): $$($(BIN)/chatmailctl invite --config $(CONFIG))"
 	$(BIN)/chatmail-supervisor --config $(CONFIG)
 
 test: test-deps

@@ -169,6 +169,7 @@ let package = Package(
             name: "IrohServer",
             dependencies: [
                 "IrohCore", "FrontCore", "ChatmailProxyProtocol", "ChatmailConfig", "ChatmailTLS", "ChatmailSidecar",
+                "IMAPCore",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -178,10 +179,10 @@ let package = Package(
             path: "sidecars/iroh/IrohServer", swiftSettings: strict),
         .executableTarget(
             name: "chatmail-iroh",
-            dependencies: ["IrohServer", "ChatmailSidecar"],
+            dependencies: ["IrohServer", "ChatmailSidecar", "FrontCore", "IMAPStore", "ChatmailConfig"],
             path: "sidecars/iroh/chatmail-iroh", swiftSettings: strict),
         .testTarget(name: "IrohCoreTests", dependencies: ["ChatmailTestSupport", "IrohCore", "ChatmailCrypto"]),
-        .testTarget(name: "FrontCoreTests", dependencies: ["FrontCore"]),
+        .testTarget(name: "FrontCoreTests", dependencies: ["FrontCore", "IMAPCore"]),
         .testTarget(name: "ChatmailProxyProtocolTests", dependencies: ["ChatmailProxyProtocol"]),
         .testTarget(
             name: "IrohServerTests",

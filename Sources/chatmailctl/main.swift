@@ -17,7 +17,7 @@ struct Chatmailctl: AsyncParsableCommand {
         subcommands: [
             Status.self, Start.self, Stop.self, Restart.self, Enable.self, Disable.self, Reload.self, Turn.self,
             Shadowsocks.self,
-            CheckConfig.self, User.self, Doctor.self, Ports.self,
+            CheckConfig.self, User.self, Doctor.self, Ports.self, Invite.self,
         ])
 }
 
