@@ -19,13 +19,17 @@ struct Invite: AsyncParsableCommand {
         guard let link = configuration.inviteLink else {
             fail("no invite link: the HTTPS front ([iroh] tls_listen) is not configured or iroh is disabled")
         }
-        print(link)
-        if qr {
-            do {
-                print(try QRCode(encoding: link).render())
-            } catch {
-                fail("cannot draw the QR code: \(error)")
-            }
-        }
+        printLink(link, qr: qr)
+    }
+}
+
+/// Prints `link`, and with `qr` the link as a QR code for the terminal.
+func printLink(_ link: String, qr: Bool) {
+    print(link)
+    guard qr else { return }
+    do {
+        print(try QRCode(encoding: link).render())
+    } catch {
+        fail("cannot draw the QR code: \(error)")
     }
 }

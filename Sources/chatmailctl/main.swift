@@ -345,15 +345,7 @@ struct Shadowsocks: AsyncParsableCommand {
             }
             let host = host ?? section.publicHost
             guard !host.isEmpty else { fail("no host for the link: set [shadowsocks] public_host or use --host") }
-            let link = credential.link(host: host, port: section.publicPort, tag: host)
-            print(link)
-            if qr {
-                do {
-                    print(try QRCode(encoding: link).render())
-                } catch {
-                    fail("cannot draw the QR code: \(error)")
-                }
-            }
+            printLink(credential.link(host: host, port: section.publicPort, tag: host), qr: qr)
         }
 
         /// The supervisor's key for `[shadowsocks] method` when the file sets none: from the running supervisor
