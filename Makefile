@@ -9,6 +9,8 @@ TEST_DEPS  := systemd util-linux openssl curl b3sum zbar-tools nftables python3-
 PIP_DEPS   := pytest qrcode cryptography blake3 pycryptodome pproxy aioice aiortc imapclient deltachat-rpc-server \
               deltachat-rpc-client
 BENCH_DEPS := dovecot-imapd dovecot-lmtpd
+# `make deb`: debhelper and dpkg-buildpackage build the package, lintian checks it.
+DEB_DEPS   := debhelper dpkg-dev lintian
 # The real iroh clients for the relay tests: both generations install as package `iroh`, so each gets a venv.
 IROH_CLIENTS := 1.2.0 0.35.0
 IROH_VENVS   := .build/iroh-venvs
@@ -20,7 +22,7 @@ PROGRAMS   := chatmail-supervisor chatmailctl chatmail-imap chatmail-turn chatma
 BIN         = $(shell $(SWIFT) build --show-bin-path)
 RELEASE_BIN = $(shell $(SWIFT) build -c release --show-bin-path)
 
-.PHONY: all build run test test-swift test-integration bench install deps test-deps clean
+.PHONY: all build run test test-swift test-integration bench install deb deps test-deps clean
 
 all: build
 
@@ -108,6 +110,20 @@ install: deps
 	  $(SUDO) install -m 0640 packaging/supervisor.conf $(DESTDIR)/etc/chatmail/supervisor.conf
 	@echo "installed; edit /etc/chatmail/supervisor.conf, then: systemd-sysusers; systemd-tmpfiles --create;" \
 	  "systemctl daemon-reload; systemctl enable --now chatmail"
+
+# The Debian package, built the Debian way (debian/, debhelper, dpkg-buildpackage) with the Swift
+# runtime linked statically; lands in $(DEB_DIR) with its lintian report checked.
+DEB_DIR := .build/deb
+DEB      = $(DEB_DIR)/chatmail-swift_$(shell dpkg-parsechangelog -S Version)_$(shell dpkg-architecture -qDEB_HOST_ARCH).deb
+deb: deps
+	$(call apt_install,$(DEB_DEPS))
+	DEB_BUILD_OPTIONS="noautodbgsym $$DEB_BUILD_OPTIONS" dpkg-buildpackage -b -us -uc
+	@# dpkg-buildpackage writes next to the source tree; keep the results in the build directory.
+	mkdir -p $(DEB_DIR)
+	v=$$(dpkg-parsechangelog -S Version); \
+	  mv ../chatmail-swift_$${v}_*.deb ../chatmail-swift_$${v}_*.buildinfo ../chatmail-swift_$${v}_*.changes $(DEB_DIR)/
+	lintian --fail-on warning,error $(DEB)
+	@echo "built $(DEB)"
 
 clean:
 	rm -rf .build .run

@@ -108,6 +108,9 @@ let package = Package(
             path: "sidecars/imap/chatmail-imap", swiftSettings: strict),
         .testTarget(name: "IMAPCoreTests", dependencies: ["ChatmailTestSupport", "IMAPCore"]),
         .testTarget(
+            name: "IMAPPushTests",
+            dependencies: ["IMAPPush", "IMAPStore", "IMAPCore", .product(name: "Logging", package: "swift-log")]),
+        .testTarget(
             name: "IMAPStoreTests",
             dependencies: ["IMAPStore", "IMAPCore", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(

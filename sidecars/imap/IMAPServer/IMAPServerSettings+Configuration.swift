@@ -1,4 +1,5 @@
 import ChatmailConfig
+import Foundation
 import IMAPCore
 import NIOCore
 
@@ -7,6 +8,13 @@ extension IMAPServerSettings {
     /// child at start and by `chatmailctl check-config` alike. Opens nothing: the mail store is the child's.
     public init(configuration: Configuration) throws(ConfigurationErrors) {
         let imap = configuration.imap
+        if imap.push && !imap.pushCAFile.isEmpty && !FileManager.default.isReadableFile(atPath: imap.pushCAFile) {
+            throw ConfigurationErrors(errors: [
+                .init(
+                    file: configuration.path, line: nil, key: "[imap] push_ca_file",
+                    message: "cannot read \(imap.pushCAFile)")
+            ])
+        }
         self.init()
         session.startTLSAvailable = imap.startTLS
         session.loginRequiresTLS = !imap.plaintextLogin

@@ -21,9 +21,6 @@ await Sidecar.main(name: "imap") { sidecar in
     let databasePath = MailDatabase.path(for: sidecar.configuration)
     let notifier = MailboxNotifier()
     let storeSettings = MailDatabase.settings(for: sidecar.configuration)
-    if imap.push && !imap.pushCAFile.isEmpty && !FileManager.default.isReadableFile(atPath: imap.pushCAFile) {
-        throw SidecarError.configuration("push_ca_file \(imap.pushCAFile) cannot be read")
-    }
     // Push notifications: queued by deliveries in the store, posted by the worker's threads.
     var pushSettings = PushWorker.Settings()
     pushSettings.concurrency = imap.pushConcurrency
@@ -41,6 +38,7 @@ await Sidecar.main(name: "imap") { sidecar in
         throw SidecarError.environment("cannot open the mail store \(databasePath): \(error)")
     }
 
+    // Also checks what `chatmailctl check-config` checks (push_ca_file readable).
     let settings = try IMAPServerSettings(configuration: sidecar.configuration)
 
     let tls = try sidecar.tlsProvider(alpn: ["imap"])
