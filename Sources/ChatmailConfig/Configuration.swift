@@ -51,6 +51,8 @@ public struct SupervisorSection: Sendable, Equatable {
     public var crashLoopLimit: Int = 10
     /// A child that does not report ready within this many seconds is stopped and retried.
     public var readyTimeout: Double = 30
+    /// Where `/metrics` (Prometheus text) is served; nil (the default): not served.
+    public var metricsListen: ListenAddress? = nil
     /// No-log mode: children log no client address, account, TURN username, token or target.
     public var noLog = false
 }

@@ -1,4 +1,5 @@
 import ChatmailConfig
+import ChatmailMetrics
 import ChatmailSidecar
 import FrontCore
 import IMAPStore
@@ -36,6 +37,7 @@ import IrohServer
                     "http": "\(server.httpAddress.map { "\($0)" } ?? "-")",
                     "https": "\(server.httpsAddress.map { "\($0)" } ?? "-")",
                 ])
+            sidecar.reportMetrics { (try? await server.counters()).map(RelayCounters.metrics.samples) ?? [] }
             try await sidecar.serveUntilShutdown { await server.close() }
         }
     }
