@@ -77,7 +77,7 @@ let package = Package(
         .target(
             name: "IMAPPush",
             dependencies: [
-                "CPushCurl", "IMAPCore", "IMAPStore",
+                "CPushCurl", "IMAPCore", "IMAPStore", "ChatmailMetrics",
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -113,7 +113,9 @@ let package = Package(
         .testTarget(name: "IMAPCoreTests", dependencies: ["ChatmailTestSupport", "IMAPCore"]),
         .testTarget(
             name: "IMAPPushTests",
-            dependencies: ["IMAPPush", "IMAPStore", "IMAPCore", .product(name: "Logging", package: "swift-log")]),
+            dependencies: [
+                "IMAPPush", "IMAPStore", "IMAPCore", "ChatmailMetrics", .product(name: "Logging", package: "swift-log"),
+            ]),
         .testTarget(
             name: "IMAPStoreTests",
             dependencies: ["IMAPStore", "IMAPCore", .product(name: "GRDB", package: "GRDB.swift")]),
