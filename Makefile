@@ -69,6 +69,7 @@ build: deps
 # ports, state in ./.run/). Children that are not built yet show as "not installed".
 run: build
 	@$(BIN)/chatmailctl ports --config $(CONFIG)
+	@echo "Invite (Delta Chat): $$($(BIN)/chatmailctl invite --config $(CONFIG))"
 	$(BIN)/chatmail-supervisor --config $(CONFIG)
 
 test: test-deps
@@ -88,6 +89,7 @@ bench: test-deps
 	$(call apt_install,$(BENCH_DEPS))
 	$(SWIFT) build -c release
 	CHATMAIL_BIN_DIR=$(RELEASE_BIN) python3 bench/supervisor_bench.py
+	CHATMAIL_BIN_DIR=$(RELEASE_BIN) python3 bench/metrics_bench.py
 	CHATMAIL_BIN_DIR=$(RELEASE_BIN) python3 bench/tls_bench.py
 	CHATMAIL_BIN_DIR=$(RELEASE_BIN) python3 bench/iroh_bench.py
 	CHATMAIL_BIN_DIR=$(RELEASE_BIN) python3 bench/shadowsocks_bench.py

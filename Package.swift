@@ -77,7 +77,7 @@ let package = Package(
         .target(
             name: "IMAPPush",
             dependencies: [
-                "CPushCurl", "IMAPCore", "IMAPStore",
+                "CPushCurl", "IMAPCore", "IMAPStore", "ChatmailMetrics",
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -113,7 +113,9 @@ let package = Package(
         .testTarget(name: "IMAPCoreTests", dependencies: ["ChatmailTestSupport", "IMAPCore"]),
         .testTarget(
             name: "IMAPPushTests",
-            dependencies: ["IMAPPush", "IMAPStore", "IMAPCore", .product(name: "Logging", package: "swift-log")]),
+            dependencies: [
+                "IMAPPush", "IMAPStore", "IMAPCore", "ChatmailMetrics", .product(name: "Logging", package: "swift-log"),
+            ]),
         .testTarget(
             name: "IMAPStoreTests",
             dependencies: ["IMAPStore", "IMAPCore", .product(name: "GRDB", package: "GRDB.swift")]),
@@ -177,7 +179,7 @@ let package = Package(
             name: "IrohServer",
             dependencies: [
                 "IrohCore", "FrontCore", "ChatmailProxyProtocol", "ChatmailConfig", "ChatmailTLS", "ChatmailSidecar",
-                "ChatmailMetrics",
+                "IMAPCore", "ChatmailMetrics",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -187,10 +189,12 @@ let package = Package(
             path: "sidecars/iroh/IrohServer", swiftSettings: strict),
         .executableTarget(
             name: "chatmail-iroh",
-            dependencies: ["IrohServer", "ChatmailSidecar", "ChatmailMetrics"],
+            dependencies: [
+                "IrohServer", "ChatmailSidecar", "ChatmailMetrics", "FrontCore", "IMAPStore", "ChatmailConfig",
+            ],
             path: "sidecars/iroh/chatmail-iroh", swiftSettings: strict),
         .testTarget(name: "IrohCoreTests", dependencies: ["ChatmailTestSupport", "IrohCore", "ChatmailCrypto"]),
-        .testTarget(name: "FrontCoreTests", dependencies: ["FrontCore"]),
+        .testTarget(name: "FrontCoreTests", dependencies: ["FrontCore", "IMAPCore"]),
         .testTarget(name: "ChatmailProxyProtocolTests", dependencies: ["ChatmailProxyProtocol"]),
         .testTarget(
             name: "IrohServerTests",

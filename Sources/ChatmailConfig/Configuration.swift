@@ -240,6 +240,19 @@ public struct IrohSection: Sendable, Equatable {
     public var smtpUpstream: ListenAddress?
     /// Send the upstreams a PROXY protocol v2 header with the client's address.
     public var upstreamProxyProtocol: Bool = true
+    /// `POST /new` answers with credentials per source address (an IPv6 /64) per hour; 0: no limit.
+    public var newAccountsPerHour: Int = 30
+}
+
+extension Configuration {
+    /// The `dcaccount:` link that invites people to this relay, when the HTTPS front runs: `dcaccount:<domain>`
+    /// on port 443 (Delta Chat then makes up the credentials and logs in, which creates the account), else
+    /// `dcaccount:https://<domain>:<port>/new` (it posts there for them).
+    public var inviteLink: String? {
+        guard iroh.child.enabled, let front = iroh.tlsListen else { return nil }
+        let domain = imap.mailDomain
+        return front.port == 443 ? "dcaccount:\(domain)" : "dcaccount:https://\(domain):\(front.port)/new"
+    }
 }
 
 /// The iroh relay's per-connection bounds. The defaults follow iroh-relay's constants (notes §8, §9), plus a

@@ -358,6 +358,8 @@ final class ConfigurationReader {
             s.address("smtp_upstream", default: "127.0.0.1:10465")
         }
         result.upstreamProxyProtocol = s.bool("upstream_proxy_protocol", default: result.upstreamProxyProtocol)
+        result.newAccountsPerHour = s.int(
+            "new_accounts_per_hour", default: result.newAccountsPerHour, range: 0...1_000_000)
         s.finish()
         return result
     }

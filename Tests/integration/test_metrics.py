@@ -136,6 +136,9 @@ def test_metrics_parse_and_move_with_traffic(bundle):
     assert value(after, "chatmail_imap_logins_total", result="failed") == failed + 1
     assert value(after, "chatmail_imap_logins_total", result="ok") >= 1
     assert value(after, "chatmail_imap_accounts_created_total") >= 1
+    # The push worker's counters are there (nothing posted: no device token was set).
+    for outcome in ("sent", "retried", "gone", "dropped"):
+        assert value(after, "chatmail_imap_push_posts_total", outcome=outcome) == 0
     client.sock.close()
     peer.close()
 

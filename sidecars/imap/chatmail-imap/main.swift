@@ -65,7 +65,7 @@ await Sidecar.main(name: "imap") { sidecar in
     sidecar.reportMetrics {
         var counters = services.counters.value
         counters.sessions = services.sessionCount
-        return IMAPCounters.metrics.samples(counters)
+        return IMAPCounters.metrics.samples(counters) + PushCounters.metrics.samples(push.counters)
     }
     let lmtpBackend = CountingLMTPBackend(database, board: services.counters)
 

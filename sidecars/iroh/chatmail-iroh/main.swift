@@ -1,5 +1,8 @@
+import ChatmailConfig
 import ChatmailMetrics
 import ChatmailSidecar
+import FrontCore
+import IMAPStore
 import IrohServer
 
 /// The iroh relay child: plain HTTP on `[iroh] listen`, HTTPS on `tls_listen` when set (the relay's front, passing
@@ -10,8 +13,23 @@ import IrohServer
             let section = sidecar.configuration.iroh
             let tls = try section.tlsListen.map { _ in try sidecar.tlsProvider() }
             let front = try FrontUpstreams(section)
+            let configuration = sidecar.configuration
+            let imap = configuration.imap
+            let site = FrontSite(
+                onboarding: Onboarding(
+                    domain: imap.mailDomain, localpartLength: imap.localpartMinLength...imap.localpartMaxLength,
+                    passwordMinLength: imap.passwordMinLength, inviteLink: configuration.inviteLink),
+                newAccountsPerHour: section.newAccountsPerHour
+            ) {
+                // The rule IMAP's first logins follow: [imap] auto_create_accounts, <state_dir>/nocreate, free space.
+                guard imap.autoCreateAccounts, AccountCreationGate(for: configuration).state().isOpen else {
+                    return "This relay creates no new accounts at the moment."
+                }
+                return nil
+            }
             let server = try await IrohRelayServer.start(
-                listen: section.listen, tlsListen: section.tlsListen, tls: tls, front: front, limits: section.limits,
+                listen: section.listen, tlsListen: section.tlsListen, tls: tls, front: front, site: site,
+                limits: section.limits,
                 group: sidecar.group, logger: sidecar.logger, limit: sidecar.connectionLimit)
             sidecar.logger.info(
                 "iroh relay listening",
