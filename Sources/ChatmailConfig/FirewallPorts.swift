@@ -57,7 +57,7 @@ extension Configuration {
             return ports
         case "iroh":
             return [port(.tcp, iroh.listen, "iroh relay over HTTP")]
-                + (iroh.tlsListen.map { [port(.tcp, $0, "iroh relay over HTTPS")] } ?? [])
+                + (iroh.tlsListen.map { [port(.tcp, $0, "HTTPS front: iroh relay, /new, IMAP and SMTP by ALPN")] } ?? [])
         case "shadowsocks":
             return [port(.tcp, shadowsocks.listen, "Shadowsocks proxy")]
         case "imap":

@@ -33,7 +33,7 @@ import Testing
         #expect(
             Self.rows(ports) == [
                 "turn udp 3478", "turn tcp 3478", "turn tcp 5349", "turn udp 49152-65535", "iroh tcp 3340",
-                "shadowsocks tcp 8388", "imap tcp 143", "imap tcp 993",
+                "iroh tcp 443", "shadowsocks tcp 8388", "imap tcp 143", "imap tcp 993",
             ])
         #expect(!ports.contains { $0.isLoopback })
         #expect(ports.first { $0.ports == "49152-65535" }?.purpose.contains("relay") == true)
