@@ -5,9 +5,9 @@ CONFIG     ?= supervisor.conf
 PREFIX     ?= /usr/local
 SUDO       := $(if $(filter 0,$(shell id -u)),,sudo)
 BUILD_DEPS := pkg-config libssl-dev libsqlite3-dev libsystemd-dev zlib1g-dev libcurl4-openssl-dev
-TEST_DEPS  := systemd util-linux openssl curl b3sum zbar-tools nftables python3-venv shadowsocks-libev postfix
+TEST_DEPS  := systemd util-linux openssl curl b3sum zbar-tools nftables python3-venv shadowsocks-libev postfix prometheus
 PIP_DEPS   := pytest qrcode cryptography blake3 pycryptodome pproxy aioice aiortc imapclient deltachat-rpc-server \
-              deltachat-rpc-client
+              deltachat-rpc-client prometheus-client
 BENCH_DEPS := dovecot-imapd dovecot-lmtpd
 # `make deb`: debhelper and dpkg-buildpackage build the package, lintian checks it.
 DEB_DEPS   := debhelper dpkg-dev lintian
@@ -71,6 +71,7 @@ build: deps
 # ports, state in ./.run/). Children that are not built yet show as "not installed".
 run: build
 	@$(BIN)/chatmailctl ports --config $(CONFIG)
+	@echo "Invite (Delta Chat): $$($(BIN)/chatmailctl invite --config $(CONFIG))"
 	$(BIN)/chatmail-supervisor --config $(CONFIG)
 
 test: test-deps
@@ -90,6 +91,7 @@ bench: test-deps
 	$(call apt_install,$(BENCH_DEPS))
 	$(SWIFT) build -c release
 	CHATMAIL_BIN_DIR=$(RELEASE_BIN) python3 bench/supervisor_bench.py
+	CHATMAIL_BIN_DIR=$(RELEASE_BIN) python3 bench/metrics_bench.py
 	CHATMAIL_BIN_DIR=$(RELEASE_BIN) python3 bench/tls_bench.py
 	CHATMAIL_BIN_DIR=$(RELEASE_BIN) python3 bench/iroh_bench.py
 	CHATMAIL_BIN_DIR=$(RELEASE_BIN) python3 bench/shadowsocks_bench.py

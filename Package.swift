@@ -31,10 +31,12 @@ let package = Package(
         // Shared libraries.
         .target(name: "ChatmailCrypto", dependencies: ["COpenSSL"], swiftSettings: strict),
         .target(name: "ChatmailConfig", dependencies: ["TOMLKit"], swiftSettings: strict),
+        // Prometheus samples and their text format: pure, shared by the supervisor and the children.
+        .target(name: "ChatmailMetrics", swiftSettings: strict),
         .target(
             name: "ChatmailControl",
             dependencies: [
-                "ChatmailCrypto",
+                "ChatmailCrypto", "ChatmailMetrics",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
@@ -50,7 +52,7 @@ let package = Package(
         .target(
             name: "ChatmailSidecar",
             dependencies: [
-                "CChatmailShims", "ChatmailConfig", "ChatmailSystemd", "ChatmailControl", "ChatmailTLS",
+                "CChatmailShims", "ChatmailConfig", "ChatmailSystemd", "ChatmailControl", "ChatmailTLS", "ChatmailMetrics",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -75,7 +77,7 @@ let package = Package(
         .target(
             name: "IMAPPush",
             dependencies: [
-                "CPushCurl", "IMAPCore", "IMAPStore",
+                "CPushCurl", "IMAPCore", "IMAPStore", "ChatmailMetrics",
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -92,6 +94,7 @@ let package = Package(
             name: "IMAPServer",
             dependencies: [
                 "IMAPCore", "IMAPStore", "ChatmailTLS", "ChatmailSidecar", "CZlib", "ChatmailProxyProtocol",
+                "ChatmailMetrics",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -101,6 +104,7 @@ let package = Package(
             name: "chatmail-imap",
             dependencies: [
                 "IMAPServer", "IMAPStore", "IMAPCore", "IMAPPush", "ChatmailSidecar", "ChatmailConfig",
+                "ChatmailMetrics",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -109,7 +113,9 @@ let package = Package(
         .testTarget(name: "IMAPCoreTests", dependencies: ["ChatmailTestSupport", "IMAPCore"]),
         .testTarget(
             name: "IMAPPushTests",
-            dependencies: ["IMAPPush", "IMAPStore", "IMAPCore", .product(name: "Logging", package: "swift-log")]),
+            dependencies: [
+                "IMAPPush", "IMAPStore", "IMAPCore", "ChatmailMetrics", .product(name: "Logging", package: "swift-log"),
+            ]),
         .testTarget(
             name: "IMAPStoreTests",
             dependencies: ["IMAPStore", "IMAPCore", .product(name: "GRDB", package: "GRDB.swift")]),
@@ -126,8 +132,9 @@ let package = Package(
             name: "ChatmailSupervisor",
             dependencies: [
                 "ChatmailSupervisorCore", "ChatmailConfig", "ChatmailControl", "ChatmailSystemd", "ChatmailCrypto",
-                "ChatmailTLS", "CChatmailShims", "ShadowsocksCore",
+                "ChatmailTLS", "CChatmailShims", "ShadowsocksCore", "ChatmailMetrics",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -172,6 +179,7 @@ let package = Package(
             name: "IrohServer",
             dependencies: [
                 "IrohCore", "FrontCore", "ChatmailProxyProtocol", "ChatmailConfig", "ChatmailTLS", "ChatmailSidecar",
+                "IMAPCore", "ChatmailMetrics",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -181,10 +189,12 @@ let package = Package(
             path: "sidecars/iroh/IrohServer", swiftSettings: strict),
         .executableTarget(
             name: "chatmail-iroh",
-            dependencies: ["IrohServer", "ChatmailSidecar"],
+            dependencies: [
+                "IrohServer", "ChatmailSidecar", "ChatmailMetrics", "FrontCore", "IMAPStore", "ChatmailConfig",
+            ],
             path: "sidecars/iroh/chatmail-iroh", swiftSettings: strict),
         .testTarget(name: "IrohCoreTests", dependencies: ["ChatmailTestSupport", "IrohCore", "ChatmailCrypto"]),
-        .testTarget(name: "FrontCoreTests", dependencies: ["FrontCore"]),
+        .testTarget(name: "FrontCoreTests", dependencies: ["FrontCore", "IMAPCore"]),
         .testTarget(name: "ChatmailProxyProtocolTests", dependencies: ["ChatmailProxyProtocol"]),
         .testTarget(
             name: "IrohServerTests",
@@ -210,6 +220,7 @@ let package = Package(
             name: "ChatmailSystemdTests",
             dependencies: ["ChatmailSystemd", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "ChatmailConfigTests", dependencies: ["ChatmailConfig"]),
+        .testTarget(name: "ChatmailMetricsTests", dependencies: ["ChatmailMetrics"]),
         .testTarget(name: "ChatmailCryptoTests", dependencies: ["ChatmailTestSupport", "ChatmailCrypto"]),
         .testTarget(
             name: "ChatmailSidecarTests",
@@ -223,7 +234,7 @@ let package = Package(
             name: "ChatmailControlTests",
             dependencies: [
                 "ChatmailTestSupport",
-                "ChatmailControl", "ChatmailCrypto",
+                "ChatmailControl", "ChatmailCrypto", "ChatmailMetrics",
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOTestUtils", package: "swift-nio"),
             ]),
@@ -231,7 +242,7 @@ let package = Package(
             name: "ChatmailSupervisorTests",
             dependencies: [
                 "ChatmailSupervisor", "ChatmailControl", "ChatmailSystemd", "ChatmailConfig", "ChatmailState",
-                "ShadowsocksCore", .product(name: "Logging", package: "swift-log"),
+                "ShadowsocksCore", "ChatmailMetrics", .product(name: "Logging", package: "swift-log"),
             ]),
         // turn sidecar
         .target(
@@ -240,7 +251,7 @@ let package = Package(
         .target(
             name: "TURNServer",
             dependencies: [
-                "TURNCore", "CDatagramIO", "ChatmailConfig", "ChatmailTLS", "ChatmailSidecar",
+                "ChatmailMetrics", "TURNCore", "CDatagramIO", "ChatmailConfig", "ChatmailTLS", "ChatmailSidecar",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -249,7 +260,7 @@ let package = Package(
         .executableTarget(
             name: "chatmail-turn",
             dependencies: [
-                "TURNServer", "ChatmailSidecar", "ChatmailConfig", "ChatmailControl", "ChatmailTLS",
+                "TURNServer", "ChatmailSidecar", "ChatmailConfig", "ChatmailControl", "ChatmailTLS", "ChatmailMetrics",
                 .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
             ],
             path: "sidecars/turn/chatmail-turn", swiftSettings: strict),
@@ -266,14 +277,17 @@ let package = Package(
         .target(
             name: "ShadowsocksServer",
             dependencies: [
-                "ShadowsocksCore", "ChatmailCrypto", "ChatmailConfig", "ChatmailSidecar",
+                "ChatmailMetrics", "ShadowsocksCore", "ChatmailCrypto", "ChatmailConfig", "ChatmailSidecar",
                 .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "sidecars/shadowsocks/ShadowsocksServer", swiftSettings: strict),
         .executableTarget(
             name: "chatmail-shadowsocks",
-            dependencies: ["ShadowsocksServer", "ShadowsocksCore", "ChatmailSidecar", "ChatmailControl", "ChatmailState"],
+            dependencies: [
+                "ShadowsocksServer", "ShadowsocksCore", "ChatmailSidecar", "ChatmailControl", "ChatmailState",
+                "ChatmailMetrics",
+            ],
             path: "sidecars/shadowsocks/chatmail-shadowsocks", swiftSettings: strict),
         .testTarget(
             name: "ShadowsocksServerTests",

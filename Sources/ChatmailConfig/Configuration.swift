@@ -51,6 +51,8 @@ public struct SupervisorSection: Sendable, Equatable {
     public var crashLoopLimit: Int = 10
     /// A child that does not report ready within this many seconds is stopped and retried.
     public var readyTimeout: Double = 30
+    /// Where `/metrics` (Prometheus text) is served; nil (the default): not served.
+    public var metricsListen: ListenAddress? = nil
     /// No-log mode: children log no client address, account, TURN username, token or target.
     public var noLog = false
 }
@@ -238,6 +240,19 @@ public struct IrohSection: Sendable, Equatable {
     public var smtpUpstream: ListenAddress?
     /// Send the upstreams a PROXY protocol v2 header with the client's address.
     public var upstreamProxyProtocol: Bool = true
+    /// `POST /new` answers with credentials per source address (an IPv6 /64) per hour; 0: no limit.
+    public var newAccountsPerHour: Int = 30
+}
+
+extension Configuration {
+    /// The `dcaccount:` link that invites people to this relay, when the HTTPS front runs: `dcaccount:<domain>`
+    /// on port 443 (Delta Chat then makes up the credentials and logs in, which creates the account), else
+    /// `dcaccount:https://<domain>:<port>/new` (it posts there for them).
+    public var inviteLink: String? {
+        guard iroh.child.enabled, let front = iroh.tlsListen else { return nil }
+        let domain = imap.mailDomain
+        return front.port == 443 ? "dcaccount:\(domain)" : "dcaccount:https://\(domain):\(front.port)/new"
+    }
 }
 
 /// The iroh relay's per-connection bounds. The defaults follow iroh-relay's constants (notes §8, §9), plus a

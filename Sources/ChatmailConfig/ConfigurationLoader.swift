@@ -177,6 +177,13 @@ final class ConfigurationReader {
         result.crashLoopWindow = s.seconds("crash_loop_window", default: result.crashLoopWindow)
         result.crashLoopLimit = s.int("crash_loop_limit", default: result.crashLoopLimit, range: 1...10_000)
         result.readyTimeout = s.seconds("ready_timeout", default: result.readyTimeout)
+        let metricsListen = s.string("metrics_listen", default: "")
+        if !metricsListen.isEmpty {
+            result.metricsListen = ListenAddress(parsing: metricsListen)
+            if result.metricsListen == nil {
+                s.fail("metrics_listen", "expected \"host:port\" (IPv6 as \"[::1]:port\")")
+            }
+        }
         result.noLog = s.bool("no_log", default: result.noLog)
         s.finish()
         return result
@@ -351,6 +358,8 @@ final class ConfigurationReader {
             s.address("smtp_upstream", default: "127.0.0.1:10465")
         }
         result.upstreamProxyProtocol = s.bool("upstream_proxy_protocol", default: result.upstreamProxyProtocol)
+        result.newAccountsPerHour = s.int(
+            "new_accounts_per_hour", default: result.newAccountsPerHour, range: 0...1_000_000)
         s.finish()
         return result
     }

@@ -86,14 +86,13 @@ public final class ControlClient: Sendable {
             guard !closed else { return promise.fail(Failure(description: "the supervisor closed the connection")) }
             let id = nextID
             nextID += 1
-            let timer = channel.eventLoop.scheduleTask(in: timeout) { [weak self] () -> Void in
+            let loop = channel.eventLoop.assumeIsolated()
+            let timer = loop.scheduleTask(in: timeout) { [weak self] () -> Void in
                 self?.pending.removeValue(forKey: id)?.promise.fail(Failure(description: "no answer within \(timeout)"))
             }
             pending[id] = (promise, timer)
-            channel.writeLine(ControlCodec.encode(ControlRequest(id: id, command: command))).whenFailure {
-                [weak self] error in
-                self?.finish(id, .failure(error))
-            }
+            channel.writeLine(ControlCodec.encode(ControlRequest(id: id, command: command))).assumeIsolated()
+                .whenFailure { [weak self] error in self?.finish(id, .failure(error)) }
         }
 
         private func finish(_ id: Int, _ result: Result<ControlResponse, any Error>) {

@@ -1,3 +1,4 @@
+import ChatmailMetrics
 import Foundation
 
 /// Encodes and decodes control lines (without the newline). Keys are snake_case on the wire.
@@ -40,6 +41,14 @@ public enum ControlCodec {
             object["method"] = method
         case .discovery(let account):
             if let account { object["account"] = account }
+        case .metrics(let scrape, let samples):
+            object["scrape"] = scrape
+            object["samples"] = samples.map { sample -> [String: Any] in
+                [
+                    "name": sample.name, "type": sample.kind.rawValue, "help": sample.help, "value": sample.value,
+                    "labels": sample.labels.map { [$0.name, $0.value] },
+                ]
+            }
         case .ready, .status, .reload, .rotateTURNSecret:
             break
         }
@@ -54,6 +63,7 @@ public enum ControlCodec {
         switch event {
         case .turnSecrets(let secrets): json(["type": "turn-secrets", "secrets": secrets])
         case .reload: json(["type": "reload"])
+        case .collectMetrics(let scrape): json(["type": "collect-metrics", "scrape": scrape])
         }
     }
 
@@ -97,6 +107,11 @@ public enum ControlCodec {
                 throw DecodingError(description: "shadowsocks-key needs a \"method\"")
             }
             command = .shadowsocksKey(method: method)
+        case "metrics":
+            guard let scrape = object["scrape"] as? Int, let samples = object["samples"] as? [[String: Any]] else {
+                throw DecodingError(description: "metrics needs \"scrape\" and \"samples\"")
+            }
+            command = .metrics(scrape: scrape, samples: try samples.map(metric))
         default: throw DecodingError(description: "unknown request type \"\(type)\"")
         }
         return ControlRequest(id: id, command: command)
@@ -124,7 +139,23 @@ public enum ControlCodec {
             }
             return .event(.turnSecrets(secrets))
         case "reload": return .event(.reload)
+        case "collect-metrics":
+            guard let scrape = object["scrape"] as? Int else {
+                throw DecodingError(description: "collect-metrics needs \"scrape\"")
+            }
+            return .event(.collectMetrics(scrape: scrape))
         default: throw DecodingError(description: "unknown event")
         }
+    }
+
+    /// One sample of a `metrics` request; names are checked, so a child cannot break the exposition text.
+    private static func metric(_ object: [String: Any]) throws -> Metric {
+        guard let name = object["name"] as? String, PrometheusText.isValidName(name),
+            let kind = (object["type"] as? String).flatMap(Metric.Kind.init(rawValue:)),
+            let help = object["help"] as? String, let value = (object["value"] as? NSNumber)?.doubleValue,
+            let pairs = object["labels"] as? [[String]],
+            pairs.allSatisfy({ $0.count == 2 && PrometheusText.isValidName($0[0], label: true) })
+        else { throw DecodingError(description: "malformed metric sample") }
+        return Metric(name, kind, help: help, labels: pairs.map { ($0[0], $0[1]) }, value: value)
     }
 }

@@ -1,3 +1,5 @@
+import ChatmailMetrics
+
 /// The control channel's messages: one JSON object per line.
 ///
 /// Requests carry an `id` and a `type`; the answer repeats the `id`. Pushes from the supervisor to
@@ -24,6 +26,8 @@ public enum ControlCommand: Sendable, Equatable {
     /// The Shadowsocks key the supervisor keeps for `method` (made at first use); asked by the
     /// shadowsocks child and by `chatmailctl shadowsocks url`. The answer carries it in `key`.
     case shadowsocksKey(method: String)
+    /// A child's answer to `ControlEvent.collectMetrics(scrape:)`: its counters now.
+    case metrics(scrape: Int, samples: [Metric])
 
     var type: String {
         switch self {
@@ -39,6 +43,7 @@ public enum ControlCommand: Sendable, Equatable {
         case .reload: "reload"
         case .rotateTURNSecret: "rotate-turn-secret"
         case .shadowsocksKey: "shadowsocks-key"
+        case .metrics: "metrics"
         }
     }
 }
@@ -88,6 +93,8 @@ public enum ControlEvent: Sendable, Equatable {
     case turnSecrets([String])
     /// The configuration was reloaded (re-read certificates and the like).
     case reload
+    /// A `/metrics` scrape: answer with `ControlCommand.metrics` carrying the same `scrape` number.
+    case collectMetrics(scrape: Int)
 }
 
 /// What the IMAP child serves through METADATA; a nil entry is left out.

@@ -29,7 +29,7 @@ public struct IMAPProbe {
     }
 
     public func run() -> [DoctorStep] {
-        let log = StepLog(service: "imap")
+        let log = StepLog(service: "imap", host: host)
         let session = log.run("tls", timeout: timeout) { deadline throws(NetError) in
             let socket = try Socket.connect(host: host, port: port, deadline: deadline)
             let tls = try TLSStream(over: socket, serverName: host, alpn: ["imap"], deadline: deadline)

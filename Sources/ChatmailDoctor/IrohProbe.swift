@@ -17,7 +17,7 @@ public struct IrohProbe {
     }
 
     public func run() -> [DoctorStep] {
-        let log = StepLog(service: "iroh")
+        let log = StepLog(service: "iroh", host: host)
         let base = "\(tls ? "https" : "http")://\(host):\(port)"
         log.run("generate_204", timeout: timeout) { deadline throws(NetError) in
             let reader = try connect(deadline: deadline)

@@ -27,7 +27,7 @@ public struct ShadowsocksProbe {
     }
 
     public func run() -> [DoctorStep] {
-        let log = StepLog(service: "shadowsocks")
+        let log = StepLog(service: "shadowsocks", host: host)
         log.run("imap through ss://", timeout: timeout) { deadline throws(NetError) -> Outcome<Void> in
             let result = Result { () throws(NetError) in try attempt(deadline: deadline) }
             // The server answers a wrong key with silence, so a timeout after connecting may be either.

@@ -10,10 +10,23 @@ struct Outcome<Value> {
 final class StepLog {
     let service: String
     var steps: [DoctorStep] = []
-    /// Maps a failure to the cause to report (the default is the error's own).
-    var classify: (_ step: String, _ error: NetError) -> Cause = { $1.cause }
+    /// Maps a failure to the cause to report (the default: `cause(of:host:)` for the service's host).
+    var classify: (_ step: String, _ error: NetError) -> Cause
 
-    init(service: String) { self.service = service }
+    init(service: String, host: String) {
+        self.service = service
+        classify = { _, error in StepLog.cause(of: error, host: host) }
+    }
+
+    /// The error's own cause, except that a host that does not answer or refuses, and resolves to none of
+    /// this machine's addresses, is probably the wrong host (clients are sent elsewhere).
+    static func cause(of error: NetError, host: String, local: Set<String> = localAddresses()) -> Cause {
+        guard [.noAnswer, .portClosed, .wrongHost].contains(error.cause),
+            let addresses = try? Endpoint.resolve(host, port: 1, datagram: true),
+            !addresses.contains(where: { local.contains($0.host) })
+        else { return error.cause }
+        return .wrongHost
+    }
 
     /// Runs `body` with a deadline of `timeout`; records pass/warn with its detail, or fail with the error
     /// and its cause. Returns the body's value, or nil when it failed.

@@ -37,19 +37,10 @@ public struct TURNProbe {
     }
 
     public func run() -> [DoctorStep] {
-        let log = StepLog(service: "turn")
-        let local = localAddresses()
+        let log = StepLog(service: "turn", host: host)
         log.classify = { step, error in
-            // Nothing answers at the advertised host, and it is none of ours: the host is probably wrong.
-            if case .unresolvable = error { return .unresolvable }
             if step.hasPrefix("relay") { return error.cause == .noAnswer ? .relayUnreachable : error.cause }
-            if error.cause == .noAnswer || error.cause == .portClosed || error.cause == .wrongHost,
-                let addresses = try? Endpoint.resolve(host, port: port, datagram: true),
-                !addresses.contains(where: { local.contains($0.host) })
-            {
-                return .wrongHost
-            }
-            return error.cause
+            return StepLog.cause(of: error, host: host)
         }
         let name = "\(host):\(port)"
         log.run("binding udp", timeout: timeout) { deadline throws(NetError) in

@@ -1,6 +1,7 @@
 import CChatmailShims
 import ChatmailConfig
 import ChatmailControl
+import ChatmailMetrics
 import ChatmailSystemd
 import ChatmailTLS
 import Foundation
@@ -59,6 +60,7 @@ public final class Sidecar: Sendable {
     private let control: ControlClient?
     private let continuation: AsyncStream<ControlEvent>.Continuation
     private let tlsProviders = Mutex<[TLSContextProvider]>([])
+    private let metricsSource = Mutex<(@Sendable () async -> [Metric])?>(nil)
 
     init(
         name: String, configuration: Configuration, logger: Logger, group: any EventLoopGroup,
@@ -135,8 +137,22 @@ public final class Sidecar: Sendable {
         try TLSIdentity.configured(by: configuration, creating: !isSupervised)
     }
 
-    /// Passes `event` on to `events` (after reloading TLS for `.reload`).
+    /// Names what this child's counters are, for the supervisor's `/metrics`: `source` is asked at each scrape
+    /// (from a task of its own, so a busy body does not hold the answer up).
+    public func reportMetrics(_ source: @escaping @Sendable () async -> [Metric]) {
+        metricsSource.withLock { $0 = source }
+    }
+
+    /// Passes `event` on to `events` (after reloading TLS for `.reload`); answers `.collectMetrics` itself.
     func deliver(_ event: ControlEvent) {
+        if case .collectMetrics(let scrape) = event {
+            let source = metricsSource.withLock { $0 }
+            Task { [control] in
+                let samples = await source?() ?? []
+                _ = try? await control?.request(.metrics(scrape: scrape, samples: samples), timeout: .seconds(5))
+            }
+            return
+        }
         if event == .reload { reloadTLS() }
         continuation.yield(event)
     }

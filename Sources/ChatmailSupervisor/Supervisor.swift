@@ -1,6 +1,7 @@
 import CChatmailShims
 import ChatmailConfig
 import ChatmailControl
+import ChatmailMetrics
 import ChatmailSupervisorCore
 import ChatmailSystemd
 import Dispatch
@@ -65,6 +66,9 @@ public actor Supervisor {
     private var lastWatchdog: ContinuousClock.Instant?
     private var shuttingDown = false
     private var finished = false
+    /// Scrapes waiting for a child's counters, by scrape number (`Supervisor+Metrics.swift`).
+    var metricWaiters: [Int: (name: String, continuation: CheckedContinuation<[Metric]?, Never>)] = [:]
+    var nextScrape = 0
 
     /// - Parameters:
     ///   - programDirectory: where `chatmail-<name>` is looked for when a child has no `command`.
@@ -378,6 +382,9 @@ public actor Supervisor {
 
     // MARK: Status
 
+    /// The control channel of child `name`'s current process, once it is attached.
+    func controlChannel(of name: String) -> (any Channel)? { children[name]?.control }
+
     func status() -> SupervisorStatus {
         let now = clock.now
         return SupervisorStatus(
@@ -495,6 +502,11 @@ public actor Supervisor {
             } catch {
                 return .failure(0, "cannot read or make the Shadowsocks key: \(error)")
             }
+        case (.metrics(let scrape, let samples), .child(let name, _, _)):
+            finishScrape(scrape, from: name, samples)
+            return ControlResponse(id: 0)
+        case (.metrics, .admin):
+            return .failure(0, "only children report metrics")
         case (_, .child(let name, _, _)):
             return .failure(0, "\(command) is not allowed on \(name)'s channel")
         case (.hello, .admin), (.ready, .admin):
@@ -562,7 +574,7 @@ public actor Supervisor {
         return discovery
     }
 
-    private nonisolated func push(_ event: ControlEvent, to channel: any Channel) {
+    nonisolated func push(_ event: ControlEvent, to channel: any Channel) {
         channel.writeLine(ControlCodec.encode(event)).whenFailure { _ in }
     }
 }

@@ -47,6 +47,17 @@ public enum SupervisorMain {
             return 1
         }
         logger.info("control socket at \(server.path)")
+        // Metrics are optional: a failed bind is logged and the children run all the same.
+        var metrics: MetricsServer?
+        if let address = configuration.supervisor.metricsListen {
+            do {
+                metrics = try await MetricsServer.start(
+                    host: address.host, port: Int(address.port), supervisor: supervisor, group: group)
+                logger.info("metrics at http://\(address)/metrics")
+            } catch {
+                logger.error("cannot serve metrics on \(address): \(error)")
+            }
+        }
 
         let signals = await UnixSignalsSequence(trapping: .sighup, .sigterm, .sigint)
         let signalTask = Task {
@@ -60,6 +71,7 @@ public enum SupervisorMain {
         }
         await supervisor.run()
         signalTask.cancel()
+        await metrics?.stop()
         await server.stop()
         logger.info("stopped")
         return 0

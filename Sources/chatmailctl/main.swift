@@ -17,7 +17,7 @@ struct Chatmailctl: AsyncParsableCommand {
         subcommands: [
             Status.self, Start.self, Stop.self, Restart.self, Enable.self, Disable.self, Reload.self, Turn.self,
             Shadowsocks.self,
-            CheckConfig.self, User.self, Doctor.self, Ports.self,
+            CheckConfig.self, User.self, Doctor.self, Ports.self, Invite.self,
         ])
 }
 
@@ -345,15 +345,7 @@ struct Shadowsocks: AsyncParsableCommand {
             }
             let host = host ?? section.publicHost
             guard !host.isEmpty else { fail("no host for the link: set [shadowsocks] public_host or use --host") }
-            let link = credential.link(host: host, port: section.publicPort, tag: host)
-            print(link)
-            if qr {
-                do {
-                    print(try QRCode(encoding: link).render())
-                } catch {
-                    fail("cannot draw the QR code: \(error)")
-                }
-            }
+            printLink(credential.link(host: host, port: section.publicPort, tag: host), qr: qr)
         }
 
         /// The supervisor's key for `[shadowsocks] method` when the file sets none: from the running supervisor

@@ -1,4 +1,5 @@
 import ChatmailControl
+import ChatmailMetrics
 import Testing
 
 @Suite struct ControlCodecTests {
@@ -7,6 +8,13 @@ import Testing
         .status, .start(name: "iroh", wait: true),
         .stop(name: "imap", wait: false), .restart(name: "turn", wait: true), .enable(name: "iroh"),
         .disable(name: "shadowsocks"), .reload, .rotateTURNSecret, .shadowsocksKey(method: "aes-256-gcm"),
+        .metrics(scrape: 3, samples: []),
+        .metrics(
+            scrape: 4,
+            samples: [
+                Metric("x_total", .counter, help: "X \"q\".", labels: [("dir", "in"), ("k", "a\nb")], value: 7),
+                Metric("y", .gauge, help: "", value: 0.5),
+            ]),
     ]
 
     @Test(arguments: commands)
@@ -34,6 +42,15 @@ import Testing
         (#"{"id":1,"type":"hello","name":"x"}"#, "hello needs a \"pid\""),
         (#"{"id":1,"type":"hello","name":"x","pid":99999999999}"#, "hello needs a \"pid\""),
         (#"{"id":1,"type":"shadowsocks-key"}"#, "shadowsocks-key needs a \"method\""),
+        (#"{"id":1,"type":"metrics","scrape":1}"#, "metrics needs \"scrape\" and \"samples\""),
+        (
+            #"{"id":1,"type":"metrics","scrape":1,"samples":[{"name":"a b","type":"gauge","help":"","value":1,"labels":[]}]}"#,
+            "malformed metric sample"
+        ),
+        (
+            #"{"id":1,"type":"metrics","scrape":1,"samples":[{"name":"a","type":"gauge","help":"","value":1,"labels":[["a:b","v"]]}]}"#,
+            "malformed metric sample"
+        ),
     ])
     func badRequestsSayWhy(line: String, reason: String) {
         #expect {
@@ -57,7 +74,7 @@ import Testing
         #expect(text.contains(#""message":null"#), "status always has every key")
         let keyed = ControlResponse(id: 4, key: "c2VjcmV0")
         #expect(try ControlCodec.decodeInbound(ControlCodec.encode(keyed)) == .response(keyed))
-        for event in [ControlEvent.turnSecrets(["a", "b"]), .reload] {
+        for event in [ControlEvent.turnSecrets(["a", "b"]), .reload, .collectMetrics(scrape: 12)] {
             #expect(try ControlCodec.decodeInbound(ControlCodec.encode(event)) == .event(event))
         }
         #expect(throws: ControlCodec.DecodingError.self) {

@@ -45,3 +45,16 @@ import Testing
         #expect(steps.first?.cause == .wrongHost)
     }
 }
+
+@Suite struct CauseTests {
+    @Test func silenceFromAnAddressOfThisMachineIsNoAnswerElsewhereAWrongHost() {
+        let local: Set<String> = ["127.0.0.1", "10.77.0.1"]
+        #expect(StepLog.cause(of: .timeout("x"), host: "10.77.0.1", local: local) == .noAnswer)
+        #expect(StepLog.cause(of: .refused("x"), host: "10.77.0.1", local: local) == .portClosed)
+        #expect(StepLog.cause(of: .timeout("x"), host: "192.0.2.7", local: local) == .wrongHost)
+        #expect(StepLog.cause(of: .refused("x"), host: "192.0.2.7", local: local) == .wrongHost)
+        // Other failures keep their own cause wherever the host is.
+        #expect(StepLog.cause(of: .tls("x"), host: "192.0.2.7", local: local) == .tlsHandshake)
+        #expect(StepLog.cause(of: .unresolvable("x"), host: "no.such.name.invalid", local: local) == .unresolvable)
+    }
+}

@@ -1,3 +1,4 @@
+import ChatmailMetrics
 import Foundation
 import IMAPCore
 import IMAPPush
@@ -75,6 +76,10 @@ final class FakePoster: PushPoster {
         expected.sent = 1
         expected.gone = 1
         #expect(worker.counters == expected)
+        let samples = PushCounters.metrics.samples(worker.counters)
+        #expect(samples.map { $0.labels.first?.value ?? "" } == ["sent", "retried", "gone", "dropped"])
+        #expect(samples.map(\.value) == [1, 0, 1, 0])
+        #expect(Set(samples.map(\.name)) == ["chatmail_imap_push_posts_total"])
     }
 
     /// 100 deliveries while a post takes 0.3 s: a few posts, not one per message.

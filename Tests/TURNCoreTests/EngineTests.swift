@@ -102,7 +102,7 @@ struct EngineTests {
         let answer = try harness.answer(harness.send(try request.encoded()))
         #expect(answer.type == .bindingSuccess)
         #expect(answer.attributes == [.xorMappedAddress(harness.tuple.client)])
-        let withFingerprint = try harness.send(try request.encoded(fingerprint: true))
+        let withFingerprint = harness.send(try request.encoded(fingerprint: true))
         guard case .reply(let bytes, _) = withFingerprint else { throw HarnessError.unexpected("") }
         #expect(STUNMessage.verifyFingerprint(bytes))
         #expect(bytes.count == 20 + 12 + 8)
@@ -216,18 +216,23 @@ struct EngineTests {
     func evenPortReservations() throws {
         let harness = EngineHarness()
         try harness.challenge()
-        guard case .allocate(let rtp) = try harness.action(.allocate, [.requestedTransport(17), .evenPort(reserveNextPort: true)])
+        guard
+            case .allocate(let rtp) = try harness.action(
+                .allocate, [.requestedTransport(17), .evenPort(reserveNextPort: true)])
         else { Issue.record("no allocation"); return }
         #expect(rtp.evenPort && rtp.reserveNextPort && rtp.reservationToken == nil)
         let relay = (address: STUNAddress("203.0.113.1:50000")!, relay: RelayID(1))
         let answer = try STUNMessage(
-            parsing: harness.engine.completeAllocation(rtp, relays: [relay], reservationToken: 0x0123_4567_89AB_CDEF, now: harness.now))
+            parsing: harness.engine.completeAllocation(
+                rtp, relays: [relay], reservationToken: 0x0123_4567_89AB_CDEF, now: harness.now))
         #expect(answer.reservationToken == 0x0123_4567_89AB_CDEF)
         #expect(answer.xorRelayedAddresses == [relay.address])
         // EVEN-PORT without R: an even port, nothing reserved, no token.
         harness.tuple.client.port = 40001
         try harness.challenge()
-        guard case .allocate(let even) = try harness.action(.allocate, [.requestedTransport(17), .evenPort(reserveNextPort: false)])
+        guard
+            case .allocate(let even) = try harness.action(
+                .allocate, [.requestedTransport(17), .evenPort(reserveNextPort: false)])
         else { Issue.record("no allocation"); return }
         #expect(even.evenPort && !even.reserveNextPort)
         #expect(try harness.answer(.allocate(even)).reservationToken == nil)
@@ -239,8 +244,12 @@ struct EngineTests {
         else { Issue.record("no allocation"); return }
         #expect(rtcp.reservationToken == 7 && !rtcp.evenPort)
         // A token with EVEN-PORT or an address family is a bad request.
-        for extra: STUNAttribute in [.evenPort(reserveNextPort: false), .requestedAddressFamily(.ipv4), .additionalAddressFamily(.ipv6)] {
-            #expect(try harness.request(.allocate, [.requestedTransport(17), .reservationToken(7), extra]).errorCode?.code == 400)
+        for extra: STUNAttribute in [
+            .evenPort(reserveNextPort: false), .requestedAddressFamily(.ipv4), .additionalAddressFamily(.ipv6),
+        ] {
+            #expect(
+                try harness.request(.allocate, [.requestedTransport(17), .reservationToken(7), extra]).errorCode?.code
+                    == 400)
         }
     }
 
@@ -313,6 +322,33 @@ struct EngineTests {
         let send = STUNMessage(
             type: .sendIndication, transactionID: .random(), attributes: [.xorPeerAddress(address), .data([1])])
         guard case .drop = harness.send(try send.encoded()) else { throw HarnessError.unexpected("forwarded") }
+    }
+
+    @Test("counters: 401s, allocations, refused peers, quota refusals and relayed data both ways")
+    func counters() throws {
+        let harness = EngineHarness()
+        _ = try harness.allocate()
+        #expect(harness.engine.counters.unauthorized == 1 && harness.engine.counters.allocations == 1)
+        #expect(
+            try harness.request(.createPermission, [.xorPeerAddress(STUNAddress("10.0.0.1:5")!)]).errorCode?.code
+                == 403)
+        #expect(harness.engine.counters.refusedPeers == 1)
+        let peer = STUNAddress("8.8.8.8:5000")!
+        _ = try harness.request(.createPermission, [.xorPeerAddress(peer)])
+        let send = STUNMessage(
+            type: .sendIndication, transactionID: .random(), attributes: [.xorPeerAddress(peer), .data([1, 2, 3])])
+        _ = harness.send(try send.encoded())
+        _ = harness.engine.inboundDelivery(from: peer, to: harness.tuple, length: 700, now: harness.now)
+        _ = harness.engine.inboundDelivery(
+            from: STUNAddress("9.9.9.9:1")!, to: harness.tuple, length: 9, now: harness.now)
+        #expect(harness.engine.counters.packetsToPeers == 1 && harness.engine.counters.bytesToPeers == 3)
+        #expect(harness.engine.counters.packetsFromPeers == 1 && harness.engine.counters.bytesFromPeers == 700)
+        // The per-credential quota is 2: a second client with the same username gets 486 on its third try.
+        for port in 40001...40002 {
+            harness.tuple.client = STUNAddress("198.51.100.7:\(port)")!
+            _ = try harness.allocate()
+        }
+        #expect(harness.engine.counters.quotaRefusals == 1 && harness.engine.counters.allocations == 2)
     }
 
     @Test("our own relayed addresses are reachable peers, even on loopback")

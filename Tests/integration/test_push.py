@@ -350,3 +350,22 @@ def test_delta_chat_core_stores_its_token_and_the_proxy_gets_exactly_it(tmp_path
         log.close()
         smtp.stop()
         server.stop()
+
+
+def test_a_proxy_that_never_answers_does_not_hold_up_the_stop(tmp_path):
+    hanging = Proxy(tmp_path, hang=True)
+    server = IMAPServer(tmp_path, push_config(hanging.url, hanging.ca))
+    try:
+        raw, _ = login(server)
+        set_token(raw, TOKEN_A)
+        server.deliver()
+        wait_until(lambda: hanging.bodies(), what="the post to be under way")
+        # SIGTERM: the child waits a little for the post, then exits cleanly (not killed after 10 s);
+        # the notification stays queued for the next start.
+        server.stop()
+        assert server.process.returncode == 0
+        assert pending(server) == 1
+    finally:
+        server.stop()
+        hanging.server.socket.close()
+        hanging.stop()

@@ -4,13 +4,13 @@ and exchange data channel messages and an audio track. The pair they use is rela
 server."""
 
 import asyncio
-import imaplib
 import re
 
 import pytest
 
 from conftest import bin_dir
 from test_imap import free_port
+from turn_stun import turn_from_imap
 
 aiortc = pytest.importorskip("aiortc")
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection  # noqa: E402
@@ -34,22 +34,6 @@ def bundle(supervisor_factory, tmp_path):
     sup.wait_state("turn", "ready", timeout=30)
     sup.wait_state("imap", "ready", timeout=30)
     return sup
-
-
-def turn_from_imap(port):
-    """`host:port:username:password` from /shared/vendor/deltachat/turn, as Delta Chat reads it."""
-    imap = imaplib.IMAP4("127.0.0.1", port)
-    imap.login("caller123@" + DOMAIN, "password123")
-    tag = imap._new_tag().decode()
-    imap.send(f'{tag} GETMETADATA "" (/shared/vendor/deltachat/turn)\r\n'.encode())
-    reply = b""
-    while not re.search(rf"^{tag} ".encode(), reply, re.M):
-        reply += imap.readline()
-    imap.logout()
-    found = re.search(rb'/shared/vendor/deltachat/turn "([^:"]+):(\d+):(\d+):([^"]+)"', reply)
-    assert found, reply
-    host, port, username, password = (part.decode() for part in found.groups())
-    return host, int(port), username, password
 
 
 def nominated_pair(pc):
@@ -117,7 +101,7 @@ async def call(host, port, username, password):
 
 
 def test_a_call_through_our_relay_with_ice_servers_from_imap(bundle):
-    host, port, username, password = turn_from_imap(21143)
+    host, port, username, password = turn_from_imap(21143, "caller123@" + DOMAIN, "password123")
     assert (host, port) == ("127.0.0.1", 23478)
     relayed = asyncio.run(asyncio.wait_for(call(host, port, username, password), 90))
     # Both ends used relayed addresses of our server, from its relay port range.

@@ -1,5 +1,7 @@
 """A minimal STUN/TURN message builder for the tests (RFC 8489/8656 wire format), written here."""
 import base64
+import imaplib
+import re
 import hashlib
 import hmac
 import socket
@@ -44,3 +46,20 @@ def rest(secret, realm, ttl=3600, name=None):
     user = str(int(time.time()) + ttl) + (":" + name if name else "")
     pw = base64.b64encode(hmac.new(secret.encode(), user.encode(), hashlib.sha1).digest()).decode()
     return user, pw, hashlib.md5(f"{user}:{realm}:{pw}".encode()).digest()
+
+
+def turn_from_imap(port, address, password):
+    """`(host, port, username, password)` from /shared/vendor/deltachat/turn after an IMAP login on `port`, as
+    Delta Chat reads it."""
+    imap = imaplib.IMAP4("127.0.0.1", port)
+    imap.login(address, password)
+    tag = imap._new_tag().decode()
+    imap.send(f'{tag} GETMETADATA "" (/shared/vendor/deltachat/turn)\r\n'.encode())
+    reply = b""
+    while not re.search(rf"^{tag} ".encode(), reply, re.M):
+        reply += imap.readline()
+    imap.logout()
+    found = re.search(rb'/shared/vendor/deltachat/turn "([^:"]+):(\d+):(\d+):([^"]+)"', reply)
+    assert found, reply
+    host, port, username, password = (part.decode() for part in found.groups())
+    return host, int(port), username, password

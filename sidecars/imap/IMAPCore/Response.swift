@@ -123,7 +123,7 @@ public enum Keywords {
 
     /// Throws when a message would carry more keywords than allowed.
     public static func check(_ flags: some Collection<String>) throws(MailStoreError) {
-        guard flags.count { !Flag.isSystem($0) } <= maxPerMessage else {
+        guard flags.count(where: { !Flag.isSystem($0) }) <= maxPerMessage else {
             throw .limitReached("A message carries at most \(maxPerMessage) keywords")
         }
     }

@@ -73,15 +73,19 @@ public final class PushWorker: @unchecked Sendable {
         thread.start()
     }
 
-    /// Stops taking new notifications, waits for the posts under way (bounded by the poster's
-    /// timeout) and writes their outcomes; what is left stays queued for the next start.
-    public func stop() async {
+    /// Stops taking new notifications and waits up to `patience` for the posts under way to end
+    /// and their outcomes to be written. A post still going on then (a proxy that does not answer)
+    /// stays queued and is made again after the next start.
+    public func stop(patience: Duration = .seconds(2)) async {
         locked {
             stopped = true
             condition.broadcast()
         }
-        while !locked({ finished }) { try? await Task.sleep(for: .milliseconds(20)) }
-        try? await pool.shutdownGracefully()
+        let deadline = ContinuousClock.now + patience
+        while !locked({ finished }) && ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        if locked({ finished }) { try? await pool.shutdownGracefully() }
     }
 
     private func locked<T>(_ body: () throws -> T) rethrows -> T {

@@ -71,7 +71,12 @@ final class IMAPConnectionHandler: ChannelDuplexHandler {
 
     func channelActive(context: ChannelHandlerContext) {
         if let address = (peer ?? context.remoteAddress)?.ipAddress { source = address }
-        session.mayCreateAccount = { [services, source] in services.sourceLimits.takeAccountCreation(from: source) }
+        session.mayCreateAccount = { [services, source] in
+            // The store asks just before it creates the account.
+            let allowed = services.sourceLimits.takeAccountCreation(from: source)
+            if allowed { services.counters.count { $0.accountsCreated += 1 } }
+            return allowed
+        }
         if session.configuration.tlsActive { startHandshakeDeadline(context: context) }
         send([session.greeting], context: context)
         let settings = services.settings
@@ -223,7 +228,9 @@ final class IMAPConnectionHandler: ChannelDuplexHandler {
         switch effect {
         case .loginFailed:
             services.sourceLimits.recordLoginFailure(from: source)
+            services.counters.count { $0.loginsFailed += 1 }
         case .authenticated(let account):
+            services.counters.count { $0.loginsOK += 1 }
             services.logger.debug("IMAP login \(personal: account.address) from \(personal: source)")
             let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
             accountSubscription = services.accountSessions.subscribe(mailbox: account.id, on: context.eventLoop) {

@@ -46,6 +46,8 @@ public final class IMAPServices: Sendable {
     let discovery: @Sendable (String) async -> [String: String]
     /// Failed logins and account creations per source address; shared with other login paths.
     public let sourceLimits: SourceLimits
+    /// What `/metrics` reports (`IMAPCounters`); LMTP counts through `CountingLMTPBackend`.
+    public let counters = IMAPCounterBoard()
     private let sessions = Mutex<[Int64: Int]>([:])
 
     public init(

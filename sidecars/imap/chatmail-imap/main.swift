@@ -1,4 +1,5 @@
 import ChatmailConfig
+import ChatmailMetrics
 import ChatmailSidecar
 import Foundation
 import IMAPCore
@@ -61,6 +62,13 @@ await Sidecar.main(name: "imap") { sidecar in
         return entries
     }
 
+    sidecar.reportMetrics {
+        var counters = services.counters.value
+        counters.sessions = services.sessionCount
+        return IMAPCounters.metrics.samples(counters) + PushCounters.metrics.samples(push.counters)
+    }
+    let lmtpBackend = CountingLMTPBackend(database, board: services.counters)
+
     var lmtpSettings = LMTPSession.Settings()
     lmtpSettings.hostname = imap.mailDomain
     lmtpSettings.maxMessageSize = imap.maxMessageSize
@@ -86,7 +94,7 @@ await Sidecar.main(name: "imap") { sidecar in
         try? FileManager.default.createDirectory(atPath: socketDirectory, withIntermediateDirectories: true)
         listeners.keep([
             try await IMAPServer.bindLMTP(
-                unixPath: imap.lmtpSocket, settings: lmtpSettings, backend: database, threadPool: pools.lmtp,
+                unixPath: imap.lmtpSocket, settings: lmtpSettings, backend: lmtpBackend, threadPool: pools.lmtp,
                 sendTimeout: settings.sendTimeout, group: sidecar.group)
         ])
         // The MTA's LMTP client runs as its own user: the socket is open to all, and the
@@ -111,7 +119,7 @@ await Sidecar.main(name: "imap") { sidecar in
         }
         if let address = imap.lmtpListen {
             let channel = try await IMAPServer.bindLMTP(
-                host: address.host, port: Int(address.port), settings: lmtpSettings, backend: database,
+                host: address.host, port: Int(address.port), settings: lmtpSettings, backend: lmtpBackend,
                 threadPool: pools.lmtp, sendTimeout: settings.sendTimeout, group: sidecar.group,
                 limit: listeners.limit)
             listeners.keep([channel])

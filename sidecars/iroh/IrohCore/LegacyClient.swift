@@ -15,34 +15,29 @@ extension LegacyProtocol {
 
     /// Appends a client frame, with the stream length field when `streamHeader` is set.
     public static func encode(_ frame: ClientFrame, streamHeader: Bool, into buffer: inout ByteBuffer) {
-        let type: FrameType
-        let start = buffer.writerIndex
-        buffer.writeInteger(UInt8(0))
-        if streamHeader { buffer.writeInteger(UInt32(0)) }
-        let bodyStart = buffer.writerIndex
-        switch frame {
-        case .clientInfo(let info):
-            type = .clientInfo
-            buffer.writeBytes(magic)
-            info.key.write(to: &buffer)
-            buffer.writeBytes(info.signature)
-            buffer.writeBytes(info.message)
-        case .sendPacket(let destination, let packet):
-            type = .sendPacket
-            destination.write(to: &buffer)
-            buffer.writeImmutableBuffer(packet)
-        case .notePreferred(let preferred):
-            type = .notePreferred
-            buffer.writeInteger(UInt8(preferred ? 1 : 0))
-        case .ping(let data):
-            type = .ping
-            buffer.writeInteger(data)
-        case .pong(let data):
-            type = .pong
-            buffer.writeInteger(data)
+        writeFrame(streamHeader: streamHeader, into: &buffer) { buffer in
+            switch frame {
+            case .clientInfo(let info):
+                buffer.writeBytes(magic)
+                info.key.write(to: &buffer)
+                buffer.writeBytes(info.signature)
+                buffer.writeBytes(info.message)
+                return .clientInfo
+            case .sendPacket(let destination, let packet):
+                destination.write(to: &buffer)
+                buffer.writeImmutableBuffer(packet)
+                return .sendPacket
+            case .notePreferred(let preferred):
+                buffer.writeInteger(UInt8(preferred ? 1 : 0))
+                return .notePreferred
+            case .ping(let data):
+                buffer.writeInteger(data)
+                return .ping
+            case .pong(let data):
+                buffer.writeInteger(data)
+                return .pong
+            }
         }
-        buffer.setInteger(type.rawValue, at: start)
-        if streamHeader { buffer.setInteger(UInt32(buffer.writerIndex - bodyStart), at: start + 1) }
     }
 
     /// Decodes a frame the server sent. Unknown types and wrong sizes are errors.

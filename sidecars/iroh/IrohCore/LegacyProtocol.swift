@@ -130,34 +130,42 @@ public enum LegacyProtocol {
     /// Appends `frame`, with the stream length field when `streamHeader` is set (`iroh derp http`) and without it
     /// for a WebSocket message.
     public static func encode(_ frame: ServerFrame, streamHeader: Bool, into buffer: inout ByteBuffer) {
-        let type: FrameType
+        writeFrame(streamHeader: streamHeader, into: &buffer) { buffer in
+            switch frame {
+            case .recvPacket(let source, let packet):
+                source.write(to: &buffer)
+                buffer.writeImmutableBuffer(packet)
+                return .recvPacket
+            case .keepAlive:
+                return .keepAlive
+            case .peerGone(let key):
+                key.write(to: &buffer)
+                return .peerGone
+            case .ping(let data):
+                buffer.writeInteger(data)
+                return .ping
+            case .pong(let data):
+                buffer.writeInteger(data)
+                return .pong
+            case .health(let text):
+                buffer.writeString(text)
+                return .health
+            case .restarting(let reconnectIn, let tryFor):
+                buffer.writeMultipleIntegers(reconnectIn, tryFor)
+                return .restarting
+            }
+        }
+    }
+
+    /// Writes the type byte (and with `streamHeader` the length) around the payload `body` writes; `body`
+    /// returns the frame's type.
+    @inline(__always)
+    static func writeFrame(streamHeader: Bool, into buffer: inout ByteBuffer, _ body: (inout ByteBuffer) -> FrameType) {
         let start = buffer.writerIndex
         buffer.writeInteger(UInt8(0))
         if streamHeader { buffer.writeInteger(UInt32(0)) }
         let bodyStart = buffer.writerIndex
-        switch frame {
-        case .recvPacket(let source, let packet):
-            type = .recvPacket
-            source.write(to: &buffer)
-            buffer.writeImmutableBuffer(packet)
-        case .keepAlive:
-            type = .keepAlive
-        case .peerGone(let key):
-            type = .peerGone
-            key.write(to: &buffer)
-        case .ping(let data):
-            type = .ping
-            buffer.writeInteger(data)
-        case .pong(let data):
-            type = .pong
-            buffer.writeInteger(data)
-        case .health(let text):
-            type = .health
-            buffer.writeString(text)
-        case .restarting(let reconnectIn, let tryFor):
-            type = .restarting
-            buffer.writeMultipleIntegers(reconnectIn, tryFor)
-        }
+        let type = body(&buffer)
         buffer.setInteger(type.rawValue, at: start)
         if streamHeader { buffer.setInteger(UInt32(buffer.writerIndex - bodyStart), at: start + 1) }
     }

@@ -18,10 +18,13 @@ final class HTTPRouter: ChannelInboundHandler, RemovableChannelHandler {
         """
 
     private let hub: RelayHub
+    /// The relay's site (`/new`, autoconfiguration, the root page), on the HTTPS front only.
+    private let site: FrontSite?
     private var head: HTTPRequestHead?
 
-    init(hub: RelayHub) {
+    init(hub: RelayHub, site: FrontSite? = nil) {
         self.hub = hub
+        self.site = site
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -56,9 +59,24 @@ final class HTTPRouter: ChannelInboundHandler, RemovableChannelHandler {
         case (.GET, "/healthz"):
             headers.add(name: "Content-Type", value: "application/json")
             body = Self.health(hub.counters)
+        case (.POST, "/new") where site != nil:
+            let answer = site!.newAccount(from: context.remoteAddress?.ipAddress ?? "unknown")
+            status = HTTPResponseStatus(statusCode: answer.status)
+            headers.add(name: "Content-Type", value: "application/json")
+            headers.add(name: "Cache-Control", value: "no-store")
+            body = answer.body
+        case (.GET, "/.well-known/autoconfig/mail/config-v1.1.xml") where site != nil,
+            (.GET, "/mail/config-v1.1.xml") where site != nil:
+            headers.add(name: "Content-Type", value: "application/xml; charset=utf-8")
+            body = site!.onboarding.autoconfigXML
         case (.GET, "/"), (.GET, "/index.html"):
-            headers.add(name: "Content-Type", value: "text/plain; charset=utf-8")
-            body = Self.indexPage
+            if let site {
+                headers.add(name: "Content-Type", value: "text/html; charset=utf-8")
+                body = site.onboarding.indexHTML
+            } else {
+                headers.add(name: "Content-Type", value: "text/plain; charset=utf-8")
+                body = Self.indexPage
+            }
         case (.GET, "/robots.txt"):
             headers.add(name: "Content-Type", value: "text/plain")
             body = "User-agent: *\nDisallow: /\n"

@@ -27,14 +27,17 @@ public final class IrohRelayServer: Sendable {
     /// Binds `listen` (plain HTTP) and, when `tls` is given, `tlsListen` (HTTPS).
     public static func start(
         listen: ListenAddress, tlsListen: ListenAddress? = nil, tls: TLSContextProvider? = nil,
-        front: FrontUpstreams = FrontUpstreams(imap: nil, smtp: nil), limits: IrohLimits, group: any EventLoopGroup,
+        front: FrontUpstreams = FrontUpstreams(imap: nil, smtp: nil), site: FrontSite? = nil, limits: IrohLimits,
+        group: any EventLoopGroup,
         logger: Logger, limit: SourceConnectionLimit = .unlimited
     ) async throws -> IrohRelayServer {
         let eventLoop = group.next()
         let hub = RelayHub(eventLoop: eventLoop, limits: limits, logger: logger)
         let listeners = try await Listeners.bindAll(limit: limit) { listeners in
-            try await bind(listen, tls: nil, front: front, hub: hub, into: listeners)
-            if let tlsListen, let tls { try await bind(tlsListen, tls: tls, front: front, hub: hub, into: listeners) }
+            try await bind(listen, tls: nil, front: front, site: nil, hub: hub, into: listeners)
+            if let tlsListen, let tls {
+                try await bind(tlsListen, tls: tls, front: front, site: site, hub: hub, into: listeners)
+            }
             return listeners.channels
         }
         return IrohRelayServer(hub: hub, listeners: listeners)
@@ -52,8 +55,8 @@ public final class IrohRelayServer: Sendable {
     }
 
     private static func bind(
-        _ address: ListenAddress, tls: TLSContextProvider?, front: FrontUpstreams, hub: RelayHub,
-        into listeners: ListenerSet
+        _ address: ListenAddress, tls: TLSContextProvider?, front: FrontUpstreams, site: FrontSite?,
+        hub: RelayHub, into listeners: ListenerSet
     )
         async throws
     {
@@ -65,12 +68,12 @@ public final class IrohRelayServer: Sendable {
                     .childChannelOption(.writeBufferWaterMark, value: .init(low: 32 << 10, high: 64 << 10))
             }
         ) { channel, _ in
-            try configure(channel, tls: tls, front: front, hub: hub)
+            try configure(channel, tls: tls, front: front, site: site, hub: hub)
         }
     }
 
     private static func configure(
-        _ channel: any Channel, tls: TLSContextProvider?, front: FrontUpstreams, hub: RelayHub
+        _ channel: any Channel, tls: TLSContextProvider?, front: FrontUpstreams, site: FrontSite?, hub: RelayHub
     ) throws {
         guard hub.admit() else {
             hub.logger.warning("connection limit reached; refusing a connection")
@@ -80,19 +83,20 @@ public final class IrohRelayServer: Sendable {
         hub.track(channel)
         let timeout = TimeAmount.nanoseconds(Int64(hub.limits.handshakeTimeout * 1e9))
         let deadline = HandshakeDeadlineHandler(timeout: timeout) { hub.countLimitClosure() }
-        guard let tls else { return try serveHTTP(channel, tls: nil, deadline: deadline, hub: hub) }
+        guard let tls else { return try serveHTTP(channel, tls: nil, site: nil, deadline: deadline, hub: hub) }
         // The HTTPS port is the front: the deadline first, so that it also bounds the wait for the ClientHello.
         let pipeline = channel.pipeline.syncOperations
         try pipeline.addHandler(deadline)
         try pipeline.addHandler(
             FrontHandler(upstreams: front, logger: hub.logger) { channel in
-                try serveHTTP(channel, tls: tls, deadline: nil, hub: hub)
+                try serveHTTP(channel, tls: tls, site: site, deadline: nil, hub: hub)
             })
     }
 
     /// Adds the handlers that serve HTTP(S) here at the end of the pipeline; `deadline` when not added yet.
     private static func serveHTTP(
-        _ channel: any Channel, tls: TLSContextProvider?, deadline: HandshakeDeadlineHandler?, hub: RelayHub
+        _ channel: any Channel, tls: TLSContextProvider?, site: FrontSite?, deadline: HandshakeDeadlineHandler?,
+        hub: RelayHub
     ) throws {
         let pipeline = channel.pipeline.syncOperations
         if hub.limits.rate > 0 {
@@ -110,6 +114,6 @@ public final class IrohRelayServer: Sendable {
                     context.pipeline.syncOperations.removeHandler(name: HTTPRouter.name, promise: nil)
                 }
             ))
-        try pipeline.addHandler(HTTPRouter(hub: hub), name: HTTPRouter.name)
+        try pipeline.addHandler(HTTPRouter(hub: hub, site: site), name: HTTPRouter.name)
     }
 }

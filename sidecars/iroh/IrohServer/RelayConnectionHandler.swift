@@ -142,6 +142,7 @@ final class RelayConnectionHandler: ChannelInboundHandler {
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is RateLimitedEvent { hub.countRateLimited() }
         if event is RateLimitedEvent, !rateLimitNoticeSent, session.key != nil, family == .relay(.v2) {
             rateLimitNoticeSent = true
             _ = deliver(.status(.rateLimited))

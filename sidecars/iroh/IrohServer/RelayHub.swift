@@ -24,6 +24,8 @@ public struct RelayCounters: Codable, Sendable, Equatable {
     /// Connections with a key already connected: waiting while the active one is checked (family L), or
     /// demoting it (family W).
     public var duplicateKeys = 0
+    /// Connections slowed down by the rate limit (counted once each).
+    public var rateLimited = 0
 
     public init() {}
 }
@@ -76,6 +78,7 @@ final class RelayHub: @unchecked Sendable {
     }
     func countProtocolError() { counters.protocolErrors += 1 }
     func countLimitClosure() { counters.limitClosures += 1 }
+    func countRateLimited() { counters.rateLimited += 1 }
 
     func register(_ connection: RelayConnectionHandler, key: EndpointKey) {
         eventLoop.preconditionInEventLoop()

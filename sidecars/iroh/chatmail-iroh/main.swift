@@ -1,4 +1,8 @@
+import ChatmailConfig
+import ChatmailMetrics
 import ChatmailSidecar
+import FrontCore
+import IMAPStore
 import IrohServer
 
 /// The iroh relay child: plain HTTP on `[iroh] listen`, HTTPS on `tls_listen` when set (the relay's front, passing
@@ -9,8 +13,23 @@ import IrohServer
             let section = sidecar.configuration.iroh
             let tls = try section.tlsListen.map { _ in try sidecar.tlsProvider() }
             let front = try FrontUpstreams(section)
+            let configuration = sidecar.configuration
+            let imap = configuration.imap
+            let site = FrontSite(
+                onboarding: Onboarding(
+                    domain: imap.mailDomain, localpartLength: imap.localpartMinLength...imap.localpartMaxLength,
+                    passwordMinLength: imap.passwordMinLength, inviteLink: configuration.inviteLink),
+                newAccountsPerHour: section.newAccountsPerHour
+            ) {
+                // The rule IMAP's first logins follow: [imap] auto_create_accounts, <state_dir>/nocreate, free space.
+                guard imap.autoCreateAccounts, AccountCreationGate(for: configuration).state().isOpen else {
+                    return "This relay creates no new accounts at the moment."
+                }
+                return nil
+            }
             let server = try await IrohRelayServer.start(
-                listen: section.listen, tlsListen: section.tlsListen, tls: tls, front: front, limits: section.limits,
+                listen: section.listen, tlsListen: section.tlsListen, tls: tls, front: front, site: site,
+                limits: section.limits,
                 group: sidecar.group, logger: sidecar.logger, limit: sidecar.connectionLimit)
             sidecar.logger.info(
                 "iroh relay listening",
@@ -18,6 +37,7 @@ import IrohServer
                     "http": "\(server.httpAddress.map { "\($0)" } ?? "-")",
                     "https": "\(server.httpsAddress.map { "\($0)" } ?? "-")",
                 ])
+            sidecar.reportMetrics { (try? await server.counters()).map(RelayCounters.metrics.samples) ?? [] }
             try await sidecar.serveUntilShutdown { await server.close() }
         }
     }

@@ -15,7 +15,7 @@ public struct SaltHistory: Sendable {
         init(_ salt: some Collection<UInt8>) {
             count = salt.count
             withUnsafeMutableBytes(of: &words) { raw in
-                let copied = salt.withContiguousStorageIfAvailable { bytes in
+                let copied: Void? = salt.withContiguousStorageIfAvailable { bytes in
                     raw.copyMemory(from: UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(bytes).prefix(32)))
                 }
                 if copied == nil {

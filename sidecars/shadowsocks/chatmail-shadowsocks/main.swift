@@ -1,4 +1,5 @@
 import ChatmailControl
+import ChatmailMetrics
 import ChatmailSidecar
 import ChatmailState
 import ShadowsocksCore
@@ -20,6 +21,7 @@ struct Main {
             sidecar.logger.info(
                 "listening on \(server.localAddress.map { "\($0)" } ?? "\(section.listen)") with \(settings.credential.method.rawValue), targets on ports \(settings.policy.upstreams.keys.sorted())"
             )
+            sidecar.reportMetrics { ShadowsocksCounters.metrics.samples(server.counters) }
             try await sidecar.serveUntilShutdown(onEvent: { event in
                 if case .reload = event { sidecar.logger.info("counters: \(server.counters)") }
             }) { await server.close() }

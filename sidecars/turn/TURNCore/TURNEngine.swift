@@ -121,6 +121,8 @@ public struct TURNEngine: Sendable {
     private var slotByFiveTuple: [FiveTuple: Int] = [:]
     var cache = TransactionCache()
     var errorLimiter = ErrorRateLimiter()
+    /// What this engine counted, for metrics.
+    public private(set) var counters = TURNCounters()
 
     public init(
         settings: TURNEngineSettings, authenticator: RESTAuthenticator, policy: PeerPolicy, nonces: NonceAuthority,
@@ -285,6 +287,7 @@ public struct TURNEngine: Sendable {
             return failure(request, style, .addressFamilyNotSupported)
         }
         guard shared.acquireAllocation(username: username, client: fiveTuple.client) else {
+            counters.quotaRefusals += 1
             return failure(request, style, .allocationQuotaReached)
         }
         return .allocate(
@@ -307,6 +310,7 @@ public struct TURNEngine: Sendable {
             fiveTuple: pending.fiveTuple, username: pending.username, key: pending.key, relays: relays,
             lifetime: pending.lifetime, now: now, limits: settings.limits)
         insert(allocation)
+        counters.allocations += 1
         for relay in relays { shared.relayOpened(relay.address) }
         var attributes = relays.map { STUNAttribute.xorRelayedAddress($0.address) }
         if let family = pending.addressError {
@@ -363,7 +367,7 @@ public struct TURNEngine: Sendable {
         var admissions: [Admission] = []
         for peer in peers {
             guard allocation.relay(for: peer) != nil else { return failure(request, style, .peerAddressFamilyMismatch) }
-            guard let admission = admission(of: peer) else { return failure(request, style, .forbidden) }
+            guard let admission = admission(of: peer) else { return refusePeer(request, style) }
             admissions.append(admission)
         }
         guard allocation.canInstallPermissions(peers, now: now) else {
@@ -385,7 +389,7 @@ public struct TURNEngine: Sendable {
             let peer = request.xorPeerAddresses.first
         else { return failure(request, style, .badRequest) }
         guard allocation.relay(for: peer) != nil else { return failure(request, style, .peerAddressFamilyMismatch) }
-        guard let admission = admission(of: peer) else { return failure(request, style, .forbidden) }
+        guard let admission = admission(of: peer) else { return refusePeer(request, style) }
         do {
             try slots[slot]!.bindChannel(number, to: peer, now: now, onlyAsOurRelay: admission == .onlyAsOurRelay)
         } catch .conflict {
@@ -445,6 +449,8 @@ public struct TURNEngine: Sendable {
         // Permissions are per host: on our own host, only our relayed addresses (or what the operator allows,
         // never our service ports) may be reached, whatever port the indication names.
         if policy.isOwnHost(peer), !shared.isRelayedAddress(peer), policy.decide(peer) != .allow { return nil }
+        counters.packetsToPeers += 1
+        counters.bytesToPeers += length
         return relay.relay
     }
 
@@ -460,6 +466,8 @@ public struct TURNEngine: Sendable {
             let relay = allocation.relay(for: channel.peer),
             slots[slot]!.admit(bytes: length, outbound: true, now: now)
         else { return nil }
+        counters.packetsToPeers += 1
+        counters.bytesToPeers += length
         return (channel.peer, relay.relay)
     }
 
@@ -474,6 +482,8 @@ public struct TURNEngine: Sendable {
             !permission.onlyAsOurRelay || shared.isRelayedAddress(peer),
             slots[slot]!.admit(bytes: length, outbound: false, now: now)
         else { return nil }
+        counters.packetsFromPeers += 1
+        counters.bytesFromPeers += length
         if let number = allocation.channel(for: peer, now: now) { return .channelData(number) }
         return .dataIndication
     }
@@ -514,6 +524,7 @@ public struct TURNEngine: Sendable {
     private mutating func challenge(
         _ header: STUNHeader, _ code: STUNErrorCode, _ fiveTuple: FiveTuple, _ style: ReplyStyle, _ now: Int64
     ) -> TURNAction {
+        if code == .unauthenticated { counters.unauthorized += 1 }
         let nonce = nonces.issue(for: fiveTuple.client, now: now)
         return errorReply(
             header, code, extra: [.realm(settings.realm), .nonce(nonce)], to: fiveTuple, style: style, now: now)
@@ -536,6 +547,12 @@ public struct TURNEngine: Sendable {
         build(
             method: request.type.method, class: .successResponse, transactionID: request.transactionID,
             attributes: attributes, style: style)
+    }
+
+    /// 403 for a peer the policy refuses.
+    private mutating func refusePeer(_ request: STUNMessage, _ style: ReplyStyle) -> TURNAction {
+        counters.refusedPeers += 1
+        return failure(request, style, .forbidden)
     }
 
     private func failure(_ request: STUNMessage, _ style: ReplyStyle, _ code: STUNErrorCode) -> TURNAction {

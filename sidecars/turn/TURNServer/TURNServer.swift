@@ -36,6 +36,22 @@ public final class TURNServer: Sendable {
     /// The number of live allocations on all loops.
     public var allocationCount: Int { shared.allocationCount }
 
+    /// The counters of every loop's and shard's engine, added up (each read on its own thread).
+    public func counters() async -> TURNCounters {
+        var total = TURNCounters()
+        for state in loops {
+            total = total + ((try? await state.eventLoop.submit { state.engine.counters }.get()) ?? TURNCounters())
+        }
+        for shard in shards {
+            total =
+                total
+                + (await withCheckedContinuation { continuation in
+                    shard.execute { continuation.resume(returning: shard.engine.counters) }
+                })
+        }
+        return total
+    }
+
     /// Binds every listener and starts serving, with `settings` checked up front (`TURNSettings(configuration:)`).
     public static func start(
         settings: TURNSettings, secrets: [String], tls: TLSContextProvider?, group: any EventLoopGroup,

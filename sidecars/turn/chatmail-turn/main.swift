@@ -1,5 +1,6 @@
 import ChatmailConfig
 import ChatmailControl
+import ChatmailMetrics
 import ChatmailSidecar
 import ChatmailTLS
 import NIOCore
@@ -31,13 +32,14 @@ struct Main {
                 // A failed bind or system call: the supervisor retries, as for every other child.
                 throw SidecarError.environment(error.description)
             }
+            sidecar.reportMetrics { await server.metrics() }
             try await sidecar.serveUntilShutdown(onEvent: { event in
                 switch event {
                 case .turnSecrets(let secrets):
                     server.updateSecrets(secrets)
                     sidecar.logger.info("TURN secrets updated", metadata: ["count": "\(secrets.count)"])
-                case .reload:
-                    break  // the TLS provider reloads its certificates by itself
+                case .reload, .collectMetrics:
+                    break  // the TLS provider reloads its certificates by itself; Sidecar answers for metrics
                 }
             }) { await server.shutdown() }
             if turn.threads > 0 { try? await group.shutdownGracefully() }

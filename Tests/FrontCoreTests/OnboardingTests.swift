@@ -1,0 +1,56 @@
+import IMAPCore
+import Testing
+
+@testable import FrontCore
+
+@Suite struct OnboardingTests {
+    static let onboarding = Onboarding(
+        domain: "chat.example.org", localpartLength: 9...9, passwordMinLength: 9,
+        inviteLink: "dcaccount:chat.example.org")
+
+    @Test func freshCredentialsMeetTheAccountRules() {
+        var random = SystemRandomNumberGenerator()
+        for (localparts, passwordMin) in [(9...9, 9), (3...5, 40), (12...20, 1)] {
+            let onboarding = Onboarding(
+                domain: "chat.example.org", localpartLength: localparts, passwordMinLength: passwordMin,
+                inviteLink: nil)
+            let rules = AccountRules(
+                domain: "chat.example.org", localpartLength: localparts, passwordMinLength: passwordMin)
+            var seen = Set<String>()
+            for _ in 0..<200 {
+                let (email, password) = onboarding.credentials(using: &random)
+                #expect(rules.allowsCreation(address: email, password: password), "\(email) \(password)")
+                #expect(password.count >= 24)
+                seen.insert(email)
+            }
+            #expect(seen.count > 190)
+        }
+    }
+
+    @Test func answersAreJSON() {
+        var random = SystemRandomNumberGenerator()
+        let json = Self.onboarding.newAccountJSON(using: &random)
+        #expect(json.hasPrefix("{\"email\": \"") && json.contains("@chat.example.org\", \"password\": \""))
+        #expect(Onboarding.refusalJSON("no \"new\"\n\\") == "{\"reason\": \"no \\\"new\\\"\\u000a\\\\\"}\n")
+    }
+
+    @Test func autoconfigNamesTheFourServices() {
+        let xml = Self.onboarding.autoconfigXML
+        #expect(xml.hasPrefix("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<clientConfig version=\"1.1\">"))
+        for (port, socket) in [(993, "SSL"), (143, "STARTTLS"), (465, "SSL"), (587, "STARTTLS")] {
+            #expect(xml.contains("<port>\(port)</port>\n      <socketType>\(socket)</socketType>"), "\(port)")
+        }
+        #expect(
+            xml.split(separator: "<hostname>chat.example.org</hostname>", omittingEmptySubsequences: false).count == 5)
+        let hostile = Onboarding(domain: "a<b&c", localpartLength: 9...9, passwordMinLength: 9, inviteLink: "x\"y")
+        #expect(hostile.autoconfigXML.contains("a&lt;b&amp;c") && !hostile.autoconfigXML.contains("a<b"))
+        #expect(hostile.indexHTML.contains("x&quot;y"))
+    }
+
+    @Test func indexPageNamesTheRelayAndTheInvite() {
+        let html = Self.onboarding.indexHTML
+        #expect(html.contains("<h1>chat.example.org</h1>"))
+        #expect(html.contains("<a href=\"dcaccount:chat.example.org\">dcaccount:chat.example.org</a>"))
+        #expect(!html.contains("<script") && !html.contains("<img") && !html.contains("<link"))
+    }
+}
