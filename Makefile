@@ -11,6 +11,8 @@ PIP_DEPS   := pytest qrcode cryptography blake3 pycryptodome pproxy aioice aiort
 BENCH_DEPS := dovecot-imapd dovecot-lmtpd
 # `make deb`: debhelper and dpkg-buildpackage build the package, lintian checks it.
 DEB_DEPS   := debhelper dpkg-dev lintian
+# `make test-deb`: a Debian 12 root from the archive, booted with systemd as PID 1.
+DEB_TEST_DEPS := debootstrap systemd-container
 # The real iroh clients for the relay tests: both generations install as package `iroh`, so each gets a venv.
 IROH_CLIENTS := 1.2.0 0.35.0
 IROH_VENVS   := .build/iroh-venvs
@@ -22,7 +24,7 @@ PROGRAMS   := chatmail-supervisor chatmailctl chatmail-imap chatmail-turn chatma
 BIN         = $(shell $(SWIFT) build --show-bin-path)
 RELEASE_BIN = $(shell $(SWIFT) build -c release --show-bin-path)
 
-.PHONY: all build run test test-swift test-integration bench install deb deps test-deps clean
+.PHONY: all build run test test-swift test-integration bench install deb test-deb deps test-deps clean
 
 all: build
 
@@ -125,6 +127,13 @@ deb: deps
 	  mv ../chatmail-swift_$${v}_*.deb ../chatmail-swift_$${v}_*.buildinfo ../chatmail-swift_$${v}_*.changes $(DEB_DIR)/
 	lintian --fail-on warning,error $(DEB)
 	@echo "built $(DEB)"
+
+# Installs the package into a clean Debian 12 root (cached under /var/cache/chatmail-tests/) and
+# boots systemd in it with systemd-nspawn: start, status, reload, watchdog, journal, upgrade,
+# stop, remove, purge (Tests/package/test_deb.py). Needs root.
+test-deb: deb
+	$(call apt_install,$(DEB_TEST_DEPS))
+	cd Tests/package && CHATMAIL_DEB=$(abspath $(DEB)) python3 -m pytest -q -rfs -x -s test_deb.py
 
 clean:
 	rm -rf .build .run
