@@ -61,6 +61,21 @@ def turn():
     return "TURN 3478/udp: binding ok, allocate without credentials 401"
 
 
+def turn_tcp():
+    """A STUN Binding over TCP (RFC 8489 framing: the message alone, no length prefix)."""
+    with socket.create_connection(("127.0.0.1", 3478), timeout=5) as sock:
+        tid = os.urandom(12)
+        sock.sendall(turn_stun.msg(0x0001, tid, []))
+        data = b""
+        while len(data) < 20 or len(data) < 20 + int.from_bytes(data[2:4], "big"):
+            chunk = sock.recv(2048)
+            assert chunk, f"closed after {data!r}"
+            data += chunk
+        mtype, attrs = turn_stun.parse(data)
+        assert mtype == 0x0101 and 0x0020 in attrs, (hex(mtype), attrs)
+    return "TURN 3478/tcp: binding ok"
+
+
 def http_get(send, receive):
     send(b"GET /generate_204 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
     data = b""
@@ -120,7 +135,8 @@ def shadowsocks(link):
 
 
 if __name__ == "__main__":
-    checks = {"imap": imap, "imaps": imaps, "turn": turn, "iroh": iroh, "shadowsocks": shadowsocks}
+    checks = {"imap": imap, "imaps": imaps, "turn": turn, "turn_tcp": turn_tcp, "iroh": iroh,
+              "shadowsocks": shadowsocks}
     failed = False
     for spec in sys.argv[1:]:
         name, _, argument = spec.partition("=")

@@ -63,7 +63,7 @@ public final class IrohRelayServer: Sendable {
         try await listeners.bind(
             .tcp(host: address.host, port: Int(address.port)), loops: [hub.eventLoop],
             childOptions: {
-                $0.childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+                $0.childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
                     .childChannelOption(.socketOption(.so_keepalive), value: 1)
                     .childChannelOption(.writeBufferWaterMark, value: .init(low: 32 << 10, high: 64 << 10))
             }

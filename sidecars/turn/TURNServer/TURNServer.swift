@@ -215,7 +215,7 @@ public final class TURNServer: Sendable {
         let bound = try await Listeners.bind(
             .tcp(host: host, port: Int(port)), loops: loops.map(\.eventLoop), limit: limit,
             childOptions: {
-                $0.childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+                $0.childChannelOption(ChannelOptions.tcpOption(.tcp_nodelay), value: 1)
                     .childChannelOption(
                         ChannelOptions.writeBufferWaterMark,
                         value: ChannelOptions.Types.WriteBufferWaterMark(low: 64 << 10, high: 256 << 10))
