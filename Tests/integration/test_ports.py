@@ -37,7 +37,8 @@ def test_production_example_and_its_nft_rules(tmp_path):
     source, found = rows(ROOT / "packaging" / "supervisor.conf")
     assert source == "file"
     assert found == [("turn", "udp", 3478, 3478), ("turn", "tcp", 3478, 3478), ("turn", "tcp", 5349, 5349),
-                     ("turn", "udp", 49152, 65535), ("iroh", "tcp", 3340, 3340), ("shadowsocks", "tcp", 8388, 8388),
+                     ("turn", "udp", 49152, 65535), ("iroh", "tcp", 3340, 3340), ("iroh", "tcp", 443, 443),
+                     ("shadowsocks", "tcp", 8388, 8388),
                      ("imap", "tcp", 143, 143), ("imap", "tcp", 993, 993)]
     rules = ports(ROOT / "packaging" / "supervisor.conf", "--nft")
     assert rules.count(" dport ") == len(found)
