@@ -5,6 +5,7 @@ with `ssl_preread` doing the same routing (Debian's nginx, one worker process, u
 - added latency of the ALPN route to IMAP: connect, TLS handshake (ALPN imap) and IMAP greeting, p50/p99, directly
   to chatmail-imap's TLS port, through our front (PROXY v2 to IMAP's `proxy_tls_listen`, as deployed, and without
   the header to the TLS port) and through nginx (to the TLS port), same client code, interleaved;
+- the front's CPU per routed connection (over the same greetings);
 - bulk MB per front CPU-second through the route, both directions: a real ClientHello asking for `imap`, then raw
   bytes, to an upstream that reads the PROXY header (v1 from nginx, v2 from ours) and discards (upload) or sends
   (download) a bounded amount; the front's CPU (utime+stime from /proc: our whole process, nginx's worker) is what
@@ -38,6 +39,7 @@ from test_front import write_front_config  # noqa: E402
 from tls_bench import cpu_seconds  # noqa: E402
 
 NGINX_STREAM_MODULE = "/usr/lib/nginx/modules/ngx_stream_module.so"
+WARM_UP = 20
 
 # The upstream of the bulk runs, a process of its own (so that it does not take the client's interpreter lock): reads
 # a PROXY header (v2 binary, v1 text, or none), then an 8-byte big-endian count and a direction byte, then either
@@ -239,8 +241,8 @@ def latency(routes, samples):
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
     context.set_alpn_protocols(["imap"])
-    for port in routes.values():  # warm up
-        for _ in range(20):
+    for port in routes.values():
+        for _ in range(WARM_UP):
             greeting_seconds(port, context)
     results = {name: [] for name in routes}
     names = list(routes)
@@ -301,7 +303,10 @@ def main():
 
             routes = {"direct": imap.tls_port, "front": fronts["front"].port,
                       "front-plain": fronts["front-plain"].port, "nginx": fronts["nginx"].port}
+            cpu_before = {name: fronts[name].cpu() for name in routes if name != "direct"}
             times = latency(routes, args.samples)
+            per_connection = {name: (fronts[name].cpu() - cpu) / (args.samples + WARM_UP) * 1e6
+                              for name, cpu in cpu_before.items()}
             p = {name: (percentile(v, 0.5) * 1e6, percentile(v, 0.99) * 1e6) for name, v in times.items()}
             print(f"front bench: chatmail-iroh's front ({threads} threads, its listener on one event loop) beside "
                   f"nginx {nginx_version()} stream + ssl_preread ({workers} worker process), loopback, 2 cores shared")
@@ -318,6 +323,9 @@ def main():
             nginx_added = p["nginx"][0] - p["direct"][0]
             if nginx_added > 0:
                 print(f"    added p50, our front (no header) / nginx: {ours_added / nginx_added:5.2f}x")
+            print(f"    front CPU per routed greeting: ours {per_connection['front']:4.0f} us (PROXY v2),"
+                  f" {per_connection['front-plain']:4.0f} us (no header); nginx {per_connection['nginx']:4.0f} us;"
+                  f" ours (no header) / nginx {per_connection['front-plain'] / per_connection['nginx']:5.2f}x")
 
             hello = client_hello()
             size = args.megabytes << 20
