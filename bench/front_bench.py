@@ -8,7 +8,7 @@ with `ssl_preread` doing the same routing (Debian's nginx, one worker process, u
 - the front's CPU per routed connection (over the same greetings);
 - bulk MB per front CPU-second through the route, both directions: a real ClientHello asking for `imap`, then raw
   bytes, to an upstream that reads the PROXY header (v1 from nginx, v2 from ours) and discards (upload) or sends
-  (download) a bounded amount; the front's CPU (utime+stime from /proc: our whole process, nginx's worker) is what
+  (download) a bounded amount; the front's CPU (from /proc: every thread of our process, nginx's worker and master) is what
   counts, the client and the upstream are other processes.
 
 nginx's `proxy_protocol on` speaks PROXY v1 only, which chatmail-imap's `proxy_tls_listen` refuses (v2 only), so
@@ -32,11 +32,10 @@ from pathlib import Path
 HERE = Path(__file__).resolve()
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE.parents[1] / "Tests" / "integration"))
-from conftest import bin_dir  # noqa: E402
-from imap_bench import free_port, process_tree, wait_port  # noqa: E402
+from imap_bench import BIN, Ours, free_port, process_tree, wait_port  # noqa: E402
 from iroh_bench import percentile  # noqa: E402
 from test_front import write_front_config  # noqa: E402
-from tls_bench import cpu_seconds  # noqa: E402
+from tls_bench import cpu_seconds as ticks_cpu_seconds  # noqa: E402
 
 NGINX_STREAM_MODULE = "/usr/lib/nginx/modules/ngx_stream_module.so"
 WARM_UP = 20
@@ -98,6 +97,20 @@ while True:
 """
 
 
+def cpu_seconds(pid):
+    """CPU time of the threads of `pid` so far: the scheduler's nanosecond count (/proc/<pid>/task/*/schedstat;
+    utime+stime of /proc/<pid>/stat count 10 ms ticks, too coarse for a few hundred connections), else the ticks."""
+    if not Path(f"/proc/{pid}/schedstat").exists():
+        return ticks_cpu_seconds(pid)
+    total = 0
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            total += int(Path(f"/proc/{pid}/task/{task}/schedstat").read_text().split()[0])
+        except (FileNotFoundError, ProcessLookupError):  # a thread that ended meanwhile
+            pass
+    return total / 1e9
+
+
 def client_hello(alpn="imap"):
     """A ClientHello of Python's OpenSSL asking for `alpn` (one TLS record), made without a socket."""
     context = ssl.create_default_context()
@@ -113,40 +126,15 @@ def client_hello(alpn="imap"):
     return outgoing.read()
 
 
-class Imap:
+class Imap(Ours):
     """chatmail-imap with its TLS port and its PROXY-v2 TLS listener; no accounts (the bench reads greetings)."""
 
     def __init__(self, work: Path):
         work.mkdir()
-        self.tls_port, self.proxy_port = free_port(), free_port()
-        config = work / "imap.conf"
-        config.write_text(f"""
-[supervisor]
-state_dir = "{work}/state"
-runtime_dir = "{work}/run"
-log_level = "warning"
-[imap]
-listen = "127.0.0.1:{free_port()}"
-tls_listen = "127.0.0.1:{self.tls_port}"
-proxy_tls_listen = "127.0.0.1:{self.proxy_port}"
-lmtp_socket = "{work}/run/lmtp.sock"
-mail_domain = "example.org"
-min_free_space = "0"
-[turn]
-host = "127.0.0.1"
-[iroh]
-url = "http://127.0.0.1:3340"
-[tls]
-self_signed = true
-names = ["localhost"]
-""")
-        self.process = subprocess.Popen([str(bin_dir() / "chatmail-imap"), "--config", str(config)])
+        self.proxy_port = free_port()
+        super().__init__(work, f'proxy_tls_listen = "127.0.0.1:{self.proxy_port}"', users=[])
         wait_port(self.tls_port)
         wait_port(self.proxy_port)
-
-    def stop(self):
-        self.process.terminate()
-        self.process.wait(20)
 
 
 class OurFront:
@@ -159,7 +147,7 @@ class OurFront:
         extra = {} if proxy_protocol else {"upstream_proxy_protocol": "false"}
         write_front_config(config, free_port(), self.port, imap_upstream=upstream, **extra)
         config.write_text(config.read_text().replace('log_level = "debug"', 'log_level = "warning"'))
-        self.process = subprocess.Popen([str(bin_dir() / "chatmail-iroh"), "--config", str(config)])
+        self.process = subprocess.Popen([str(BIN / "chatmail-iroh"), "--config", str(config)])
         wait_port(self.port)
 
     def cpu(self):
