@@ -416,3 +416,72 @@ def test_autoconfig_site_root_and_invite(tmp_path):
         assert qr.startswith(link + "\n") and len(qr.splitlines()) > 10 and "█" in qr
     finally:
         front.stop()
+
+
+def post_new(sock, count=1):
+    """Writes `count` keep-alive `POST /new` requests at once (pipelined); returns the statuses and bodies of the
+    answers that come before the server closes (or stops answering for 5 s)."""
+    sock.sendall(b"POST /new HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\n\r\n" * count)
+    answers, data = [], b""
+    sock.settimeout(5)
+    while len(answers) < count:
+        while b"\r\n\r\n" not in data:
+            try:
+                chunk = sock.recv(65536)
+            except (socket.timeout, TimeoutError, ConnectionResetError):
+                chunk = b""
+            if not chunk:
+                return answers
+            data += chunk
+        head, data = data.split(b"\r\n\r\n", 1)
+        length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+        while len(data) < length:
+            chunk = sock.recv(65536)
+            assert chunk, head
+            data += chunk
+        answers.append((int(head.split(b" ")[1]), json.loads(data[:length])))
+        data = data[length:]
+    return answers
+
+
+def test_new_flood_from_one_source_hits_the_limit_and_others_are_served(tmp_path):
+    """A flood of POST /new from one source (keep-alive, pipelined, 160 connections from 4 threads) gets exactly
+    `new_accounts_per_hour` credentials (distinct; /new creates no account, the first login does) and 429 for the
+    rest; a 429 closes the connection; other sources are still served, each with its own allowance."""
+    limit = 4
+    front = Front(tmp_path, new_accounts_per_hour=limit)
+    try:
+        started = time.monotonic()
+        # Keep-alive: one request at a time on one connection, answered 200 up to the limit, then 429 and closed.
+        with front.tls(["http/1.1"], "127.0.0.20") as sock:
+            answers = [post_new(sock)[0] for _ in range(limit + 1)]
+            assert [status for status, _ in answers] == [200] * limit + [429]
+            assert post_new(sock) == []
+        # Pipelined, from another source: the same from one write of many requests.
+        with front.tls(["http/1.1"], "127.0.0.21") as sock:
+            pipelined = post_new(sock, 3 * limit)
+            assert [status for status, _ in pipelined] == [200] * limit + [429]
+        # The flood: many connections from the first source, all refused.
+        statuses = []
+
+        def flood():
+            for _ in range(40):
+                with front.tls(["http/1.1"], "127.0.0.20") as sock:
+                    statuses.extend(status for status, _ in post_new(sock))
+
+        threads = [threading.Thread(target=flood) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        # Meanwhile another source is served.
+        with front.tls(None, "127.0.0.22") as sock:
+            assert post_new(sock)[0][0] == 200
+        for thread in threads:
+            thread.join(30)
+        assert len(statuses) == 160 and set(statuses) == {429}
+        emails = [body["email"] for status, body in answers + pipelined if status == 200]
+        assert len(set(emails)) == 2 * limit
+        assert all(set(body) == {"reason"} for status, body in answers + pipelined if status == 429)
+        assert front.proc.poll() is None
+        assert time.monotonic() - started < 20
+    finally:
+        front.stop()
