@@ -3,6 +3,7 @@ listener, `smtp` to Postfix's PROXY-v2 SMTPS service, everything else served as 
 s_client, curl, Python's ssl) and bad ones (cut, plain HTTP, silent, 1000 half-open)."""
 
 import json
+import os
 import socket
 import ssl
 import subprocess
@@ -83,14 +84,24 @@ class Front:
 
 
 class RecordingUpstream:
-    """A TCP listener that keeps every byte of its first connection."""
+    """A TCP listener that keeps every byte of its first connection: it sends `greeting`, reads to the end
+    (sleeping `read_delay` after each read, so that the front's queue fills), then sends `answer` and closes."""
 
-    def __init__(self):
+    def __init__(self, greeting=b"hello from upstream\r\n", answer=b"", read_delay=0):
         self.sock = socket.create_server(("127.0.0.1", 0))
+        if read_delay:  # a small window, so that the front's kernel buffers fill too
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
         self.port = self.sock.getsockname()[1]
+        self.greeting, self.answer, self.read_delay = greeting, answer, read_delay
         self.data = b""
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
+
+    @property
+    def passed(self):
+        """What the client sent, after the PROXY v2 header."""
+        assert self.data[:12] == PROXY_SIGNATURE
+        return self.data[16 + int.from_bytes(self.data[14:16], "big"):]
 
     def _run(self):
         self.sock.settimeout(10)
@@ -100,9 +111,11 @@ class RecordingUpstream:
             return
         connection.settimeout(10)
         with connection:
-            connection.sendall(b"hello from upstream\r\n")
-            while chunk := connection.recv(65536):
+            connection.sendall(self.greeting)
+            while chunk := connection.recv(16384):
                 self.data += chunk
+                time.sleep(self.read_delay)
+            connection.sendall(self.answer)
 
 
 def hello(alpn: bytes) -> bytes:
@@ -158,6 +171,61 @@ def test_passed_connection_keeps_its_bytes_after_a_proxy_header(tmp_path):
         assert header[16:20] == bytes([127, 0, 0, 9]) and header[20:24] == bytes([127, 0, 0, 1])
         assert int.from_bytes(header[26:28], "big") == front.tls_port
         assert upstream.data[28:] == data
+    finally:
+        front.stop()
+
+
+def read_to_end(sock, delay=0):
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+        time.sleep(delay)
+    return data
+
+
+def test_the_clients_fin_reaches_the_upstream_which_still_answers(tmp_path):
+    """Half-close passes through: the client sends 2 MB and its FIN; the upstream, reading slowly, gets every
+    byte and then the end of the stream, and its answer after that reaches the client in full."""
+    upstream = RecordingUpstream(greeting=b"", answer=b"a" * (1 << 20), read_delay=0.001)
+    front = Front(tmp_path, imap_upstream=upstream.port)
+    try:
+        data = hello(b"imap") + os.urandom(2 << 20)
+        sock = socket.create_connection(("127.0.0.1", front.tls_port), timeout=20)
+        sock.sendall(data)
+        sock.shutdown(socket.SHUT_WR)
+        assert read_to_end(sock) == upstream.answer
+        upstream.thread.join(10)
+        assert upstream.passed == data
+    finally:
+        front.stop()
+
+
+def test_a_client_that_closes_at_once_loses_none_of_its_data(tmp_path):
+    """The client sends 8 MB and closes its socket at once; what the front still holds for the slowly reading
+    upstream (more than the kernel buffers between them) goes out before the upstream's connection ends."""
+    upstream = RecordingUpstream(greeting=b"", read_delay=0.001)
+    front = Front(tmp_path, imap_upstream=upstream.port)
+    try:
+        data = hello(b"imap") + os.urandom(8 << 20)
+        with socket.create_connection(("127.0.0.1", front.tls_port), timeout=20) as sock:
+            sock.sendall(data)
+        upstream.thread.join(20)
+        assert upstream.passed == data
+    finally:
+        front.stop()
+
+
+def test_the_upstreams_last_data_reaches_a_slow_client(tmp_path):
+    """The upstream sends 4 MB and closes at once; the client, reading slowly, still gets all of it, then the
+    end of the stream."""
+    upstream = RecordingUpstream(greeting=os.urandom(4 << 20))
+    front = Front(tmp_path, imap_upstream=upstream.port)
+    try:
+        sock = socket.create_connection(("127.0.0.1", front.tls_port), timeout=20)
+        sock.sendall(hello(b"imap"))
+        sock.shutdown(socket.SHUT_WR)
+        time.sleep(0.5)
+        assert read_to_end(sock, delay=0.001) == upstream.greeting
     finally:
         front.stop()
 
