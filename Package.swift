@@ -168,7 +168,13 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: strict),
-        .testTarget(name: "ChatmailDoctorTests", dependencies: ["ChatmailDoctor", "TURNCore"]),
+        .testTarget(
+            name: "ChatmailDoctorTests",
+            dependencies: [
+                // A real TURN server in-process for the credential checks.
+                "ChatmailDoctor", "TURNCore", "TURNServer", "ChatmailConfig", "ChatmailControl",
+                .product(name: "Logging", package: "swift-log"), .product(name: "NIOPosix", package: "swift-nio"),
+            ]),
 
         // iroh sidecar
         .target(

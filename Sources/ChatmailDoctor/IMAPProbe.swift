@@ -28,7 +28,8 @@ public struct IMAPProbe {
         (self.expected, self.timeout) = (expected, timeout)
     }
 
-    public func run() -> [DoctorStep] {
+    /// The steps, and the METADATA values a client got (empty when the steps did not get that far).
+    public func run() -> (steps: [DoctorStep], discovery: [String: String]) {
         let log = StepLog(service: "imap", host: host)
         let session = log.run("tls", timeout: timeout) { deadline throws(NetError) in
             let socket = try Socket.connect(host: host, port: port, deadline: deadline)
@@ -42,7 +43,7 @@ public struct IMAPProbe {
         }
         guard let session else {
             log.skip("login", "needs the TLS connection")
-            return log.steps
+            return (log.steps, [:])
         }
         defer { session.stream.close() }
         let loggedIn = log.run("login", timeout: timeout) { deadline throws(NetError) in
@@ -55,7 +56,7 @@ public struct IMAPProbe {
         }
         guard loggedIn == true else {
             log.skip("metadata", "needs a login")
-            return log.steps
+            return (log.steps, [:])
         }
         let values = log.run("metadata", timeout: timeout) { deadline throws(NetError) in
             let answer = try command(
@@ -73,7 +74,7 @@ public struct IMAPProbe {
             }
         }
         _ = try? command(session, "a3", "LOGOUT", deadline: Deadline(in: .milliseconds(500)))
-        return log.steps
+        return (log.steps, values ?? [:])
     }
 
     /// What a client gets, with the TURN password left out.

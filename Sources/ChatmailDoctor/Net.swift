@@ -34,6 +34,8 @@ public enum NetError: Error, Sendable, Equatable, CustomStringConvertible {
     case tls(String)
     /// The peer said something we did not expect.
     case protocolError(String)
+    /// The peer refused our credential.
+    case authentication(String)
     case system(String)
 
     public var description: String {
@@ -45,6 +47,7 @@ public enum NetError: Error, Sendable, Equatable, CustomStringConvertible {
         case .closed(let what): "\(what) closed the connection"
         case .tls(let reason): "TLS: \(reason)"
         case .protocolError(let reason): reason
+        case .authentication(let reason): reason
         case .system(let reason): reason
         }
     }
@@ -58,6 +61,7 @@ public enum NetError: Error, Sendable, Equatable, CustomStringConvertible {
         case .unreachable: .wrongHost
         case .closed, .protocolError, .system: .protocolError
         case .tls: .tlsHandshake
+        case .authentication: .authentication
         }
     }
 }

@@ -23,17 +23,51 @@ public struct TURNDiscoveryValue: Sendable, Equatable {
 }
 
 /// The TURN checks, as a calling client would make them: STUN over UDP and TCP, Allocate over UDP, TCP and
-/// TLS with the credential the supervisor just minted, and a relay-only round trip between two allocations.
+/// TLS with the credential IMAP hands out (else one the supervisor minted), and a relay-only round trip
+/// between two allocations.
 public struct TURNProbe {
+    /// Where the credential came from.
+    public enum CredentialSource: Sendable, Equatable {
+        /// IMAP's METADATA `/shared/vendor/deltachat/turn`, read after a LOGIN: what clients get.
+        case imap
+        /// The supervisor's discovery answer; `imapEnabled`: IMAP is on but handed out none.
+        case supervisor(imapEnabled: Bool)
+    }
+
     public var host: String
     public var port: UInt16
     public var tlsPort: UInt16?
-    /// From the supervisor's discovery answer; nil when it gave none (TURN not ready).
+    /// Nil when there is none (TURN not ready, or neither IMAP nor the supervisor answered).
     public var credential: TURNDiscoveryValue?
+    public var source: CredentialSource
     public var timeout: Duration
 
-    public init(host: String, port: UInt16, tlsPort: UInt16?, credential: TURNDiscoveryValue?, timeout: Duration) {
-        (self.host, self.port, self.tlsPort, self.credential, self.timeout) = (host, port, tlsPort, credential, timeout)
+    public init(
+        host: String, port: UInt16, tlsPort: UInt16?, credential: TURNDiscoveryValue?,
+        source: CredentialSource = .supervisor(imapEnabled: false), timeout: Duration
+    ) {
+        (self.host, self.port, self.tlsPort, self.credential) = (host, port, tlsPort, credential)
+        (self.source, self.timeout) = (source, timeout)
+    }
+
+    /// The credential step: where the credential came from (a warning when IMAP should have given it).
+    func credentialStep(_ credential: TURNDiscoveryValue) -> DoctorStep {
+        let what = "\(credential.host):\(credential.port), user \(credential.username)"
+        return switch source {
+        case .imap:
+            DoctorStep(
+                service: "turn", step: "credential", verdict: .pass,
+                detail: "as IMAP hands it out (METADATA /shared/vendor/deltachat/turn): \(what)")
+        case .supervisor(imapEnabled: false):
+            DoctorStep(
+                service: "turn", step: "credential", verdict: .pass,
+                detail: "minted by the supervisor (IMAP is off): \(what)")
+        case .supervisor(imapEnabled: true):
+            DoctorStep(
+                service: "turn", step: "credential", verdict: .warn,
+                detail: "IMAP handed out none (see the imap steps): minted by the supervisor instead: \(what)",
+                cause: .discoveryMismatch)
+        }
     }
 
     public func run() -> [DoctorStep] {
@@ -52,15 +86,10 @@ public struct TURNProbe {
             return try binding(client, deadline: deadline, name: name)
         }
         guard let credential else {
-            log.fail("credential", "the supervisor handed out no TURN credential", cause: .notRunning)
+            log.fail("credential", "neither IMAP nor the supervisor handed out a TURN credential", cause: .notRunning)
             return log.steps
         }
-        log.steps.append(
-            DoctorStep(
-                service: "turn", step: "credential", verdict: .pass,
-                detail:
-                    "minted by the supervisor for \(credential.host):\(credential.port), expires \(credential.username)"
-            ))
+        log.steps.append(credentialStep(credential))
 
         var allocations: [TURNClient] = []
         defer { allocations.forEach { $0.release() } }
@@ -129,9 +158,16 @@ public struct TURNProbe {
 
     private func allocate(_ client: TURNClient, deadline: Deadline) throws(NetError) -> Outcome<TURNClient> {
         guard let credential else { throw .protocolError("no credential") }
-        let relayed = try client.allocate(
-            username: credential.username, password: credential.password, deadline: deadline)
-        return Outcome(value: client, detail: "relayed address \(relayed)")
+        do {
+            let relayed = try client.allocate(
+                username: credential.username, password: credential.password, deadline: deadline)
+            return Outcome(value: client, detail: "relayed address \(relayed)")
+        } catch .authentication(let reason) {
+            throw .authentication(
+                source == .imap
+                    ? "\(reason): TURN refuses the credential IMAP hands out to clients (made with a secret TURN does not have, or expired)"
+                    : "\(reason): TURN refuses the credential the supervisor minted")
+        }
     }
 
     /// A peer outside TURN (a plain UDP socket on this host) and the allocation's relayed address, a packet
@@ -296,7 +332,7 @@ final class TURNClient {
             let retry = (error.code == 401 && key == nil) || error.code == 438
             guard retry, let realm = answer.realm, let nonce = answer.nonce, let password = self.password else {
                 throw error.code == 401 || error.code == 441
-                    ? .protocolError("credential refused (\(error))") : .protocolError("\(method) refused: \(error)")
+                    ? .authentication("credential refused (\(error))") : .protocolError("\(method) refused: \(error)")
             }
             (self.realm, self.nonce) = (realm, nonce)
             key = STUNCredentials.longTermKey(username: username, realm: realm, password: password)

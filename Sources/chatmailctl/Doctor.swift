@@ -15,8 +15,9 @@ struct Doctor: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Test each enabled service as a client from outside would; exit 0 when all pass.",
         discussion: """
-            Run on the server. TURN: STUN over UDP and TCP, Allocate over UDP, TCP and TLS with a credential \
-            the supervisor mints, and a relay-only round trip between two allocations. iroh: /generate_204 and \
+            Run on the server. TURN: STUN over UDP and TCP, Allocate over UDP, TCP and TLS with the credential \
+            IMAP hands out to the throwaway account (one the supervisor mints when IMAP is off or gives none), \
+            and a relay-only round trip between two allocations. iroh: /generate_204 and \
             a packet through the relay. Shadowsocks: IMAP's TLS greeting through the ss:// link. IMAP: TLS \
             (certificate name and expiry), LOGIN of a throwaway account (deleted afterwards), and the METADATA \
             a client gets, compared with what was tested.
@@ -47,11 +48,17 @@ struct Doctor: AsyncParsableCommand {
                     overrides: (try? StateReader(directory: configuration.supervisor.stateDir).savedToggles()) ?? [:]))
         let discovery = supervisor.discovery
 
+        // IMAP first (its steps are shown last): TURN allocates with the credential IMAP hands out, as a
+        // client does, so that a credential lost or spoilt between the supervisor and IMAP shows.
+        let imap = enabled.contains("imap") ? imapSteps(configuration, enabled: enabled, timeout: stepTimeout) : nil
+
         if enabled.contains("turn") {
             let turn = configuration.turn
+            let fromIMAP = imap?.discovery[IMAPProbe.turnEntry].flatMap(TURNDiscoveryValue.init)
             steps += TURNProbe(
                 host: turn.host, port: turn.port, tlsPort: configuration.turnServesTLS ? turn.tlsPort : nil,
-                credential: discovery?.turn.flatMap(TURNDiscoveryValue.init), timeout: stepTimeout
+                credential: fromIMAP ?? discovery?.turn.flatMap(TURNDiscoveryValue.init),
+                source: fromIMAP != nil ? .imap : .supervisor(imapEnabled: imap != nil), timeout: stepTimeout
             ).run()
         }
 
@@ -74,9 +81,7 @@ struct Doctor: AsyncParsableCommand {
             steps += await shadowsocksSteps(configuration, timeout: stepTimeout)
         }
 
-        if enabled.contains("imap") {
-            steps += imapSteps(configuration, enabled: enabled, timeout: stepTimeout)
-        }
+        steps += imap?.steps ?? []
 
         let report = DoctorReport(steps: steps)
         if json {
@@ -98,7 +103,9 @@ struct Doctor: AsyncParsableCommand {
     }
 
     /// LOGIN needs an account: a throwaway one is made in the store for the probe and deleted after it.
-    func imapSteps(_ configuration: Configuration, enabled: Set<String>, timeout: Duration) -> [DoctorStep] {
+    func imapSteps(_ configuration: Configuration, enabled: Set<String>, timeout: Duration) -> (
+        steps: [DoctorStep], discovery: [String: String]
+    ) {
         let imap = configuration.imap
         let letters = Array("abcdefghijklmnopqrstuvwxyz0123456789")
         let localpart = String((0..<max(9, imap.localpartMinLength)).map { _ in letters.randomElement()! })
@@ -111,11 +118,10 @@ struct Doctor: AsyncParsableCommand {
             store = try MailDatabase(path: MailDatabase.path(for: configuration), settings: MailDatabase.Settings(imap))
             guard try store.addAccount(address: address, password: password) else { throw DoctorFailure("exists") }
         } catch {
-            return [
-                DoctorStep(
-                    service: "imap", step: "account", verdict: .fail,
-                    detail: "cannot make a throwaway account in the mail store: \(error)", cause: .protocolError)
-            ]
+            let step = DoctorStep(
+                service: "imap", step: "account", verdict: .fail,
+                detail: "cannot make a throwaway account in the mail store: \(error)", cause: .protocolError)
+            return ([step], [:])
         }
         defer { _ = try? store.deleteAccount(address: address) }
         let turn = configuration.turn
@@ -171,7 +177,8 @@ struct Doctor: AsyncParsableCommand {
         init(_ description: String) { self.description = description }
     }
 
-    /// The supervisor's status and a fresh discovery answer (a TURN credential minted now).
+    /// The supervisor's status and a fresh discovery answer (a TURN credential minted now, used when IMAP
+    /// hands out none).
     static func askSupervisor(_ configuration: Configuration) async -> (
         status: SupervisorStatus?, discovery: Discovery?, failure: String?
     ) {

@@ -1,3 +1,8 @@
+import ChatmailConfig
+import ChatmailControl
+import Logging
+import NIOPosix
+import TURNServer
 import Testing
 
 @testable import ChatmailDoctor
@@ -43,6 +48,55 @@ import Testing
         ).run()
         #expect(steps.first?.step == "binding udp")
         #expect(steps.first?.cause == .wrongHost)
+    }
+}
+
+/// The probe against a real TURN server in-process that knows one secret: a credential made with
+/// another (as when IMAP hands out one TURN does not accept) fails Allocate, naming the cause and source.
+@Suite struct TURNProbeCredentialTests {
+    @Test func aCredentialTURNRefusesIsNamedWithWhereItCameFrom() async throws {
+        var configuration = try Configuration.parse(
+            """
+            [turn]
+            listen = "127.0.0.1:3478"
+            host = "127.0.0.1"
+            realm = "test"
+            relay_ports = "40000-40999"
+            [iroh]
+            enabled = false
+            """, path: "/tmp/doctor-turn-tests.conf")
+        configuration.turn.listen.port = 0
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let server = try await TURNServer.start(
+            settings: try TURNSettings(configuration: configuration), secrets: ["turn-secret"], tls: nil,
+            group: group, logger: Logger(label: "test"))
+        let port = UInt16(server.udpAddresses[0].port!)
+        func probe(secret: String, source: TURNProbe.CredentialSource) -> [String: DoctorStep] {
+            let credential = TURNCredential(secret: secret, now: Int(time(nil)), ttl: 600)
+            let value = TURNDiscoveryValue(
+                host: "127.0.0.1", port: port, username: credential.username, password: credential.password)
+            let steps = TURNProbe(
+                host: "127.0.0.1", port: port, tlsPort: nil, credential: value, source: source,
+                timeout: .seconds(2)
+            ).run()
+            return Dictionary(steps.map { ($0.step, $0) }) { first, _ in first }
+        }
+
+        let refused = probe(secret: "imap-secret", source: .imap)
+        #expect(refused["credential"]?.verdict == .pass)
+        #expect(refused["credential"]?.detail.contains("as IMAP hands it out") == true)
+        #expect(refused["allocate udp"]?.verdict == .fail)
+        #expect(refused["allocate udp"]?.cause == .authentication)
+        #expect(refused["allocate udp"]?.detail.contains("the credential IMAP hands out") == true)
+        #expect(refused["relay range"]?.verdict == .skip)
+
+        let accepted = probe(secret: "turn-secret", source: .imap)
+        #expect(accepted["allocate udp"]?.verdict == .pass)
+
+        let minted = probe(secret: "turn-secret", source: .supervisor(imapEnabled: true))
+        #expect(minted["credential"]?.verdict == .warn, "IMAP is on but handed out none")
+        await server.shutdown()
+        try await group.shutdownGracefully()
     }
 }
 

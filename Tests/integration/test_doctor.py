@@ -17,6 +17,7 @@ import pytest
 
 from conftest import bin_dir, wait_until
 from test_bundle import CHILDREN, start_bundle, stop_bundle
+from turn_stun import turn_from_imap
 
 ADDRESS = "10.77.0.1"
 NAME = "chat.doctor.test"
@@ -52,6 +53,44 @@ def test_doctor_passes_on_the_development_bundle(tmp_path):
         report = json.loads(doctor(tmp_path / "supervisor.conf", (), "--json").stdout)
         assert report["passed"] is True
         assert {s["service"] for s in report["steps"]} == set(CHILDREN)
+    finally:
+        stop_bundle(bundle)
+
+
+def test_doctor_allocates_with_the_credential_imap_hands_out(tmp_path):
+    """IMAP hands out a TURN credential that TURN refuses: doctor's TURN steps use that very credential (not a
+    fresh one from the supervisor), so they fail, naming the credential's source and the cause. How it comes
+    about: IMAP keeps the supervisor's last discovery answer and hands it out when the supervisor does not
+    answer within a second; here the TURN secret that answer was made with has since been rotated out (16
+    secrets are kept), and the supervisor hangs (SIGSTOP)."""
+    bundle = start_bundle(tmp_path)
+    try:
+        wait_until(lambda: all(s["state"] == "ready" for s in bundle.states().values()), timeout=60,
+                   what="all four sidecars ready")
+        result = doctor(tmp_path / "supervisor.conf", (), "--json")
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "as IMAP hands it out" in step(result, "turn", "credential")["detail"]
+
+        turn_from_imap(1143, "doctorttt@localhost", "a-long-enough-password-1")  # IMAP's last answer
+        for _ in range(16):
+            bundle.ctl("turn", "rotate-secret")
+        # Shadowsocks off (saved, so doctor sees it without the supervisor): its key is asked of the supervisor.
+        bundle.ctl("disable", "shadowsocks")
+        os.kill(bundle.pid, signal.SIGSTOP)
+        try:
+            result = doctor(tmp_path / "supervisor.conf", (), "--json")
+            text = doctor(tmp_path / "supervisor.conf").stdout
+        finally:
+            os.kill(bundle.pid, signal.SIGCONT)
+        assert result.returncode != 0, result.stdout
+        assert "as IMAP hands it out" in step(result, "turn", "credential")["detail"]
+        for name in ("allocate udp", "allocate tcp", "allocate tls"):
+            failed = step(result, "turn", name)
+            assert (failed["verdict"], failed["cause"]) == ("fail", "authentication"), failed
+            assert "the credential IMAP hands out" in failed["detail"], failed
+        assert step(result, "turn", "binding udp")["verdict"] == "pass"
+        assert step(result, "supervisor", "control socket")["cause"] == "not-running"
+        assert "FAIL turn         allocate udp" in text and "credential refused" in text, text
     finally:
         stop_bundle(bundle)
 
