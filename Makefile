@@ -10,7 +10,7 @@ TEST_DEPS  := systemd util-linux iproute2 openssl curl b3sum zbar-tools nftables
 # Delta Chat core 2.65 or later (the issue's version; test_front_deltachat.py needs at least 2.46).
 PIP_DEPS   := pytest qrcode cryptography blake3 pycryptodome pproxy aioice aiortc imapclient deltachat-rpc-server~=2.65 \
               deltachat-rpc-client~=2.65 prometheus-client
-BENCH_DEPS := dovecot-imapd dovecot-lmtpd
+BENCH_DEPS := dovecot-imapd dovecot-lmtpd libnginx-mod-stream
 # `make deb`: debhelper and dpkg-buildpackage build the package, lintian checks it.
 DEB_DEPS   := debhelper dpkg-dev lintian
 # `make test-deb`: a Debian 12 root from the archive, booted with systemd as PID 1.
@@ -90,12 +90,20 @@ test-integration:
 	cd Tests/integration && CHATMAIL_BIN_DIR=$(BIN) python3 -m pytest -q -rfs .
 
 bench: test-deps
+	@# nginx's stream module with ssl_preread is the front bench's anchor (the bench runs its own instance); the
+	@# package also starts a web server on port 80, which the bench never uses: stop it when this installs it.
+	@if ! dpkg-query -W -f='$${Status}' nginx 2>/dev/null | grep -q 'ok installed'; then \
+	  echo "installing: nginx"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null; \
+	  if [ -d /run/systemd/system ]; then $(SUDO) systemctl disable --now nginx >/dev/null 2>&1 || true; fi; \
+	fi
 	$(call apt_install,$(BENCH_DEPS))
 	$(SWIFT) build -c release
 	CHATMAIL_BIN_DIR=$(RELEASE_BIN) python3 bench/supervisor_bench.py
 	CHATMAIL_BIN_DIR=$(RELEASE_BIN) python3 bench/metrics_bench.py
 	CHATMAIL_BIN_DIR=$(RELEASE_BIN) python3 bench/tls_bench.py
 	CHATMAIL_BIN_DIR=$(RELEASE_BIN) python3 bench/iroh_bench.py
+	CHATMAIL_BIN_DIR=$(RELEASE_BIN) python3 bench/front_bench.py
 	CHATMAIL_BIN_DIR=$(RELEASE_BIN) python3 bench/shadowsocks_bench.py
 	CHATMAIL_BIN_DIR=$(RELEASE_BIN) python3 bench/turn_bench.py
 	CHATMAIL_BIN_DIR=$(RELEASE_BIN) python3 bench/imap_bench.py

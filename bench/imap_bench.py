@@ -81,9 +81,9 @@ def process_tree(root_pid):
 class Ours:
     name = "chatmail-imap"
 
-    def __init__(self, work: Path, extra: str = ""):
-        """`extra`: more `[imap]` lines."""
-        self.port, self.lmtp_port = free_port(), free_port()
+    def __init__(self, work: Path, extra: str = "", users=USERS):
+        """`extra`: more `[imap]` lines; `users` get PASSWORD."""
+        self.port, self.tls_port, self.lmtp_port = free_port(), free_port(), free_port()
         config = work / "imap.conf"
         config.write_text(f"""
 [supervisor]
@@ -93,7 +93,7 @@ control_socket = "{work}/run/control.sock"
 log_level = "warning"
 [imap]
 listen = "127.0.0.1:{self.port}"
-tls_listen = "127.0.0.1:{free_port()}"
+tls_listen = "127.0.0.1:{self.tls_port}"
 lmtp_socket = "{work}/run/lmtp.sock"
 lmtp_listen = "127.0.0.1:{self.lmtp_port}"
 mail_domain = "{DOMAIN}"
@@ -111,7 +111,7 @@ url = "http://127.0.0.1:3340"
 self_signed = true
 names = ["localhost"]
 """)
-        for user in USERS:
+        for user in users:
             subprocess.run([str(BIN / "chatmailctl"), "user", "add", user, "--password", PASSWORD,
                             "--config", str(config)], check=True, capture_output=True)
         self.process = subprocess.Popen([str(BIN / "chatmail-imap"), "--config", str(config)])

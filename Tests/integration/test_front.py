@@ -3,6 +3,7 @@ listener, `smtp` to Postfix's PROXY-v2 SMTPS service, everything else served as 
 s_client, curl, Python's ssl) and bad ones (cut, plain HTTP, silent, 1000 half-open)."""
 
 import json
+import os
 import socket
 import ssl
 import subprocess
@@ -83,14 +84,24 @@ class Front:
 
 
 class RecordingUpstream:
-    """A TCP listener that keeps every byte of its first connection."""
+    """A TCP listener that keeps every byte of its first connection: it sends `greeting`, reads to the end
+    (sleeping `read_delay` after each read, so that the front's queue fills), then sends `answer` and closes."""
 
-    def __init__(self):
+    def __init__(self, greeting=b"hello from upstream\r\n", answer=b"", read_delay=0):
         self.sock = socket.create_server(("127.0.0.1", 0))
+        if read_delay:  # a small window, so that the front's kernel buffers fill too
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
         self.port = self.sock.getsockname()[1]
+        self.greeting, self.answer, self.read_delay = greeting, answer, read_delay
         self.data = b""
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
+
+    @property
+    def passed(self):
+        """What the client sent, after the PROXY v2 header."""
+        assert self.data[:12] == PROXY_SIGNATURE
+        return self.data[16 + int.from_bytes(self.data[14:16], "big"):]
 
     def _run(self):
         self.sock.settimeout(10)
@@ -100,9 +111,11 @@ class RecordingUpstream:
             return
         connection.settimeout(10)
         with connection:
-            connection.sendall(b"hello from upstream\r\n")
-            while chunk := connection.recv(65536):
+            connection.sendall(self.greeting)
+            while chunk := connection.recv(16384):
                 self.data += chunk
+                time.sleep(self.read_delay)
+            connection.sendall(self.answer)
 
 
 def hello(alpn: bytes) -> bytes:
@@ -158,6 +171,61 @@ def test_passed_connection_keeps_its_bytes_after_a_proxy_header(tmp_path):
         assert header[16:20] == bytes([127, 0, 0, 9]) and header[20:24] == bytes([127, 0, 0, 1])
         assert int.from_bytes(header[26:28], "big") == front.tls_port
         assert upstream.data[28:] == data
+    finally:
+        front.stop()
+
+
+def read_to_end(sock, delay=0):
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+        time.sleep(delay)
+    return data
+
+
+def test_the_clients_fin_reaches_the_upstream_which_still_answers(tmp_path):
+    """Half-close passes through: the client sends 2 MB and its FIN; the upstream, reading slowly, gets every
+    byte and then the end of the stream, and its answer after that reaches the client in full."""
+    upstream = RecordingUpstream(greeting=b"", answer=b"a" * (1 << 20), read_delay=0.001)
+    front = Front(tmp_path, imap_upstream=upstream.port)
+    try:
+        data = hello(b"imap") + os.urandom(2 << 20)
+        sock = socket.create_connection(("127.0.0.1", front.tls_port), timeout=20)
+        sock.sendall(data)
+        sock.shutdown(socket.SHUT_WR)
+        assert read_to_end(sock) == upstream.answer
+        upstream.thread.join(10)
+        assert upstream.passed == data
+    finally:
+        front.stop()
+
+
+def test_a_client_that_closes_at_once_loses_none_of_its_data(tmp_path):
+    """The client sends 8 MB and closes its socket at once; what the front still holds for the slowly reading
+    upstream (more than the kernel buffers between them) goes out before the upstream's connection ends."""
+    upstream = RecordingUpstream(greeting=b"", read_delay=0.001)
+    front = Front(tmp_path, imap_upstream=upstream.port)
+    try:
+        data = hello(b"imap") + os.urandom(8 << 20)
+        with socket.create_connection(("127.0.0.1", front.tls_port), timeout=20) as sock:
+            sock.sendall(data)
+        upstream.thread.join(20)
+        assert upstream.passed == data
+    finally:
+        front.stop()
+
+
+def test_the_upstreams_last_data_reaches_a_slow_client(tmp_path):
+    """The upstream sends 4 MB and closes at once; the client, reading slowly, still gets all of it, then the
+    end of the stream."""
+    upstream = RecordingUpstream(greeting=os.urandom(4 << 20))
+    front = Front(tmp_path, imap_upstream=upstream.port)
+    try:
+        sock = socket.create_connection(("127.0.0.1", front.tls_port), timeout=20)
+        sock.sendall(hello(b"imap"))
+        sock.shutdown(socket.SHUT_WR)
+        time.sleep(0.5)
+        assert read_to_end(sock, delay=0.001) == upstream.greeting
     finally:
         front.stop()
 
@@ -346,5 +414,74 @@ def test_autoconfig_site_root_and_invite(tmp_path):
         assert subprocess.run(ctl, capture_output=True, text=True, timeout=30).stdout == link + "\n"
         qr = subprocess.run(ctl + ["--qr"], capture_output=True, text=True, timeout=30).stdout
         assert qr.startswith(link + "\n") and len(qr.splitlines()) > 10 and "█" in qr
+    finally:
+        front.stop()
+
+
+def post_new(sock, count=1):
+    """Writes `count` keep-alive `POST /new` requests at once (pipelined); returns the statuses and bodies of the
+    answers that come before the server closes (or stops answering for 5 s)."""
+    sock.sendall(b"POST /new HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\n\r\n" * count)
+    answers, data = [], b""
+    sock.settimeout(5)
+    while len(answers) < count:
+        while b"\r\n\r\n" not in data:
+            try:
+                chunk = sock.recv(65536)
+            except (socket.timeout, TimeoutError, ConnectionResetError):
+                chunk = b""
+            if not chunk:
+                return answers
+            data += chunk
+        head, data = data.split(b"\r\n\r\n", 1)
+        length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+        while len(data) < length:
+            chunk = sock.recv(65536)
+            assert chunk, head
+            data += chunk
+        answers.append((int(head.split(b" ")[1]), json.loads(data[:length])))
+        data = data[length:]
+    return answers
+
+
+def test_new_flood_from_one_source_hits_the_limit_and_others_are_served(tmp_path):
+    """A flood of POST /new from one source (keep-alive, pipelined, 160 connections from 4 threads) gets exactly
+    `new_accounts_per_hour` credentials (distinct; /new creates no account, the first login does) and 429 for the
+    rest; a 429 closes the connection; other sources are still served, each with its own allowance."""
+    limit = 4
+    front = Front(tmp_path, new_accounts_per_hour=limit)
+    try:
+        started = time.monotonic()
+        # Keep-alive: one request at a time on one connection, answered 200 up to the limit, then 429 and closed.
+        with front.tls(["http/1.1"], "127.0.0.20") as sock:
+            answers = [post_new(sock)[0] for _ in range(limit + 1)]
+            assert [status for status, _ in answers] == [200] * limit + [429]
+            assert post_new(sock) == []
+        # Pipelined, from another source: the same from one write of many requests.
+        with front.tls(["http/1.1"], "127.0.0.21") as sock:
+            pipelined = post_new(sock, 3 * limit)
+            assert [status for status, _ in pipelined] == [200] * limit + [429]
+        # The flood: many connections from the first source, all refused.
+        statuses = []
+
+        def flood():
+            for _ in range(40):
+                with front.tls(["http/1.1"], "127.0.0.20") as sock:
+                    statuses.extend(status for status, _ in post_new(sock))
+
+        threads = [threading.Thread(target=flood) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        # Meanwhile another source is served.
+        with front.tls(None, "127.0.0.22") as sock:
+            assert post_new(sock)[0][0] == 200
+        for thread in threads:
+            thread.join(30)
+        assert len(statuses) == 160 and set(statuses) == {429}
+        emails = [body["email"] for status, body in answers + pipelined if status == 200]
+        assert len(set(emails)) == 2 * limit
+        assert all(set(body) == {"reason"} for status, body in answers + pipelined if status == 429)
+        assert front.proc.poll() is None
+        assert time.monotonic() - started < 20
     finally:
         front.stop()

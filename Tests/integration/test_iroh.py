@@ -2,7 +2,9 @@
 
 Real clients: PyPI `iroh` 1.2.0 (iroh-relay v2) and `iroh==0.35.0` (Delta Chat's generation, `iroh derp http`),
 each in its own virtualenv (`make test-deps` creates them under .build/iroh-venvs), run in a network namespace
-where UDP is dropped so that every byte has to go through our relay. That part needs root and nftables.
+where UDP is dropped so that every byte has to go through our relay. That part needs root and nftables. They relay
+through the plain listener (http://) and through the HTTPS front (https://, a certificate from iroh_test_ca's test CA
+that a patched copy of each client's package trusts).
 """
 
 import json
@@ -24,6 +26,7 @@ from conftest import ROOT, bin_dir, wait_until
 
 sys.path.insert(0, str(Path(__file__).with_name("iroh_clients")))
 import rawrelay  # noqa: E402
+from iroh_test_ca import TestCA, handshake  # noqa: E402
 from rawrelay import Closed, Key, LegacyStream, WebSocket  # noqa: E402
 
 CLIENTS = Path(__file__).with_name("iroh_clients")
@@ -36,13 +39,16 @@ def free_port():
         return s.getsockname()[1]
 
 
-def write_config(path, port, tls_port=None, **limits):
+def write_config(path, port, tls_port=None, tls=None, **limits):
+    """With `tls_port`, HTTPS there with `tls` (a (certificate, key) pair of paths), else a self-signed one."""
     lines = ["[supervisor]", f'state_dir = "{path.parent}/state"', f'runtime_dir = "{path.parent}/run"',
              'log_level = "debug"', "[turn]", "enabled = false", "[shadowsocks]", "enabled = false", "[imap]",
              "enabled = false", "[iroh]", f'listen = "127.0.0.1:{port}"']
     lines += [f"{key} = {value}" for key, value in limits.items()]
     if tls_port:
-        lines += [f'tls_listen = "127.0.0.1:{tls_port}"', "[tls]", "self_signed = true", 'names = ["localhost"]']
+        lines += [f'tls_listen = "127.0.0.1:{tls_port}"', "[tls]"]
+        lines += [f'certificate = "{tls[0]}"', f'key = "{tls[1]}"'] if tls else \
+            ["self_signed = true", 'names = ["localhost"]']
     path.write_text("\n".join(lines) + "\n")
 
 
@@ -98,7 +104,9 @@ def relay(tmp_path):
 
 # Real clients, relay-only.
 
-def real_client_run(tmp_path, version, client, size, idle=0):
+def real_client_run(tmp_path, version, client, size, idle=0, front=False):
+    """One real-client run in a namespace with UDP dropped; with `front`, through the HTTPS front only (the plain
+    port is dropped too), its certificate from a test CA that a patched copy of the client's package trusts."""
     if os.geteuid() != 0:
         pytest.skip("needs root for a network namespace with UDP dropped (CI runs as root)")
     if not shutil.which("nft") or not shutil.which("unshare"):
@@ -106,12 +114,26 @@ def real_client_run(tmp_path, version, client, size, idle=0):
     python = VENVS / version / "bin" / "python"
     if not python.exists():
         pytest.skip(f"no iroh {version} client: run `make test-deps` (creates {python})")
-    config = tmp_path / "iroh.conf"
-    write_config(config, 3340, rate_limit=0)
-    run = subprocess.run(
-        ["unshare", "-n", sys.executable, str(CLIENTS / "udp_blocked_run.py"), str(bin_dir() / "chatmail-iroh"),
-         str(config), "3340", str(python), str(CLIENTS / client), str(size), str(idle)],
-        capture_output=True, text=True, timeout=150 + idle)
+    config, tls_port, tls, arguments, env = tmp_path / "iroh.conf", None, None, [], None
+    try:
+        if front:
+            ca = TestCA()
+            tls = ca.issue(tmp_path, ["127.0.0.1"])
+            package = next((VENVS / version / "lib").glob("python3*/site-packages/iroh"))
+            patched = ca.patched_copy(package, tmp_path / "patched")
+            # The patch took: the installed package refuses the certificate (its issuer is ISRG Root X2, whose real
+            # key does not verify our signature: a decrypt_error alert), the patched copy accepts it.
+            assert handshake(python, CLIENTS / client, *tls) == "TLSV1_ALERT_DECRYPT_ERROR"
+            assert handshake(python, CLIENTS / client, *tls, pythonpath=patched) == "ok"
+            tls_port, arguments = 3443, ["https://127.0.0.1:3443", str(ca.write(tmp_path / "ca.pem"))]
+            env = {**os.environ, "PYTHONPATH": str(patched)}
+        write_config(config, 3340, tls_port, tls, rate_limit=0)
+        run = subprocess.run(
+            ["unshare", "-n", sys.executable, str(CLIENTS / "udp_blocked_run.py"), str(bin_dir() / "chatmail-iroh"),
+             str(config), "3340", str(python), str(CLIENTS / client), str(size), str(idle), *arguments],
+            capture_output=True, text=True, timeout=150 + idle, env=env)
+    finally:
+        shutil.rmtree(tmp_path / "patched", ignore_errors=True)  # 20-30 MB
     lines = [line for line in run.stdout.splitlines() if line.startswith("{")]
     assert lines, f"no result; stderr:\n{run.stderr[-3000:]}"
     result = json.loads(lines[-1])
@@ -119,8 +141,9 @@ def real_client_run(tmp_path, version, client, size, idle=0):
     return result
 
 
-def test_iroh1_endpoints_exchange_data_through_the_relay(tmp_path):
-    result = real_client_run(tmp_path, "1.2.0", "iroh1_echo.py", 200_000)
+@pytest.mark.parametrize("front", [False, True], ids=["plain", "front"])
+def test_iroh1_endpoints_exchange_data_through_the_relay(tmp_path, front):
+    result = real_client_run(tmp_path, "1.2.0", "iroh1_echo.py", 200_000, front=front)
     client, counters = result["client"], result["health"]["counters"]
     assert client["ok"], result
     assert client["relay_selected"], f"the selected path must be our relay: {client}"
@@ -130,8 +153,9 @@ def test_iroh1_endpoints_exchange_data_through_the_relay(tmp_path):
     assert counters["protocol_errors"] == 0
 
 
-def test_iroh035_nodes_exchange_data_through_the_relay(tmp_path):
-    result = real_client_run(tmp_path, "0.35.0", "iroh035_echo.py", 100_000)
+@pytest.mark.parametrize("front", [False, True], ids=["plain", "front"])
+def test_iroh035_nodes_exchange_data_through_the_relay(tmp_path, front):
+    result = real_client_run(tmp_path, "0.35.0", "iroh035_echo.py", 100_000, front=front)
     client, counters = result["client"], result["health"]["counters"]
     assert client["ok"], result
     assert client["conn_type"] == "RELAY", client

@@ -2,11 +2,16 @@
 cannot take a direct path), starts the relay, runs one real-client script against it, and prints one JSON line
 {"udp_blocked": bool, "client": {...}, "health": {...}}.
 
-Usage: udp_blocked_run.py RELAY_BIN CONFIG PORT PYTHON CLIENT_SCRIPT SIZE [IDLE]
+Usage: udp_blocked_run.py RELAY_BIN CONFIG PORT PYTHON CLIENT_SCRIPT SIZE [IDLE [URL CAFILE]]
+
+PORT is the relay's plain listener. With URL (the HTTPS front, e.g. https://127.0.0.1:3443) the client gets URL,
+TCP to PORT is dropped too (so the front is the only way in), and /ping and /healthz are asked at URL, verifying
+its certificate against CAFILE.
 """
 
 import json
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -26,19 +31,23 @@ def udp_blocked():
         return True
 
 
-def main(relay_bin, config, port, python, client, size, idle="0"):
+def main(relay_bin, config, port, python, client, size, idle="0", url=None, cafile=None):
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
-    for rule in (["add", "table", "inet", "f"],
-                 ["add", "chain", "inet", "f", "in", "{ type filter hook input priority 0; policy accept; }"],
-                 ["add", "rule", "inet", "f", "in", "meta", "l4proto", "udp", "drop"]):
+    rules = [["add", "table", "inet", "f"],
+             ["add", "chain", "inet", "f", "in", "{ type filter hook input priority 0; policy accept; }"],
+             ["add", "rule", "inet", "f", "in", "meta", "l4proto", "udp", "drop"]]
+    if url:
+        rules.append(["add", "rule", "inet", "f", "in", "tcp", "dport", port, "drop"])
+    for rule in rules:
         subprocess.run(["nft", *rule], check=True)
     relay = subprocess.Popen([relay_bin, "--config", config], stdout=sys.stderr, stderr=sys.stderr)
-    url = f"http://127.0.0.1:{port}"
+    url = url or f"http://127.0.0.1:{port}"
+    context = ssl.create_default_context(cafile=cafile) if cafile else None
     try:
         deadline = time.monotonic() + 10
         while True:
             try:
-                urllib.request.urlopen(url + "/ping", timeout=1)
+                urllib.request.urlopen(url + "/ping", timeout=1, context=context)
                 break
             except OSError:
                 if time.monotonic() > deadline:
@@ -49,7 +58,7 @@ def main(relay_bin, config, port, python, client, size, idle="0"):
         sys.stderr.write(run.stderr[-4000:])
         lines = [line for line in run.stdout.splitlines() if line.startswith("{")]
         result = json.loads(lines[-1]) if lines else {"ok": False, "error": "no output", "stdout": run.stdout[-2000:]}
-        health = json.loads(urllib.request.urlopen(url + "/healthz", timeout=2).read())
+        health = json.loads(urllib.request.urlopen(url + "/healthz", timeout=2, context=context).read())
         print(json.dumps({"udp_blocked": udp_blocked(), "client": result, "health": health}), flush=True)
     finally:
         relay.terminate()
@@ -57,4 +66,4 @@ def main(relay_bin, config, port, python, client, size, idle="0"):
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:6], int(sys.argv[6]), *sys.argv[7:8])
+    main(*sys.argv[1:6], int(sys.argv[6]), *sys.argv[7:10])

@@ -1,5 +1,6 @@
 import ChatmailConfig
 import ChatmailProxyProtocol
+import ChatmailSidecar
 import FrontCore
 import Logging
 import NIOCore
@@ -49,16 +50,21 @@ public struct FrontUpstreams: Sendable {
 /// connections: the upstream gets a PROXY v2 header, then every byte the client sent, in order. Reads on either
 /// side wait while the other side cannot take more. The deadline before it (`HandshakeDeadlineHandler`) bounds
 /// the wait for the ClientHello; it is removed once a connection is passed (the upstream has its own).
-final class FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
+final class FrontHandler: ChannelDuplexHandler, RemovableChannelHandler, SpliceClient {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
+    typealias Upstream = SpliceUpstreamHandler<FrontHandler>
+
+    /// How long a passed connection may stay open after the upstream finished and the client got its FIN.
+    static let linger = TimeAmount.seconds(10)
+
     private enum State {
         case reading
         case connecting
-        case passing(UpstreamSpliceHandler)
+        case passing(Upstream)
         case servedHere
         case closed
     }
@@ -71,6 +77,8 @@ final class FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var reader = ClientHelloReader()
     private var buffered: ByteBuffer?
     private var readPending = false
+    /// The client sent its FIN while the upstream connection was being opened.
+    private var clientFinished = false
     private var context: ChannelHandlerContext?
 
     init(upstreams: FrontUpstreams, logger: Logger, serveHere: @escaping (any Channel) throws -> Void) {
@@ -124,10 +132,30 @@ final class FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
         context.fireChannelWritabilityChanged()
     }
 
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        guard case ChannelEvent.inputClosed = event else { return context.fireUserInboundEventTriggered(event) }
+        switch state {
+        case .passing(let upstream): upstream.finishOutput()
+        case .connecting: clientFinished = true  // passed on once connected
+        case .reading: refuse(context: context, "end of stream in the ClientHello")
+        case .servedHere, .closed: context.fireUserInboundEventTriggered(event)
+        }
+    }
+
     func channelInactive(context: ChannelHandlerContext) {
-        if case .passing(let upstream) = state { upstream.close() }
+        if case .passing(let upstream) = state {
+            // Still passing: NIO closed the client socket without an error, as it does when the client's FIN
+            // comes after our own. What the client sent is queued for the upstream: it goes out, then the FIN.
+            upstream.finishOutput(thenClose: true)
+        }
         state = .closed
         context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        guard case .passing = state else { return context.fireErrorCaught(error) }
+        logger.debug("front: client connection: \(error)")
+        close()
     }
 
     func removeHandler(context: ChannelHandlerContext, removalToken: ChannelHandlerContext.RemovalToken) {
@@ -161,6 +189,8 @@ final class FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
             return refuse(context: context, "ALPN \(route.rawValue) and no upstream for it")
         }
         state = .connecting
+        // From here on half-close passes through: a client's FIN becomes the upstream's.
+        try? context.channel.syncOptions?.setOption(.allowRemoteHalfClosure, value: true)
         let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
         ClientBootstrap(group: context.eventLoop)
             .connectTimeout(upstreams.connectTimeout)
@@ -168,7 +198,7 @@ final class FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
             .channelOption(.allowRemoteHalfClosure, value: true)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(UpstreamSpliceHandler(front: bound.value))
+                    try channel.pipeline.syncOperations.addHandler(Upstream(client: bound.value))
                 }
             }
             .connect(to: address)
@@ -178,7 +208,7 @@ final class FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 let front = bound.value
                 switch result {
                 case .success(let channel):
-                    guard let upstream = try? channel.pipeline.syncOperations.handler(type: UpstreamSpliceHandler.self)
+                    guard let upstream = try? channel.pipeline.syncOperations.handler(type: Upstream.self)
                     else { return channel.close(promise: nil) }
                     front.connected(upstream, route: route)
                 case .failure(let error):
@@ -190,7 +220,7 @@ final class FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
             }
     }
 
-    private func connected(_ upstream: UpstreamSpliceHandler, route: FrontRoute) {
+    private func connected(_ upstream: Upstream, route: FrontRoute) {
         guard case .connecting = state, let context else { return upstream.close() }
         state = .passing(upstream)
         if let deadline = try? context.pipeline.syncOperations.handler(type: HandshakeDeadlineHandler.self) {
@@ -206,6 +236,7 @@ final class FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
         if let bytes = buffered.take() { upstream.write(bytes) }
         upstream.flush()
         logger.debug("front: \(context.remoteAddress?.description ?? "?") passed to \(route.rawValue)")
+        if clientFinished { upstream.finishOutput() }
         if readPending, upstream.isWritable {
             readPending = false
             context.read()
@@ -225,7 +256,7 @@ final class FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     // MARK: Called by the upstream side
 
-    var isClientWritable: Bool { context?.channel.isWritable ?? false }
+    var isWritable: Bool { context?.channel.isWritable ?? false }
 
     func upstreamRead(_ bytes: ByteBuffer) {
         context?.write(wrapOutboundOut(bytes), promise: nil)
@@ -239,67 +270,24 @@ final class FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
         context.read()
     }
 
-    /// The upstream closed (or half-closed): the client gets what was written, then the connection closes.
-    func upstreamClosed() {
-        guard let context, case .passing = state else { return }
+    /// The upstream finished sending: the client gets everything queued, then the FIN, and has `linger` to finish
+    /// its side before the connection closes.
+    func upstreamInputClosed() {
+        guard case .passing(let upstream) = state, let context else { return }
+        context.shutDownOutputAfterWrites { upstream.clientOutputFinished() }
+        context.eventLoop.assumeIsolated().scheduleTask(in: Self.linger) { [weak self] in self?.close() }
+    }
+
+    func spliceEnded(error: (any Error)?) {
+        if let error { logger.debug("front: upstream connection: \(error)") }
+        close()
+    }
+
+    /// Closes both sides.
+    private func close() {
+        if case .passing(let upstream) = state { upstream.close() }
+        if case .closed = state { return }
         state = .closed
-        context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(capacity: 0)))
-            .assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+        context?.close(promise: nil)
     }
-}
-
-/// The upstream end of a passed connection, on the client connection's event loop.
-final class UpstreamSpliceHandler: ChannelDuplexHandler {
-    typealias InboundIn = ByteBuffer
-    typealias OutboundIn = ByteBuffer
-    typealias OutboundOut = ByteBuffer
-
-    private let front: FrontHandler
-    private var context: ChannelHandlerContext?
-    private var readPending = false
-
-    init(front: FrontHandler) { self.front = front }
-
-    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
-
-    var isWritable: Bool { context?.channel.isWritable ?? false }
-
-    func write(_ bytes: ByteBuffer) { context?.write(wrapOutboundOut(bytes), promise: nil) }
-
-    func flush() { context?.flush() }
-
-    func close() { context?.close(promise: nil) }
-
-    func clientWritable() {
-        guard readPending, let context else { return }
-        readPending = false
-        context.read()
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) { front.upstreamRead(unwrapInboundIn(data)) }
-
-    func channelReadComplete(context: ChannelHandlerContext) { front.upstreamReadComplete() }
-
-    func read(context: ChannelHandlerContext) {
-        if front.isClientWritable { context.read() } else { readPending = true }
-    }
-
-    func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable { front.upstreamWritable() }
-        context.fireChannelWritabilityChanged()
-    }
-
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if case ChannelEvent.inputClosed = event {
-            front.upstreamClosed()
-            context.close(promise: nil)
-        }
-    }
-
-    func channelInactive(context: ChannelHandlerContext) {
-        front.upstreamClosed()
-        self.context = nil
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: any Error) { context.close(promise: nil) }
 }

@@ -15,7 +15,7 @@ import ShadowsocksCore
 /// RST/FIN. A fresh, authenticated request for a refused target (a port not allowed, another host) comes
 /// from a client with the key: it is closed at once, without a byte, so that client fails fast instead of
 /// waiting for the deadline.
-final class ConnectionHandler: ChannelDuplexHandler {
+final class ConnectionHandler: ChannelDuplexHandler, SpliceClient {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
@@ -26,9 +26,11 @@ final class ConnectionHandler: ChannelDuplexHandler {
         case draining
         /// Connecting to the upstream; `pending` holds what the client sends meanwhile, decrypted.
         case connecting(ChunkOpener, ChunkSealer)
-        case established(ChunkOpener, ChunkSealer, UpstreamHandler)
+        case established(ChunkOpener, ChunkSealer, Upstream)
         case closed
     }
+
+    typealias Upstream = SpliceUpstreamHandler<ConnectionHandler>
 
     private let server: ServerState
     private var state: State
@@ -42,14 +44,8 @@ final class ConnectionHandler: ChannelDuplexHandler {
     private var readPending = false
     /// The client's address, for the per-source caps.
     private var source = IPAddress(v4: [0, 0, 0, 0])
-    /// The client / the upstream sent its FIN.
+    /// The client sent its FIN.
     private var clientFinished = false
-    private var upstreamFinished = false
-    /// The upstream connection failed (reset, refused write) rather than ending in order.
-    private var upstreamFailed = false
-    /// Both directions finished: all data written and the write side shut down.
-    private var clientOutputDone = false
-    private var upstreamOutputDone = false
     private var context: ChannelHandlerContext?
 
     init(server: ServerState) {
@@ -88,7 +84,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
         if case .established(_, _, let upstream) = state {
             // Still established: NIO closed the client socket without an error, as it does when the client's
             // FIN comes after our own. What the client sent is queued for the service: it goes out, then the FIN.
-            upstream.shutDownOutputAfterWrites { upstream.close() }
+            upstream.finishOutput(thenClose: true)
         }
         state = .closed
         self.context = nil
@@ -245,7 +241,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
     }
 
     private func connect(to upstream: DestinationPolicy.Upstream, context: ChannelHandlerContext) {
-        let handler = UpstreamHandler(client: self)
+        let handler = Upstream(client: self)
         let bound = NIOLoopBound(handler, eventLoop: context.eventLoop)
         ClientBootstrap(group: context.eventLoop)
             .connectTimeout(server.settings.connectTimeout)
@@ -270,7 +266,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
             }
     }
 
-    private func upstreamConnected(_ upstream: UpstreamHandler) {
+    private func upstreamConnected(_ upstream: Upstream) {
         guard case .connecting(let opener, let sealer) = state, let context else {
             upstream.close()
             return
@@ -288,7 +284,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
             upstream.flush()
         }
         pending = ByteBuffer()
-        if clientFinished { shutDownUpstreamOutput(upstream) }
+        if clientFinished { upstream.finishOutput() }
         if readPending {
             readPending = false
             context.read()
@@ -338,45 +334,13 @@ final class ConnectionHandler: ChannelDuplexHandler {
 
     /// The service finished sending: pass the FIN on once everything before it is written.
     func upstreamInputClosed() {
-        guard !upstreamFinished else { return }
-        upstreamFinished = true
-        guard let context else { return }
-        let written = context.eventLoop.makePromise(of: Void.self)
-        context.writeAndFlush(wrapOutboundOut(ByteBuffer()), promise: written)
-        written.futureResult.assumeIsolated().whenComplete { [weak self] _ in
-            context.close(mode: .output, promise: nil)
-            self?.clientOutputDone = true
-            self?.finishIfDone()
-        }
+        guard case .established(_, _, let upstream) = state, let context else { return }
+        context.shutDownOutputAfterWrites { upstream.clientOutputFinished() }
     }
 
-    /// The upstream connection is gone. Without an error that is the service's orderly end, even without an
-    /// input-closed event: NIO closes a socket whose output is already shut down in full when its EOF comes.
-    /// What the service sent is then still queued here, so the client gets all of it and then the FIN.
-    /// After an error (a reset) both sides are closed at once.
-    func upstreamInactive() {
-        guard case .established = state else { return }
-        server.logger.debug("upstream closed (after its FIN: \(upstreamFinished), failed: \(upstreamFailed))")
-        guard !upstreamFailed else { return close() }
-        upstreamInputClosed()
-        upstreamOutputDone = true
-        finishIfDone()
-    }
-
-    func upstreamError(_ error: any Error) {
-        upstreamFailed = true
-        server.logger.debug("upstream connection: \(error)")
-    }
-
-    private func shutDownUpstreamOutput(_ upstream: UpstreamHandler) {
-        upstream.shutDownOutputAfterWrites { [weak self] in
-            self?.upstreamOutputDone = true
-            self?.finishIfDone()
-        }
-    }
-
-    private func finishIfDone() {
-        if clientOutputDone && upstreamOutputDone { close() }
+    func spliceEnded(error: (any Error)?) {
+        if let error { server.logger.debug("upstream connection: \(error)") }
+        close()
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
@@ -390,7 +354,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
             clientFinished = true
             switch state {
             case .established(_, _, let upstream):
-                shutDownUpstreamOutput(upstream)
+                upstream.finishOutput()
             case .connecting:
                 break  // passed on once connected
             case .handshaking:
