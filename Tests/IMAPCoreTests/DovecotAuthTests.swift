@@ -54,6 +54,24 @@ import Testing
             s.verified(1, .accepted(user: "alice0001@example.org")) == [.send("OK\t1\tuser=alice0001@example.org\n")])
     }
 
+    /// Every exchange that ends is tallied once: accepted, rejected by the store, and refused by
+    /// the session itself (bad base64, unknown mechanism); a challenge is not an end.
+    @Test func tallyCountsEveryEndedExchange() {
+        var s = session()
+        let plain = { (id: Int) in
+            "AUTH\t\(id)\tPLAIN\tservice=smtp\trip=192.0.2.7\tsecured\tresp=" + Self.b64("\0a@example.org\0pw")
+        }
+        _ = send(&s, plain(1))
+        _ = s.verified(1, .accepted(user: "a@example.org"))
+        _ = send(&s, plain(2))
+        _ = s.verified(2, .blocked)
+        _ = send(&s, "AUTH\t3\tPLAIN\tservice=smtp\tsecured\tresp=!!!")
+        _ = send(&s, "AUTH\t4\tCRAM-MD5\tservice=smtp\tsecured")
+        _ = send(&s, "AUTH\t5\tLOGIN\tservice=smtp\tsecured")
+        #expect(s.takeTally() == Session.Tally(succeeded: 1, failed: 3))
+        #expect(s.takeTally() == Session.Tally())
+    }
+
     @Test func plainWithoutInitialResponseGetsAnEmptyContinuation() {
         var s = session()
         #expect(send(&s, "AUTH\t1\tPLAIN\tservice=smtp\tnologin\tlip=::1\trip=::1\tsecured") == [.send("CONT\t1\t\n")])

@@ -71,7 +71,12 @@ struct Driver {
                 "+ Ready for literal data",
                 "d OK [CAPABILITY IMAP4rev1 LITERAL+ ID IDLE MOVE UIDPLUS UNSELECT QUOTA METADATA XCHATMAIL COMPRESS=DEFLATE] Logged in",
             ])
-        #expect(driver.effects == [.loginFailed, .authenticated(Account(id: 1, address: "user@example.org"))])
+        // Every LOGIN that did not log in is a failed login; only wrong credentials count per source.
+        #expect(
+            driver.effects == [
+                .loginFailed(checked: true, closing: false), .loginFailed(checked: false, closing: false),
+                .loginFailed(checked: false, closing: false), .authenticated(Account(id: 1, address: "user@example.org")),
+            ])
         #expect(driver.send("e LOGIN x y") == ["e BAD Already authenticated"])
         #expect(driver.send("f STARTTLS") == ["f BAD STARTTLS not available"])
     }
@@ -83,7 +88,7 @@ struct Driver {
         var driver = Driver(store: store, configuration: configuration)
         #expect(driver.send("a LOGIN user@example.org secret") == ["a NO [PRIVACYREQUIRED] Use STARTTLS first"])
         #expect(driver.send("b STARTTLS") == ["b OK Begin TLS negotiation now"])
-        #expect(driver.effects == [.startTLS])
+        #expect(driver.effects == [.loginFailed(checked: false, closing: false), .startTLS])
         driver.session.tlsStarted()
         #expect(driver.send("c CAPABILITY").first == "* CAPABILITY IMAP4rev1 LITERAL+ ID IDLE")
         #expect(driver.send("d LOGIN user@example.org secret").first?.hasPrefix("d OK") == true)
@@ -94,7 +99,9 @@ struct Driver {
         _ = driver.send("a LOGIN u x")
         _ = driver.send("b LOGIN u x")
         #expect(driver.send("c LOGIN u x").last == "* BYE Too many failed logins")
-        #expect(driver.effects == [.loginFailed, .loginFailed, .close])
+        // The last failure closes the connection and is still a failed login (counted, per source too).
+        let failed = SessionEffect.loginFailed(checked: true, closing: false)
+        #expect(driver.effects == [failed, failed, .loginFailed(checked: true, closing: true)])
     }
 
     @Test func badCommandsClose() {

@@ -1,6 +1,6 @@
 """The supervisor's Prometheus /metrics with the whole development bundle (all four real children): the text
 passes Prometheus' own checker (`promtool check metrics`) and the Python client's parser; values move as
-traffic flows (a TURN allocation, relayed bytes, a failed IMAP login); a hung child (SIGSTOP) is reported as
+traffic flows (a TURN allocation, relayed bytes, failed IMAP logins, SASL logins); a hung child (SIGSTOP) is reported as
 not answering within the bound while the scrape still answers. Uses the development ports: run it under the
 integration-test lock."""
 
@@ -17,6 +17,7 @@ import pytest
 
 from conftest import wait_until
 from test_bundle import CHILDREN, start_bundle, stop_bundle
+from test_sasl import AuthClient
 from turn_stun import attr, msg, parse, turn_from_imap, xaddr, xpeer
 
 parser = pytest.importorskip("prometheus_client.parser")
@@ -103,11 +104,29 @@ def test_metrics_parse_and_move_with_traffic(bundle):
 
     # A failed IMAP login raises the failed-login counter.
     failed = value(before, "chatmail_imap_logins_total", result="failed")
+    sasl_ok = value(before, "chatmail_imap_sasl_logins_total", result="ok")
+    sasl_failed = value(before, "chatmail_imap_sasl_logins_total", result="failed")
     with pytest.raises(imaplib.IMAP4.error):
         imaplib.IMAP4("127.0.0.1", 1143).login("nosuchuser@localhost", "wrong-password-123")
+    # So does each of three on one connection, the last of which closes it.
+    imap = imaplib.IMAP4("127.0.0.1", 1143)
+    for attempt in range(3):
+        with pytest.raises(imaplib.IMAP4.error):
+            imap.login("nosuchuser@localhost", f"wrong-password-{attempt}")
+    with pytest.raises((imaplib.IMAP4.abort, OSError)):
+        imap.noop()
 
     # An allocation raises the gauge; a relayed transfer both ways raises the byte counters.
     _, port, user, password = turn_from_imap(1143, "metrics12@localhost", "a-long-enough-password-1")
+
+    # SMTP logins on the SASL auth socket, as Postfix checks them: one accepted, one wrong
+    # password, one malformed.
+    sasl = AuthClient(str(bundle.tmp / "auth.sock"))
+    sasl.handshake()
+    assert sasl.plain(1, "metrics12@localhost", "a-long-enough-password-1").startswith("OK\t1")
+    assert sasl.plain(2, "metrics12@localhost", "wrong-password-123").startswith("FAIL\t2")
+    assert sasl.request("AUTH\t3\tPLAIN\tservice=smtp\tsecured\tresp=!!!").startswith("FAIL\t3")
+    sasl.close()
     client = TURNClient(port, user, password)
     relayed = client.allocate()
     peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -133,7 +152,9 @@ def test_metrics_parse_and_move_with_traffic(bundle):
     assert value(after, "chatmail_turn_traffic_peer_sentb_total") >= 1000
     assert value(after, "chatmail_turn_traffic_peer_sentp_total") >= 1
     assert value(after, "chatmail_turn_traffic_peer_rcvb_total") >= 2000
-    assert value(after, "chatmail_imap_logins_total", result="failed") == failed + 1
+    assert value(after, "chatmail_imap_logins_total", result="failed") == failed + 4
+    assert value(after, "chatmail_imap_sasl_logins_total", result="ok") == sasl_ok + 1
+    assert value(after, "chatmail_imap_sasl_logins_total", result="failed") == sasl_failed + 2
     assert value(after, "chatmail_imap_logins_total", result="ok") >= 1
     assert value(after, "chatmail_imap_accounts_created_total") >= 1
     # The push worker's counters are there (nothing posted: no device token was set).

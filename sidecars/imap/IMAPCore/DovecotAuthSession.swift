@@ -61,6 +61,17 @@ public struct DovecotAuthSession: Sendable {
         case temporaryFailure
     }
 
+    /// Exchanges that ended (an `OK` or a `FAIL` sent) since `takeTally()`, for the counters.
+    public struct Tally: Equatable, Sendable {
+        public var succeeded = 0
+        public var failed = 0
+
+        public init(succeeded: Int = 0, failed: Int = 0) {
+            self.succeeded = succeeded
+            self.failed = failed
+        }
+    }
+
     public enum Action: Equatable, Sendable {
         /// Lines to write, each ending in LF.
         case send(String)
@@ -88,6 +99,7 @@ public struct DovecotAuthSession: Sendable {
     private var pendingOrder: [UInt32] = []
     /// The request being verified and the user name it gave.
     private var verifying: (id: UInt32, user: String)?
+    private var tally = Tally()
 
     public init(settings: Settings) {
         self.settings = settings
@@ -107,6 +119,12 @@ public struct DovecotAuthSession: Sendable {
     /// Whether a verification is outstanding (`verified` must come before more input is handled).
     public var isVerifying: Bool { verifying != nil }
 
+    /// The exchanges that ended since the last call.
+    public mutating func takeTally() -> Tally {
+        defer { tally = Tally() }
+        return tally
+    }
+
     /// Feeds received bytes; returns what they call for.
     public mutating func receive(_ bytes: some Sequence<UInt8>) -> [Action] {
         guard phase != .closed else { return [] }
@@ -122,6 +140,7 @@ public struct DovecotAuthSession: Sendable {
         var actions: [Action]
         switch verdict {
         case .accepted(let user):
+            tally.succeeded += 1
             actions = [.send("OK\t\(id)\tuser=\(Self.escape(user))\n")]
         case .rejected:
             actions = [fail(id, user: current.user, reason: "Authentication failed")]
@@ -296,7 +315,8 @@ public struct DovecotAuthSession: Sendable {
         return [.send("CONT\t\(id)\t\(Base64.encode(Array(challenge.utf8)))\n")]
     }
 
-    private func fail(_ id: UInt32, user: String? = nil, reason: String, temporary: Bool = false) -> Action {
+    private mutating func fail(_ id: UInt32, user: String? = nil, reason: String, temporary: Bool = false) -> Action {
+        tally.failed += 1
         var line = "FAIL\t\(id)"
         if let user, Self.acceptable(user, limit: settings.maxCredentialLength) {
             line += "\tuser=\(Self.escape(user))"

@@ -48,9 +48,11 @@ extension IMAPSession {
             let failure = ResponseLine.tagged(tag, .no, "[AUTHENTICATIONFAILED] Authentication failed")
             if failedLogins >= configuration.maxFailedLogins {
                 phase = .loggedOut
-                return SessionOutcome(responses: [failure, .untagged("BYE Too many failed logins")], effect: .close)
+                return SessionOutcome(
+                    responses: [failure, .untagged("BYE Too many failed logins")],
+                    effect: .loginFailed(checked: true, closing: true))
             }
-            return SessionOutcome(responses: [failure], effect: .loginFailed)
+            return SessionOutcome(responses: [failure], effect: .loginFailed(checked: true, closing: false))
         }
         if let admit, !admit(account) { throw CommandError.no("[LIMIT] Too many sessions for this account") }
         self.account = account

@@ -35,8 +35,9 @@ public enum SessionEffect: Equatable, Sendable {
     case close
     /// The session authenticated: fetch discovery for it.
     case authenticated(Account)
-    /// A LOGIN failed (for the per-source limit).
-    case loginFailed
+    /// A LOGIN did not log the client in (for the counters). `checked`: the credentials were
+    /// wrong (also for the per-source limit); `closing`: close the connection after the reply.
+    case loginFailed(checked: Bool, closing: Bool)
 }
 
 public struct SessionOutcome: Equatable, Sendable {
@@ -163,7 +164,7 @@ public struct IMAPSession: Sendable {
         } catch {
             return countBad(SessionOutcome(responses: [.tagged(error.tag ?? "*", .bad, error.message)]))
         }
-        let outcome: SessionOutcome
+        var outcome: SessionOutcome
         do {
             outcome = try execute(command)
         } catch let error as CommandError where error.status == .bad {
@@ -174,6 +175,10 @@ public struct IMAPSession: Sendable {
             outcome = SessionOutcome(responses: [.tagged(command.tag, .no, Self.describe(error))])
         } catch {
             outcome = SessionOutcome(responses: [.tagged(command.tag, .no, "[SERVERBUG] Internal error")])
+        }
+        // A LOGIN refused with NO (blocked source, TLS required, limits, store errors) failed too.
+        if case .login = command.kind, outcome.effect == nil {
+            outcome.effect = .loginFailed(checked: false, closing: false)
         }
         badCommands = 0
         return outcome

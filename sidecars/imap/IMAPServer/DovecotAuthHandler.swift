@@ -153,6 +153,13 @@ final class DovecotAuthHandler: ChannelDuplexHandler {
             }
         }
         write(text, context: context)
+        let tally = session.takeTally()
+        if tally != DovecotAuthSession.Tally() {
+            service.services.counters.count {
+                $0.saslLoginsOK += tally.succeeded
+                $0.saslLoginsFailed += tally.failed
+            }
+        }
     }
 
     private func verify(_ credentials: DovecotAuthSession.Credentials, context: ChannelHandlerContext) {

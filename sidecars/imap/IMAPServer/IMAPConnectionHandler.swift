@@ -226,9 +226,10 @@ final class IMAPConnectionHandler: ChannelDuplexHandler {
 
     private func apply(_ effect: SessionEffect, context: ChannelHandlerContext) {
         switch effect {
-        case .loginFailed:
-            services.sourceLimits.recordLoginFailure(from: source)
+        case .loginFailed(let checked, let closing):
+            if checked { services.sourceLimits.recordLoginFailure(from: source) }
             services.counters.count { $0.loginsFailed += 1 }
+            if closing { close(context: context) }
         case .authenticated(let account):
             services.counters.count { $0.loginsOK += 1 }
             services.logger.debug("IMAP login \(personal: account.address) from \(personal: source)")

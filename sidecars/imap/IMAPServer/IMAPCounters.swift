@@ -6,6 +6,9 @@ import Synchronization
 public struct IMAPCounters: Sendable, Equatable {
     public var loginsOK = 0
     public var loginsFailed = 0
+    /// SMTP logins the MTA checked on the SASL auth socket (`OK` and `FAIL` replies).
+    public var saslLoginsOK = 0
+    public var saslLoginsFailed = 0
     /// Accounts made by a first login (the store asks just before it creates one).
     public var accountsCreated = 0
     /// LMTP recipients delivered to, and refused because their mailbox was full.
@@ -22,6 +25,12 @@ public struct IMAPCounters: Sendable, Equatable {
         .counter("chatmail_imap_logins_total", "IMAP logins, by result.", labels: [("result", "ok")], \.loginsOK),
         .counter(
             "chatmail_imap_logins_total", "IMAP logins, by result.", labels: [("result", "failed")], \.loginsFailed),
+        .counter(
+            "chatmail_imap_sasl_logins_total", "SMTP logins checked on the SASL auth socket, by result.",
+            labels: [("result", "ok")], \.saslLoginsOK),
+        .counter(
+            "chatmail_imap_sasl_logins_total", "SMTP logins checked on the SASL auth socket, by result.",
+            labels: [("result", "failed")], \.saslLoginsFailed),
         .counter("chatmail_imap_accounts_created_total", "Accounts created by a first login.", \.accountsCreated),
         .counter("chatmail_imap_lmtp_deliveries_total", "LMTP recipients delivered to.", \.lmtpDeliveries),
         .counter(
