@@ -18,6 +18,12 @@ public struct Configuration: Sendable, Equatable {
         [("turn", turn.child), ("iroh", iroh.child), ("shadowsocks", shadowsocks.child), ("imap", imap.child)]
     }
 
+    /// The names of the enabled children, in start order. `overrides` (the running supervisor's state,
+    /// or the toggles it saved) wins over the file's `enabled` for each child it names.
+    public func enabledChildren(overrides: [String: Bool] = [:]) -> [String] {
+        children.filter { overrides[$0.name] ?? $0.settings.enabled }.map(\.name)
+    }
+
     /// An error about `key` of `[section]` (or the section itself when nil), at its line in this file: for the
     /// checks the children's settings types make after loading, so that they read like the loader's own.
     public func error(_ section: String, _ key: String?, _ message: String) -> ConfigurationError {
