@@ -132,7 +132,7 @@ let package = Package(
             name: "ChatmailSupervisor",
             dependencies: [
                 "ChatmailSupervisorCore", "ChatmailConfig", "ChatmailControl", "ChatmailSystemd", "ChatmailCrypto",
-                "ChatmailTLS", "CChatmailShims", "ShadowsocksCore", "ChatmailMetrics",
+                "ChatmailTLS", "CChatmailShims", "ShadowsocksCore", "ChatmailMetrics", "ChatmailState",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -18,6 +18,12 @@ public struct Configuration: Sendable, Equatable {
         [("turn", turn.child), ("iroh", iroh.child), ("shadowsocks", shadowsocks.child), ("imap", imap.child)]
     }
 
+    /// The names of the enabled children, in start order. `overrides` (the running supervisor's state,
+    /// or the toggles it saved) wins over the file's `enabled` for each child it names.
+    public func enabledChildren(overrides: [String: Bool] = [:]) -> [String] {
+        children.filter { overrides[$0.name] ?? $0.settings.enabled }.map(\.name)
+    }
+
     /// An error about `key` of `[section]` (or the section itself when nil), at its line in this file: for the
     /// checks the children's settings types make after loading, so that they read like the loader's own.
     public func error(_ section: String, _ key: String?, _ message: String) -> ConfigurationError {
@@ -245,13 +251,14 @@ public struct IrohSection: Sendable, Equatable {
 }
 
 extension Configuration {
-    /// The `dcaccount:` link that invites people to this relay, when the HTTPS front runs: `dcaccount:<domain>`
-    /// on port 443 (Delta Chat then makes up the credentials and logs in, which creates the account), else
-    /// `dcaccount:https://<domain>:<port>/new` (it posts there for them).
+    /// The `dcaccount:` link that invites people to this relay, when the HTTPS front runs:
+    /// `dcaccount:https://<domain>/new` (`<domain>:<port>` off 443): Delta Chat posts there and logs in with the
+    /// answer, which creates the account. Not the shorter `dcaccount:<domain>` (the app makes up the credentials
+    /// itself): Delta Chat before 2.23 refuses it, and it bypasses `/new`'s rules and limit.
     public var inviteLink: String? {
         guard iroh.child.enabled, let front = iroh.tlsListen else { return nil }
-        let domain = imap.mailDomain
-        return front.port == 443 ? "dcaccount:\(domain)" : "dcaccount:https://\(domain):\(front.port)/new"
+        let host = front.port == 443 ? imap.mailDomain : "\(imap.mailDomain):\(front.port)"
+        return "dcaccount:https://\(host)/new"
     }
 }
 

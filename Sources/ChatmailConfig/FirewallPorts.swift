@@ -70,7 +70,7 @@ extension Configuration {
     /// The ports the enabled children need open, in start order. `enabled` overrides the file's `enabled` per child
     /// (the running supervisor's state); a child it does not name follows the file.
     public func firewallPorts(enabled: [String: Bool] = [:]) -> [FirewallPort] {
-        children.filter { enabled[$0.name] ?? $0.settings.enabled }.flatMap { firewallPorts(child: $0.name) }
+        enabledChildren(overrides: enabled).flatMap { firewallPorts(child: $0) }
     }
 }
 

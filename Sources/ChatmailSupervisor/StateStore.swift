@@ -1,4 +1,5 @@
 import ChatmailCrypto
+import ChatmailState
 import Foundation
 import GRDB
 
@@ -65,17 +66,14 @@ public final class StateStore: Sendable {
         }
     }
 
-    /// A boolean toggle ("true"/"false", read leniently as madmail does); nil when unset or unreadable.
-    public func toggle(_ key: String) throws -> Bool? {
-        switch try setting(key)?.lowercased() {
-        case "true", "1", "yes", "on", "enable", "enabled": true
-        case "false", "0", "no", "off", "disable", "disabled": false
-        default: nil
-        }
-    }
+    /// A boolean toggle (`SavedToggles.parse`); nil when unset or unreadable.
+    public func toggle(_ key: String) throws -> Bool? { SavedToggles.parse(try setting(key)) }
+
+    /// The toggles saved by `chatmailctl enable`/`disable`, by child.
+    public func savedToggles() throws -> [String: Bool] { try SavedToggles.load(setting: setting) }
 
     public func setToggle(_ key: String, _ value: Bool) throws {
-        try setSetting(key, value ? "true" : "false")
+        try setSetting(key, SavedToggles.value(value))
     }
 
     /// The most TURN secrets kept: rotating more often than this within one credential lifetime

@@ -2,6 +2,7 @@ import CChatmailShims
 import ChatmailConfig
 import ChatmailControl
 import ChatmailMetrics
+import ChatmailState
 import ChatmailSupervisorCore
 import ChatmailSystemd
 import Dispatch
@@ -40,9 +41,6 @@ public actor Supervisor {
         let deadline: ContinuousClock.Instant
         let continuation: CheckedContinuation<String?, Never>
     }
-
-    /// The madmail-compatible toggle key of each child that can be enabled and disabled at run time.
-    static let toggleKeys = ["turn": "__TURN_ENABLED__", "iroh": "__IROH_ENABLED__", "shadowsocks": "__SS_ENABLED__"]
 
     private var configuration: Configuration
     private let store: StateStore
@@ -85,8 +83,9 @@ public actor Supervisor {
         self.turnSecrets = try store.turnSecrets(ttl: configuration.turn.credentialTTL)
         self.turnSecretsChecked = clock.now
         self.watchdogInterval = notifier.watchdogInterval
+        let saved = try store.savedToggles()
         for (name, settings) in configuration.children {
-            let enabled = try Self.toggleKeys[name].flatMap { try store.toggle($0) } ?? settings.enabled
+            let enabled = saved[name] ?? settings.enabled
             children[name] = Child(
                 name: name, machine: Machine(enabled: enabled, policy: Self.policy(configuration, settings)))
         }
@@ -187,10 +186,10 @@ public actor Supervisor {
         let previous = configuration
         configuration = next
         var restarted: [String] = []
+        let saved = (try? store.savedToggles()) ?? [:]
         for (name, settings) in next.children {
             children[name]!.machine.policy = Self.policy(next, settings)
-            let toggled = (try? Self.toggleKeys[name].flatMap { try store.toggle($0) }) ?? nil
-            let enabled = toggled ?? settings.enabled
+            let enabled = saved[name] ?? settings.enabled
             if enabled != children[name]!.machine.enabled {
                 perform(children[name]!.machine.setEnabled(enabled, now: now), on: name)
             }
@@ -462,7 +461,7 @@ public actor Supervisor {
             return await operate(name, wait: wait) { machine, now in machine.stop(now: now) }
         case (.enable(let name), .admin), (.disable(let name), .admin):
             let enable = if case .enable = command { true } else { false }
-            guard let key = Self.toggleKeys[name] else {
+            guard let key = SavedToggles.keys[name] else {
                 return .failure(
                     0, children[name] == nil ? unknown(name) : "\(name) cannot be toggled at run time; use stop/start")
             }

@@ -3,6 +3,7 @@ import ChatmailConfig
 import ChatmailControl
 import ChatmailCrypto
 import ChatmailDoctor
+import ChatmailState
 import Foundation
 import IMAPStore
 import ShadowsocksCore
@@ -42,7 +43,8 @@ struct Doctor: AsyncParsableCommand {
         }
         let enabled = Set(
             supervisor.status?.sidecars.filter(\.enabled).map(\.name)
-                ?? configuration.children.filter(\.settings.enabled).map(\.name))
+                ?? configuration.enabledChildren(
+                    overrides: (try? StateReader(directory: configuration.supervisor.stateDir).savedToggles()) ?? [:]))
         let discovery = supervisor.discovery
 
         if enabled.contains("turn") {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import ChatmailConfig
 import ChatmailControl
+import ChatmailState
 import Foundation
 
 /// `chatmailctl ports`: what to open in the firewall for the enabled children.
@@ -9,7 +10,7 @@ struct Ports: AsyncParsableCommand {
         abstract: "List the ports the enabled children need open in the firewall (--json, --nft).",
         discussion: """
             Which children are enabled is asked from the running supervisor (run-time enable/disable included); \
-            while it is not running, the file says. Loopback listeners are listed but need no rule. Postfix's \
+            while it is not running, the file and the toggles `chatmailctl enable`/`disable` saved say. Loopback listeners are listed but need no rule. Postfix's \
             ports (25, 465, 587) are not chatmail-swift's and not listed.
             """)
     @Option(name: .long, help: "The configuration file.") var config = "/etc/chatmail/supervisor.conf"
@@ -24,7 +25,9 @@ struct Ports: AsyncParsableCommand {
     func run() async throws {
         let configuration = loadConfiguration(config)
         let running = await Self.runningEnabledState(configuration)
-        let ports = configuration.firewallPorts(enabled: running ?? [:])
+        // The supervisor down: the toggles it saved, as it reads them when it starts.
+        let enabled = try running ?? StateReader(directory: configuration.supervisor.stateDir).savedToggles()
+        let ports = configuration.firewallPorts(enabled: enabled)
         let source = running == nil ? "file" : "supervisor"
         if json {
             struct Output: Encodable {
@@ -40,7 +43,7 @@ struct Ports: AsyncParsableCommand {
         } else {
             print(
                 running == nil
-                    ? "enabled children as the file says (the supervisor is not running):"
+                    ? "enabled children as the file and the saved enable/disable toggles say (the supervisor is not running):"
                     : "enabled children as the running supervisor says:")
             let rows =
                 [["CHILD", "PROTO", "PORT", "ADDRESS", "PURPOSE"]]

@@ -1,4 +1,5 @@
 import ChatmailControl
+import ChatmailState
 import ChatmailSupervisor
 import Foundation
 import Testing
@@ -15,6 +16,9 @@ import Testing
         let reopened = try StateStore(directory: directory)
         #expect(try reopened.toggle("__TURN_ENABLED__") == false)
         #expect(try reopened.toggle("__IROH_ENABLED__") == true, "madmail's lenient spellings")
+        // chatmailctl, with the supervisor down, reads the same toggles the supervisor starts with.
+        #expect(try reopened.savedToggles() == ["turn": false, "iroh": true])
+        #expect(try StateReader(directory: directory).savedToggles() == ["turn": false, "iroh": true])
         try reopened.setSetting("__IROH_ENABLED__", nil)
         #expect(try reopened.toggle("__IROH_ENABLED__") == nil)
         let mode = try FileManager.default.attributesOfItem(atPath: reopened.path)[.posixPermissions] as? Int

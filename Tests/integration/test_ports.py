@@ -85,3 +85,26 @@ def test_running_supervisor_state_and_status(supervisor_factory):
     source, found = rows(sup.config)
     assert source == "supervisor" and not any(child == "iroh" for child, *_ in found)
     assert any(child == "turn" for child, *_ in found)
+
+
+def test_saved_toggles_count_while_the_supervisor_is_down(supervisor_factory):
+    """`disable` is saved in the state directory: with the supervisor stopped, `ports` still leaves the
+    disabled child out (as the supervisor will when it starts again), and `enable` brings it back."""
+    sup = supervisor_factory().start()
+    sup.wait_state("iroh", "ready")
+    sup.ctl("disable", "iroh")
+    sup.wait_state("iroh", "disabled")
+    assert sup.stop() == 0
+    source, found = rows(sup.config)
+    assert source == "file"
+    assert not any(child == "iroh" for child, *_ in found), found
+    assert any(child == "turn" for child, *_ in found)
+    assert "saved enable/disable toggles" in ports(sup.config)
+    # The supervisor reads the same toggle when it starts: iroh stays disabled.
+    sup.start()
+    sup.wait_state("iroh", "disabled")
+    sup.ctl("enable", "iroh")
+    sup.wait_state("iroh", "ready")
+    assert sup.stop() == 0
+    source, found = rows(sup.config)
+    assert source == "file" and ("iroh", "tcp", 23340, 23340) in found
