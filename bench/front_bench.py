@@ -3,17 +3,14 @@
 with `ssl_preread` doing the same routing (Debian's nginx, one worker process, unprivileged, loopback), one run:
 
 - added latency of the ALPN route to IMAP: connect, TLS handshake (ALPN imap) and IMAP greeting, p50/p99, directly
-  to chatmail-imap's TLS port, through our front (PROXY v2 to IMAP's `proxy_tls_listen`, as deployed, and without
-  the header to the TLS port) and through nginx (to the TLS port), same client code, interleaved;
+  to chatmail-imap's TLS port, and through our front and through nginx, each both with a PROXY header to IMAP's
+  `proxy_tls_listen` (ours v2, as deployed; nginx's `proxy_protocol on` speaks only v1, which that listener also
+  reads) and without one to the TLS port; same client code, interleaved;
 - the front's CPU per routed connection (over the same greetings);
 - bulk MB per front CPU-second through the route, both directions: a real ClientHello asking for `imap`, then raw
   bytes, to an upstream that reads the PROXY header (v1 from nginx, v2 from ours) and discards (upload) or sends
   (download) a bounded amount; the front's CPU (from /proc: every thread of our process, nginx's worker and master) is what
   counts, the client and the upstream are other processes.
-
-nginx's `proxy_protocol on` speaks PROXY v1 only, which chatmail-imap's `proxy_tls_listen` refuses (v2 only), so
-nginx's IMAP route goes to the plain TLS port without a header; the "front, no header" line is ours doing exactly
-that, for an even comparison.
 
     CHATMAIL_BIN_DIR=.build/release python3 bench/front_bench.py [--samples 400] [--megabytes 512] [--rounds 3]
 """
@@ -284,13 +281,15 @@ def main():
             fronts["front"] = OurFront(tmp / "front", imap.proxy_port)
             fronts["front-plain"] = OurFront(tmp / "front-plain", imap.tls_port, proxy_protocol=False)
             fronts["nginx"] = Nginx(tmp / "nginx", imap.tls_port, proxy_protocol=False)
+            fronts["nginx-proxy"] = Nginx(tmp / "nginx-proxy", imap.proxy_port, proxy_protocol=True)
             fronts["front-sink"] = OurFront(tmp / "front-sink", sink_port)
             fronts["nginx-sink"] = Nginx(tmp / "nginx-sink", sink_port, proxy_protocol=True)
             threads = fronts["front-sink"].threads()
             workers = len(fronts["nginx-sink"].workers())
 
             routes = {"direct": imap.tls_port, "front": fronts["front"].port,
-                      "front-plain": fronts["front-plain"].port, "nginx": fronts["nginx"].port}
+                      "front-plain": fronts["front-plain"].port, "nginx": fronts["nginx"].port,
+                      "nginx-proxy": fronts["nginx-proxy"].port}
             cpu_before = {name: fronts[name].cpu() for name in routes if name != "direct"}
             times = latency(routes, args.samples)
             per_connection = {name: (fronts[name].cpu() - cpu) / (args.samples + WARM_UP) * 1e6
@@ -301,7 +300,8 @@ def main():
             print(f"  connect + TLS handshake (ALPN imap) + IMAP greeting, {args.samples} samples per route, "
                   "interleaved:")
             labels = {"direct": "IMAP TLS port directly", "front": "our front, PROXY v2 -> proxy_tls_listen",
-                      "front-plain": "our front, no header -> TLS port", "nginx": "nginx, no header -> TLS port"}
+                      "front-plain": "our front, no header -> TLS port", "nginx": "nginx, no header -> TLS port",
+                      "nginx-proxy": "nginx, PROXY v1 -> proxy_tls_listen"}
             for name, (p50, p99) in p.items():
                 added = "" if name == "direct" else (
                     f"  added p50 {p50 - p['direct'][0]:6.0f} us  p99 {p99 - p['direct'][1]:6.0f} us"
@@ -311,9 +311,15 @@ def main():
             nginx_added = p["nginx"][0] - p["direct"][0]
             if nginx_added > 0:
                 print(f"    added p50, our front (no header) / nginx: {ours_added / nginx_added:5.2f}x")
+            nginx_proxy_added = p["nginx-proxy"][0] - p["direct"][0]
+            if nginx_proxy_added > 0:
+                print(f"    added p50, our front (PROXY v2) / nginx (PROXY v1): "
+                      f"{(p['front'][0] - p['direct'][0]) / nginx_proxy_added:5.2f}x")
             print(f"    front CPU per routed greeting: ours {per_connection['front']:4.0f} us (PROXY v2),"
                   f" {per_connection['front-plain']:4.0f} us (no header); nginx {per_connection['nginx']:4.0f} us;"
-                  f" ours (no header) / nginx {per_connection['front-plain'] / per_connection['nginx']:5.2f}x")
+                  f" ours (no header) / nginx {per_connection['front-plain'] / per_connection['nginx']:5.2f}x;"
+                  f" nginx {per_connection['nginx-proxy']:4.0f} us (PROXY v1),"
+                  f" ours / nginx {per_connection['front'] / per_connection['nginx-proxy']:5.2f}x")
 
             hello = client_hello()
             size = args.megabytes << 20

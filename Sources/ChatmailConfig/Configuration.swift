@@ -251,13 +251,14 @@ public struct IrohSection: Sendable, Equatable {
 }
 
 extension Configuration {
-    /// The `dcaccount:` link that invites people to this relay, when the HTTPS front runs: `dcaccount:<domain>`
-    /// on port 443 (Delta Chat then makes up the credentials and logs in, which creates the account), else
-    /// `dcaccount:https://<domain>:<port>/new` (it posts there for them).
+    /// The `dcaccount:` link that invites people to this relay, when the HTTPS front runs:
+    /// `dcaccount:https://<domain>/new` (`<domain>:<port>` off 443): Delta Chat posts there and logs in with the
+    /// answer, which creates the account. Not the shorter `dcaccount:<domain>` (the app makes up the credentials
+    /// itself): Delta Chat before 2.23 refuses it, and it bypasses `/new`'s rules and limit.
     public var inviteLink: String? {
         guard iroh.child.enabled, let front = iroh.tlsListen else { return nil }
-        let domain = imap.mailDomain
-        return front.port == 443 ? "dcaccount:\(domain)" : "dcaccount:https://\(domain):\(front.port)/new"
+        let host = front.port == 443 ? imap.mailDomain : "\(imap.mailDomain):\(front.port)"
+        return "dcaccount:https://\(host)/new"
     }
 }
 

@@ -1,7 +1,14 @@
-/// The PROXY protocol version 2 header (HAProxy's proxy-protocol.txt §2.2), which tells a service behind a
-/// forwarding front the client's real address: the front sends it first on the connection it opens, the service
-/// reads it before anything else. Only TCP over IPv4 and IPv6 (and LOCAL, which carries no address) are spoken;
-/// TLVs are skipped.
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
+
+/// The PROXY protocol header (HAProxy's proxy-protocol.txt), which tells a service behind a forwarding front the
+/// client's real address: the front sends it first on the connection it opens, the service reads it before
+/// anything else. Version 2 (§2.2, binary) is what we send; the reader also takes version 1 (§2.1, one text line),
+/// which is all nginx's `proxy_protocol` sends. Only TCP over IPv4 and IPv6 (and LOCAL / UNKNOWN, which carry no
+/// address) are spoken; TLVs are skipped.
 public struct ProxyHeader: Sendable, Equatable {
     /// The 12 bytes every version 2 header starts with.
     public static let signature: [UInt8] = [0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A]
@@ -49,7 +56,12 @@ public struct ProxyHeader: Sendable, Equatable {
             ]
     }
 
-    /// Reads a header fed in pieces; bytes after it are left to the caller (`length` says where it ended).
+    /// Version 1's line: "PROXY " and at most 107 bytes in all, CRLF included.
+    static let v1Prefix = Array("PROXY ".utf8)
+    static let v1MaxLength = 107
+
+    /// Reads a header (either version) fed in pieces; bytes after it are left to the caller (`length` says where it
+    /// ended).
     public struct Reader: Sendable {
         public enum Result: Equatable, Sendable {
             case needMore
@@ -76,9 +88,10 @@ public struct ProxyHeader: Sendable, Equatable {
         }
 
         private func parse() -> Result {
+            if buffer.first == ProxyHeader.v1Prefix[0] { return parseVersion1() }
             let signed = min(buffer.count, 12)
             guard buffer[0..<signed].elementsEqual(ProxyHeader.signature[0..<signed]) else {
-                return .malformed("not a PROXY protocol v2 header")
+                return .malformed("not a PROXY protocol header")
             }
             guard buffer.count >= 16 else { return .needMore }
             let command = buffer[12]
@@ -110,6 +123,52 @@ public struct ProxyHeader: Sendable, Equatable {
             default:
                 return .malformed("PROXY command \(command & 0x0F)")
             }
+        }
+
+        /// "PROXY TCP4|TCP6 <source> <destination> <source port> <destination port>\r\n", or "PROXY UNKNOWN …\r\n".
+        private func parseVersion1() -> Result {
+            let prefix = ProxyHeader.v1Prefix
+            let signed = min(buffer.count, prefix.count)
+            guard buffer[0..<signed].elementsEqual(prefix[0..<signed]) else {
+                return .malformed("not a PROXY protocol header")
+            }
+            guard let end = buffer.prefix(ProxyHeader.v1MaxLength).firstIndex(of: 0x0A) else {
+                return buffer.count < ProxyHeader.v1MaxLength ? .needMore : .malformed("PROXY v1 line too long")
+            }
+            guard end >= prefix.count, buffer[end - 1] == 0x0D else { return .malformed("PROXY v1 line without CRLF") }
+            let fields = buffer[prefix.count..<(end - 1)].split(separator: 0x20, omittingEmptySubsequences: false)
+                .map { String(decoding: $0, as: UTF8.self) }
+            let length = end + 1
+            switch fields.first {
+            case "UNKNOWN":
+                return .header(ProxyHeader(source: nil, destination: nil), length: length)
+            case let family? where family == "TCP4" || family == "TCP6":
+                let v6 = family == "TCP6"
+                guard fields.count == 5, let source = Self.ip(fields[1], v6: v6),
+                    let destination = Self.ip(fields[2], v6: v6), let sourcePort = Self.port(fields[3]),
+                    let destinationPort = Self.port(fields[4])
+                else { return .malformed("malformed PROXY v1 \(family) line") }
+                return .header(
+                    ProxyHeader(
+                        source: Address(ip: source, port: sourcePort),
+                        destination: Address(ip: destination, port: destinationPort)),
+                    length: length)
+            default:
+                return .malformed("PROXY v1 line for an unknown protocol")
+            }
+        }
+
+        /// A textual address of the family (inet_pton's forms), as bytes.
+        static func ip(_ text: String, v6: Bool) -> [UInt8]? {
+            var bytes = [UInt8](repeating: 0, count: v6 ? 16 : 4)
+            let parsed = bytes.withUnsafeMutableBytes { inet_pton(v6 ? AF_INET6 : AF_INET, text, $0.baseAddress) }
+            return parsed == 1 ? bytes : nil
+        }
+
+        /// A decimal port, 0 to 65535, without sign or leading zeros.
+        static func port(_ text: String) -> UInt16? {
+            guard let first = text.first, first != "+", first != "0" || text == "0" else { return nil }
+            return UInt16(text)
         }
     }
 }

@@ -323,6 +323,19 @@ import Testing
         #expect(errors(base + "smtp_upstream = \"nope\"\n").contains { $0.contains("[iroh] smtp_upstream") })
     }
 
+    @Test func inviteLinkPostsToNewOnTheFront() throws {
+        let base = "[imap]\nmail_domain = \"_chat.example.org\"\n[turn]\nhost = \"t\"\n[iroh]\nurl = \"http://r\"\n"
+        #expect(try Configuration.parse(base, path: path).inviteLink == nil)
+        // On 443 too: every Delta Chat core since 2.0 posts to a https URL; `dcaccount:<domain>` needs 2.23.
+        let on443 = try Configuration.parse(base + "tls_listen = \"0.0.0.0:443\"\n", path: path)
+        #expect(on443.inviteLink == "dcaccount:https://_chat.example.org/new")
+        let elsewhere = try Configuration.parse(base + "tls_listen = \"127.0.0.1:8443\"\n", path: path)
+        #expect(elsewhere.inviteLink == "dcaccount:https://_chat.example.org:8443/new")
+        #expect(
+            try Configuration.parse(base + "tls_listen = \"0.0.0.0:443\"\nenabled = false\n", path: path).inviteLink
+                == nil)
+    }
+
     @Test func controlSocketIsFoundDespiteErrorsElsewhere() throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("cfg-\(UUID())")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)

@@ -6,7 +6,7 @@ import Testing
 @Suite struct OnboardingTests {
     static let onboarding = Onboarding(
         domain: "chat.example.org", localpartLength: 9...9, passwordMinLength: 9,
-        inviteLink: "dcaccount:chat.example.org")
+        inviteLink: "dcaccount:https://chat.example.org/new")
 
     @Test func freshCredentialsMeetTheAccountRules() {
         var random = SystemRandomNumberGenerator()
@@ -47,10 +47,35 @@ import Testing
         #expect(hostile.indexHTML.contains("x&quot;y"))
     }
 
+    @Test func autoconfigNamesTheFrontPortForEachRouteItPasses() {
+        #expect(!Self.onboarding.autoconfigXML.contains("<port>443</port>"))
+        var onboarding = Self.onboarding
+        onboarding.imapFrontPort = 443
+        onboarding.smtpFrontPort = 443
+        // Clients try the servers in order: the usual ports first, then the front's, with TLS (ALPN imap/smtp).
+        let ports = onboarding.autoconfigXML.split(separator: "<port>", omittingEmptySubsequences: false).dropFirst()
+            .map {
+                String($0.prefix { $0 != "<" })
+            }
+        #expect(ports == ["993", "143", "443", "465", "587", "443"])
+        let entries = onboarding.autoconfigXML.split(separator: "<port>443</port>", omittingEmptySubsequences: false)
+        #expect(entries.count == 3 && entries.dropFirst().allSatisfy { $0.hasPrefix("\n      <socketType>SSL<") })
+        #expect(
+            entries[0].hasSuffix("<incomingServer type=\"imap\">\n      <hostname>chat.example.org</hostname>\n      "))
+        #expect(
+            entries[1].hasSuffix("<outgoingServer type=\"smtp\">\n      <hostname>chat.example.org</hostname>\n      "))
+        // Only the routes the front passes on.
+        onboarding.smtpFrontPort = nil
+        #expect(
+            onboarding.autoconfigXML.split(separator: "<port>443</port>", omittingEmptySubsequences: false).count == 2)
+    }
+
     @Test func indexPageNamesTheRelayAndTheInvite() {
         let html = Self.onboarding.indexHTML
         #expect(html.contains("<h1>chat.example.org</h1>"))
-        #expect(html.contains("<a href=\"dcaccount:chat.example.org\">dcaccount:chat.example.org</a>"))
+        #expect(
+            html.contains(
+                "<a href=\"dcaccount:https://chat.example.org/new\">dcaccount:https://chat.example.org/new</a>"))
         #expect(!html.contains("<script") && !html.contains("<img") && !html.contains("<link"))
     }
 }

@@ -1,5 +1,6 @@
 """Fixtures for running the real supervisor binary with fake children (fake-child.sh)."""
 
+import contextlib
 import json
 import os
 import signal
@@ -29,6 +30,23 @@ def wait_until(predicate, timeout=10.0, interval=0.05, what="condition"):
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout}s waiting for {what}")
         time.sleep(interval)
+
+
+@contextlib.contextmanager
+def time_limit(seconds, what):
+    """Raises TimeoutError in the test's thread after `seconds` (SIGALRM): for clients whose waits have no
+    timeout of their own, such as Delta Chat's RPC client."""
+
+    def expire(signum, frame):
+        raise TimeoutError(f"{what} took longer than {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def terminate(process, timeout=10):

@@ -60,10 +60,11 @@ def set_parameter(text: str, name: str, value: str) -> str:
 
 class Postfix:
     def __init__(self, domain: str, smtp_port: int, submission_port: int, smtps_port: int, certificate,
-                 front_port: int = None):
+                 front_port: int = None, prefix=()):
         """`certificate` is a (certificate, key) pair of PEM files. The LMTP and auth sockets belong at
         `lmtp_socket` and `auth_socket` (where the shipped relative paths point). `start()` once
-        chatmail-imap is up."""
+        chatmail-imap is up. `prefix` runs Postfix under it (`ip netns exec NAME`: its loopback then)."""
+        self.prefix = list(prefix)
         # Postfix's daemons run as the postfix user: keep everything out of root-only temp dirs.
         self.root = Path(tempfile.mkdtemp(prefix="chatmail-postfix-", dir="/var/tmp"))
         os.chmod(self.root, 0o755)
@@ -122,15 +123,24 @@ class Postfix:
     def _wait_listening(self, port):
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            if self._listening(port):
                 return
-            except OSError:
-                time.sleep(0.2)
+            time.sleep(0.2)
         raise RuntimeError("postfix did not start: " + self.log())
 
+    def _listening(self, port):
+        if self.prefix:
+            connect = f"exec 3<>/dev/tcp/127.0.0.1/{port}"
+            return subprocess.run([*self.prefix, "bash", "-c", connect], capture_output=True, timeout=10).returncode == 0
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return True
+        except OSError:
+            return False
+
     def postfix(self, *args):
-        return subprocess.run(["postfix", "-c", str(self.etc), *args], capture_output=True, text=True, timeout=60)
+        return subprocess.run([*self.prefix, "postfix", "-c", str(self.etc), *args], capture_output=True, text=True,
+                              timeout=60)
 
     def log(self):
         path = self.root / "maillog"

@@ -298,6 +298,22 @@ def test_the_proxy_listener_refuses_connections_without_a_header(imap_behind_fro
     assert closed_within(sock, 5)
 
 
+def test_the_proxy_listener_reads_a_version_1_header_as_nginx_sends_it(imap_behind_front):
+    """An operator's nginx (`proxy_protocol on` speaks only v1) may stand in front of IMAP too: the text header's
+    address is the one IMAP logs and limits."""
+    imap, front = imap_behind_front
+    port = int(imap.config.read_text().split('proxy_tls_listen = "127.0.0.1:')[1].split('"')[0])
+    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+    sock.sendall(b"PROXY TCP4 127.0.0.77 127.0.0.1 40000 443\r\n")
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    with context.wrap_socket(sock, server_hostname="localhost") as tls:
+        assert tls.recv(4096).startswith(b"* OK")
+        assert b"a OK" in imap_command(tls, f"a LOGIN nginxuser@{DOMAIN} password123".encode())
+    wait_until(lambda: f"IMAP login nginxuser@{DOMAIN} from 127.0.0.77" in imap.output(), what="the login log line")
+
+
 def test_alpn_smtp_reaches_postfix_with_the_client_address(tmp_path):
     from postfix_instance import Postfix, available
     from test_tls import make_certificate

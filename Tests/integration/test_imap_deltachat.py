@@ -8,7 +8,6 @@ import hmac
 import os
 import re
 import shutil
-import signal
 import subprocess
 import time
 from pathlib import Path
@@ -16,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from postfix_instance import available as postfix_available, running_mail_system
-from conftest import ROOT, wait_until
+from conftest import ROOT, time_limit as limited_to, wait_until
 from test_imap import free_port
 from test_tls import make_certificate
 
@@ -42,15 +41,8 @@ def time_limit(request):
     if request.node.name.startswith("test_delta_chat_2_0_core"):
         yield
         return
-
-    def expire(signum, frame):
-        raise TimeoutError("the Delta Chat test took longer than 120 s")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.alarm(120)
-    yield
-    signal.alarm(0)
-    signal.signal(signal.SIGALRM, previous)
+    with limited_to(120, "the Delta Chat test"):
+        yield
 
 
 @pytest.fixture(params=["unix", "inet"])

@@ -8,12 +8,22 @@ public struct Onboarding: Sendable, Equatable {
     public var passwordMinLength: Int
     /// The `dcaccount:` link for this relay, shown on the root page; nil: none.
     public var inviteLink: String?
+    /// The front's port, where it passes ALPN `imap` (`smtp`) on: autoconfiguration lists it as a further IMAP
+    /// (SMTP) server with TLS, as chatmail relays list 443, so that clients behind a network that blocks 993
+    /// and 465 configure it; nil: that route is closed.
+    public var imapFrontPort: Int?
+    public var smtpFrontPort: Int?
 
-    public init(domain: String, localpartLength: ClosedRange<Int>, passwordMinLength: Int, inviteLink: String?) {
+    public init(
+        domain: String, localpartLength: ClosedRange<Int>, passwordMinLength: Int, inviteLink: String?,
+        imapFrontPort: Int? = nil, smtpFrontPort: Int? = nil
+    ) {
         self.domain = domain
         self.localpartLength = localpartLength
         self.passwordMinLength = passwordMinLength
         self.inviteLink = inviteLink
+        self.imapFrontPort = imapFrontPort
+        self.smtpFrontPort = smtpFrontPort
     }
 
     /// A fresh random address and password: a localpart of `a-z 0-9` (a letter first) of 9 characters, or the
@@ -55,7 +65,8 @@ public struct Onboarding: Sendable, Equatable {
     }
 
     /// Thunderbird's autoconfiguration (`config-v1.1.xml`): IMAP 993 (TLS) and 143 (STARTTLS), SMTP 465 (TLS)
-    /// and 587 (STARTTLS) on the mail domain, the address as the user name.
+    /// and 587 (STARTTLS) on the mail domain, then each front route's port (TLS), the address as the user name.
+    /// Clients try them in this order.
     public var autoconfigXML: String {
         let domain = Self.xmlEscaped(domain)
         func server(_ kind: String, _ type: String, _ port: Int, _ socket: String) -> String {
@@ -80,7 +91,9 @@ public struct Onboarding: Sendable, Equatable {
 
             """
                 + server("incomingServer", "imap", 993, "SSL") + server("incomingServer", "imap", 143, "STARTTLS")
+                + (imapFrontPort.map { server("incomingServer", "imap", $0, "SSL") } ?? "")
                 + server("outgoingServer", "smtp", 465, "SSL") + server("outgoingServer", "smtp", 587, "STARTTLS")
+                + (smtpFrontPort.map { server("outgoingServer", "smtp", $0, "SSL") } ?? "")
                     + """
                       </emailProvider>
                     </clientConfig>

@@ -15,10 +15,14 @@ import IrohServer
             let front = try FrontUpstreams(section)
             let configuration = sidecar.configuration
             let imap = configuration.imap
+            // Autoconfiguration names the front's port for the routes it passes on.
+            let frontPort = section.tlsListen.map { Int($0.port) }
             let site = FrontSite(
                 onboarding: Onboarding(
                     domain: imap.mailDomain, localpartLength: imap.localpartMinLength...imap.localpartMaxLength,
-                    passwordMinLength: imap.passwordMinLength, inviteLink: configuration.inviteLink),
+                    passwordMinLength: imap.passwordMinLength, inviteLink: configuration.inviteLink,
+                    imapFrontPort: front.imap == nil ? nil : frontPort,
+                    smtpFrontPort: front.smtp == nil ? nil : frontPort),
                 newAccountsPerHour: section.newAccountsPerHour
             ) {
                 // The rule IMAP's first logins follow: [imap] auto_create_accounts, <state_dir>/nocreate, free space.
