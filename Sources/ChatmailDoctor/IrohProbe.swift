@@ -2,9 +2,10 @@ import ChatmailCrypto
 import IrohCore
 import NIOCore
 
-/// The iroh checks, as Delta Chat's iroh 0.35 makes them: the captive-portal `/generate_204`, and two relay
-/// connections (`Upgrade: iroh derp http`, ClientInfo signed with a fresh Ed25519 key) that send a packet to
-/// each other through the relay.
+/// The iroh checks: the captive-portal `/generate_204`, and for each protocol generation two relay connections
+/// with fresh Ed25519 keys that send a packet to each other through the relay: iroh 0.35's (Delta Chat's today:
+/// `Upgrade: iroh derp http`, a signed ClientInfo) and iroh 1.x's (a WebSocket with the `iroh-relay-v2`
+/// sub-protocol and the challenge handshake), each its own step.
 public struct IrohProbe {
     /// The relay URL's parts: `http(s)://host:port`.
     public var host: String
@@ -33,7 +34,7 @@ public struct IrohProbe {
             }
             return Outcome(value: (), detail: "\(base)/generate_204: 204 with the challenge answered")
         }
-        log.run("relay round trip", timeout: timeout) { deadline throws(NetError) in
+        log.run("relay round trip 0.35", timeout: timeout) { deadline throws(NetError) in
             let a = try RelayConnection(probe: self, deadline: deadline)
             let b = try RelayConnection(probe: self, deadline: deadline)
             defer {
@@ -56,6 +57,31 @@ public struct IrohProbe {
             }
             return Outcome(value: (), detail: "\(base)/relay (iroh 0.35): a packet each way between two clients")
                 .timed(since: start)
+        }
+        log.run("relay round trip 1.x", timeout: timeout) { deadline throws(NetError) in
+            let a = try WebSocketRelayConnection(probe: self, deadline: deadline)
+            let b = try WebSocketRelayConnection(probe: self, deadline: deadline)
+            defer {
+                a.reader.stream.close()
+                b.reader.stream.close()
+            }
+            let start = ContinuousClock.now
+            for (from, to) in [(a, b), (b, a)] {
+                let packet = Crypto.randomBytes(48)
+                let datagram = RelayProtocol.Datagrams(ecn: 0, segmentSize: nil, contents: ByteBuffer(bytes: packet))
+                try from.send(.datagrams(destination: to.key, datagram), deadline: deadline)
+                while true {
+                    if case .datagrams(let source, let received) = try to.receive(deadline: deadline) {
+                        guard source == from.key, Array(received.contents.readableBytesView) == packet else {
+                            throw .protocolError("the relay delivered another datagram")
+                        }
+                        break
+                    }
+                }
+            }
+            return Outcome(
+                value: (), detail: "\(base)/relay (iroh 1.x, \(a.subprotocol)): a datagram each way between two clients"
+            ).timed(since: start)
         }
         return log.steps
     }
@@ -132,6 +158,119 @@ private final class RelayConnection {
             return try LegacyProtocol.decodeServerFrame(type: head[0], payload: ByteBuffer(bytes: payload))
         } catch {
             throw .protocolError("relay frame: \(error)")
+        }
+    }
+}
+
+/// One family-W client connection, as iroh 1.x opens it: a WebSocket (RFC 6455, client frames masked) on
+/// `/relay` offering `iroh-relay-v2, iroh-relay-v1`, the server's challenge signed, then relay frames, one per
+/// binary message.
+private final class WebSocketRelayConnection {
+    let reader: StreamReader
+    let key: EndpointKey
+    /// The sub-protocol the relay chose.
+    let subprotocol: String
+    private var message: [UInt8] = []
+
+    init(probe: IrohProbe, deadline: Deadline) throws(NetError) {
+        reader = try probe.connect(deadline: deadline)
+        let nonce = Crypto.base64(Crypto.randomBytes(16))
+        let head = try probe.request(
+            reader,
+            "GET /relay HTTP/1.1\r\nHost: \(probe.host)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                + "Sec-WebSocket-Key: \(nonce)\r\nSec-WebSocket-Version: 13\r\n"
+                + "Sec-WebSocket-Protocol: iroh-relay-v2, iroh-relay-v1\r\n\r\n", deadline: deadline)
+        guard head.status == 101 else { throw .protocolError("/relay answered \(head.status) to a WebSocket, not 101") }
+        let accept = Crypto.base64(Crypto.sha1(Array((nonce + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").utf8)))
+        guard head.headers["sec-websocket-accept"] == accept else {
+            throw .protocolError("the 101 has no valid Sec-WebSocket-Accept")
+        }
+        guard let chosen = head.headers["sec-websocket-protocol"], RelayProtocol.Version(subprotocol: chosen) != nil
+        else { throw .protocolError("the 101 names no iroh-relay sub-protocol (iroh 1.x gives up: BadVersionHeader)") }
+        subprotocol = chosen
+        // The handshake: the first frame is the challenge; the signed answer is confirmed or denied.
+        guard case .serverChallenge(let challenge) = try Self.receive(reader, into: &message, deadline: deadline) else {
+            throw .protocolError("the relay's first frame is not ServerChallenge")
+        }
+        let auth: RelayProtocol.ClientFrame
+        do {
+            auth = try RelayProtocol.clientAuth(privateKey: Crypto.randomBytes(32), challenge: challenge)
+        } catch {
+            throw .system("cannot sign the challenge: \(error)")
+        }
+        guard case .clientAuth(let key, _) = auth else { throw .system("no ClientAuth") }
+        self.key = key
+        try send(auth, deadline: deadline)
+        switch try receive(deadline: deadline) {
+        case .serverConfirmsAuth: break
+        case .serverDeniesAuth(let reason): throw .authentication("the relay denied the key: \(reason)")
+        case let other: throw .protocolError("answer to ClientAuth: \(other)")
+        }
+        // A ping answered means the relay has registered this key.
+        try send(.ping(1), deadline: deadline)
+        while true {
+            if case .pong(1) = try receive(deadline: deadline) { break }
+        }
+    }
+
+    func send(_ frame: RelayProtocol.ClientFrame, deadline: Deadline) throws(NetError) {
+        var buffer = ByteBuffer()
+        RelayProtocol.encode(frame, into: &buffer)
+        try Self.write(reader, opcode: 2, Array(buffer.readableBytesView), deadline: deadline)
+    }
+
+    func receive(deadline: Deadline) throws(NetError) -> RelayProtocol.ServerFrame {
+        try Self.receive(reader, into: &message, deadline: deadline)
+    }
+
+    /// One masked, final WebSocket frame.
+    private static func write(_ reader: StreamReader, opcode: UInt8, _ payload: [UInt8], deadline: Deadline)
+        throws(NetError)
+    {
+        var frame: [UInt8] = [0x80 | opcode]
+        switch payload.count {
+        case ..<126: frame.append(0x80 | UInt8(payload.count))
+        case ..<65536: frame += [0x80 | 126, UInt8(payload.count >> 8), UInt8(payload.count & 0xFF)]
+        default: frame += [0x80 | 127] + (0..<8).reversed().map { UInt8(truncatingIfNeeded: payload.count >> ($0 * 8)) }
+        }
+        let mask = Crypto.randomBytes(4)
+        frame += mask
+        frame += payload.enumerated().map { $0.element ^ mask[$0.offset % 4] }
+        try reader.stream.write(frame, deadline: deadline)
+    }
+
+    /// The next relay frame: binary messages (continuations joined) decoded; text and pongs skipped, pings
+    /// answered, a close frame an error.
+    private static func receive(_ reader: StreamReader, into message: inout [UInt8], deadline: Deadline)
+        throws(NetError) -> RelayProtocol.ServerFrame
+    {
+        while true {
+            let head = try reader.read(exactly: 2, deadline: deadline)
+            let (final, opcode) = (head[0] & 0x80 != 0, head[0] & 0x0F)
+            guard head[1] & 0x80 == 0 else { throw .protocolError("the relay masked a WebSocket frame") }
+            var length = Int(head[1] & 0x7F)
+            if length >= 126 {
+                let bytes = try reader.read(exactly: length == 126 ? 2 : 8, deadline: deadline)
+                guard bytes.count == 2 || bytes[0] == 0 else { throw .protocolError("WebSocket frame too large") }
+                length = bytes.reduce(0) { $0 << 8 | Int($1) }
+            }
+            guard length + message.count <= 1 << 20 else { throw .protocolError("WebSocket message over 1 MiB") }
+            let payload = try reader.read(exactly: length, deadline: deadline)
+            switch opcode {
+            case 0, 2:
+                message += payload
+                guard final else { continue }
+                defer { message = [] }
+                do {
+                    return try RelayProtocol.decodeServerFrame(ByteBuffer(bytes: message))
+                } catch {
+                    throw .protocolError("relay frame: \(error)")
+                }
+            case 8: throw .closed("the relay")
+            case 9: try write(reader, opcode: 10, payload, deadline: deadline)
+            case 1, 10: continue
+            default: throw .protocolError("WebSocket opcode \(opcode)")
+            }
         }
     }
 }

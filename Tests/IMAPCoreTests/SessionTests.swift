@@ -75,7 +75,8 @@ struct Driver {
         #expect(
             driver.effects == [
                 .loginFailed(checked: true, closing: false), .loginFailed(checked: false, closing: false),
-                .loginFailed(checked: false, closing: false), .authenticated(Account(id: 1, address: "user@example.org")),
+                .loginFailed(checked: false, closing: false),
+                .authenticated(Account(id: 1, address: "user@example.org")),
             ])
         #expect(driver.send("e LOGIN x y") == ["e BAD Already authenticated"])
         #expect(driver.send("f STARTTLS") == ["f BAD STARTTLS not available"])

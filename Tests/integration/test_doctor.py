@@ -4,7 +4,7 @@ On the development bundle (loopback) it passes, with the self-signed certificate
 namespace whose public address is 10.77.0.1 (a veth pair, not loopback; the name chat.doctor.test resolves
 there through /etc/netns/NAME/hosts, which `ip netns exec` mounts over /etc/hosts) it passes too, and then
 fails with the step and cause named when the relay range or TURN's UDP port is dropped by nftables, when the
-iroh child is stopped, and when the certificate is for another name. Needs root (CI runs as root)."""
+iroh child is stopped (each relay protocol generation, 0.35 and 1.x, its own step), and when the certificate is for another name. Needs root (CI runs as root)."""
 
 import json
 import os
@@ -47,7 +47,8 @@ def test_doctor_passes_on_the_development_bundle(tmp_path):
         assert result.returncode == 0, result.stdout + result.stderr
         lines = result.stdout.splitlines()
         assert any(l.startswith("WARN imap") and "self-signed" in l for l in lines), result.stdout
-        for service, what in [("turn", "relay round trip"), ("turn", "relay range"), ("iroh", "relay round trip"),
+        for service, what in [("turn", "relay round trip"), ("turn", "relay range"), ("iroh", "relay round trip 0.35"),
+                              ("iroh", "relay round trip 1.x"),
                               ("shadowsocks", "imap through ss://"), ("imap", "login"), ("imap", "discovery turn")]:
             assert any(l.startswith(f"ok   {service}") and what in l for l in lines), (what, result.stdout)
         report = json.loads(doctor(tmp_path / "supervisor.conf", (), "--json").stdout)
@@ -213,6 +214,9 @@ def test_doctor_in_a_namespace_names_each_failure(namespace, tmp_path):
         assert step(result, "imap", "tls")["verdict"] == "warn"  # self-signed, for the right name
         assert ADDRESS in step(result, "turn", "relay round trip")["detail"]
         assert ADDRESS in step(result, "turn", "relay range")["detail"]
+        for generation, detail in (("0.35", "iroh 0.35"), ("1.x", "iroh 1.x, iroh-relay-v2")):
+            passed = step(result, "iroh", f"relay round trip {generation}")
+            assert passed["verdict"] == "pass" and detail in passed["detail"], passed
 
         # The relay range dropped: allocations work, nothing from a peer reaches the relayed address.
         namespace.nft(f"udp dport {RELAY_PORTS}")
@@ -238,11 +242,13 @@ def test_doctor_in_a_namespace_names_each_failure(namespace, tmp_path):
                        check=True, capture_output=True, timeout=60)
         result = doctor(proc.config, namespace.prefix, "--json")
         assert result.returncode != 0
-        failed = step(result, "iroh", "generate_204")
-        assert (failed["verdict"], failed["cause"]) == ("fail", "port-closed"), failed
+        for name in ("generate_204", "relay round trip 0.35", "relay round trip 1.x"):
+            failed = step(result, "iroh", name)
+            assert (failed["verdict"], failed["cause"]) == ("fail", "port-closed"), failed
         assert step(result, "imap", "discovery iroh")["cause"] == "discovery-mismatch"
         text = doctor(proc.config, namespace.prefix)
         assert "FAIL iroh         generate_204" in text.stdout and "port closed" in text.stdout, text.stdout
+        assert "FAIL iroh         relay round trip 1.x" in text.stdout, text.stdout
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)
