@@ -35,55 +35,37 @@ public struct IrohProbe {
             return Outcome(value: (), detail: "\(base)/generate_204: 204 with the challenge answered")
         }
         log.run("relay round trip 0.35", timeout: timeout) { deadline throws(NetError) in
-            let a = try RelayConnection(probe: self, deadline: deadline)
-            let b = try RelayConnection(probe: self, deadline: deadline)
-            defer {
-                a.reader.stream.close()
-                b.reader.stream.close()
+            try roundTrip(base: base, deadline: deadline) { deadline throws(NetError) in
+                try RelayConnection(probe: self, deadline: deadline)
             }
-            let start = ContinuousClock.now
-            for (from, to) in [(a, b), (b, a)] {
-                let packet = Crypto.randomBytes(48)
-                try from.send(.sendPacket(destination: to.key, packet: ByteBuffer(bytes: packet)), deadline: deadline)
-                while true {
-                    let frame = try to.receive(deadline: deadline)
-                    if case .recvPacket(let source, let payload) = frame {
-                        guard source == from.key, Array(payload.readableBytesView) == packet else {
-                            throw .protocolError("the relay delivered another packet")
-                        }
-                        break
-                    }
-                }
-            }
-            return Outcome(value: (), detail: "\(base)/relay (iroh 0.35): a packet each way between two clients")
-                .timed(since: start)
         }
         log.run("relay round trip 1.x", timeout: timeout) { deadline throws(NetError) in
-            let a = try WebSocketRelayConnection(probe: self, deadline: deadline)
-            let b = try WebSocketRelayConnection(probe: self, deadline: deadline)
-            defer {
-                a.reader.stream.close()
-                b.reader.stream.close()
+            try roundTrip(base: base, deadline: deadline) { deadline throws(NetError) in
+                try WebSocketRelayConnection(probe: self, deadline: deadline)
             }
-            let start = ContinuousClock.now
-            for (from, to) in [(a, b), (b, a)] {
-                let packet = Crypto.randomBytes(48)
-                let datagram = RelayProtocol.Datagrams(ecn: 0, segmentSize: nil, contents: ByteBuffer(bytes: packet))
-                try from.send(.datagrams(destination: to.key, datagram), deadline: deadline)
-                while true {
-                    if case .datagrams(let source, let received) = try to.receive(deadline: deadline) {
-                        guard source == from.key, Array(received.contents.readableBytesView) == packet else {
-                            throw .protocolError("the relay delivered another datagram")
-                        }
-                        break
-                    }
-                }
-            }
-            return Outcome(
-                value: (), detail: "\(base)/relay (iroh 1.x, \(a.subprotocol)): a datagram each way between two clients"
-            ).timed(since: start)
         }
         return log.steps
+    }
+
+    /// Two clients of one generation, a packet from each to the other through the relay.
+    private func roundTrip<Connection: RelayTestConnection>(
+        base: String, deadline: Deadline, _ connect: (Deadline) throws(NetError) -> Connection
+    ) throws(NetError) -> Outcome<Void> {
+        let a = try connect(deadline)
+        defer { a.reader.stream.close() }
+        let b = try connect(deadline)
+        defer { b.reader.stream.close() }
+        let start = ContinuousClock.now
+        for (from, to) in [(a, b), (b, a)] {
+            let packet = Crypto.randomBytes(48)
+            try from.sendPacket(packet, to: to.key, deadline: deadline)
+            let (source, received) = try to.receivePacket(deadline: deadline)
+            guard source == from.key, received == packet else {
+                throw .protocolError("the relay delivered another packet")
+            }
+        }
+        return Outcome(value: (), detail: "\(base)/relay (\(a.generation)): a packet each way between two clients")
+            .timed(since: start)
     }
 
     fileprivate func connect(deadline: Deadline) throws(NetError) -> StreamReader {
@@ -114,8 +96,20 @@ public struct IrohProbe {
     }
 }
 
+/// A relay client connection of either generation, for `roundTrip`.
+private protocol RelayTestConnection: AnyObject {
+    var reader: StreamReader { get }
+    var key: EndpointKey { get }
+    /// The protocol, for the step's line.
+    var generation: String { get }
+    func sendPacket(_ packet: [UInt8], to destination: EndpointKey, deadline: Deadline) throws(NetError)
+    /// The next packet relayed to this connection (other frames skipped).
+    func receivePacket(deadline: Deadline) throws(NetError) -> (source: EndpointKey, packet: [UInt8])
+}
+
 /// One family-L client connection.
-private final class RelayConnection {
+private final class RelayConnection: RelayTestConnection {
+    let generation = "iroh 0.35"
     let reader: StreamReader
     let key: EndpointKey
     private var nextPing: UInt64 = 1
@@ -143,6 +137,18 @@ private final class RelayConnection {
         }
     }
 
+    func sendPacket(_ packet: [UInt8], to destination: EndpointKey, deadline: Deadline) throws(NetError) {
+        try send(.sendPacket(destination: destination, packet: ByteBuffer(bytes: packet)), deadline: deadline)
+    }
+
+    func receivePacket(deadline: Deadline) throws(NetError) -> (source: EndpointKey, packet: [UInt8]) {
+        while true {
+            if case .recvPacket(let source, let packet) = try receive(deadline: deadline) {
+                return (source, Array(packet.readableBytesView))
+            }
+        }
+    }
+
     func send(_ frame: LegacyProtocol.ClientFrame, deadline: Deadline) throws(NetError) {
         var buffer = ByteBuffer()
         LegacyProtocol.encode(frame, streamHeader: true, into: &buffer)
@@ -165,7 +171,7 @@ private final class RelayConnection {
 /// One family-W client connection, as iroh 1.x opens it: a WebSocket (RFC 6455, client frames masked) on
 /// `/relay` offering `iroh-relay-v2, iroh-relay-v1`, the server's challenge signed, then relay frames, one per
 /// binary message.
-private final class WebSocketRelayConnection {
+private final class WebSocketRelayConnection: RelayTestConnection {
     let reader: StreamReader
     let key: EndpointKey
     /// The sub-protocol the relay chose.
@@ -210,6 +216,21 @@ private final class WebSocketRelayConnection {
         try send(.ping(1), deadline: deadline)
         while true {
             if case .pong(1) = try receive(deadline: deadline) { break }
+        }
+    }
+
+    var generation: String { "iroh 1.x, \(subprotocol)" }
+
+    func sendPacket(_ packet: [UInt8], to destination: EndpointKey, deadline: Deadline) throws(NetError) {
+        let datagram = RelayProtocol.Datagrams(ecn: 0, segmentSize: nil, contents: ByteBuffer(bytes: packet))
+        try send(.datagrams(destination: destination, datagram), deadline: deadline)
+    }
+
+    func receivePacket(deadline: Deadline) throws(NetError) -> (source: EndpointKey, packet: [UInt8]) {
+        while true {
+            if case .datagrams(let source, let datagrams) = try receive(deadline: deadline) {
+                return (source, Array(datagrams.contents.readableBytesView))
+            }
         }
     }
 

@@ -22,11 +22,8 @@ extension RelayProtocol {
             buffer.writeLEB128(UInt64(signature.count))
             buffer.writeBytes(signature)
         case .datagrams(let destination, let datagrams):
-            type(datagrams.segmentSize == nil ? .clientToRelayDatagram : .clientToRelayDatagramBatch)
-            destination.write(to: &buffer)
-            buffer.writeInteger(datagrams.ecn)
-            if let segmentSize = datagrams.segmentSize { buffer.writeInteger(segmentSize) }
-            buffer.writeImmutableBuffer(datagrams.contents)
+            writeDatagrams(
+                datagrams, key: destination, as: (.clientToRelayDatagram, .clientToRelayDatagramBatch), into: &buffer)
         case .ping(let data):
             type(.ping)
             buffer.writeInteger(data)

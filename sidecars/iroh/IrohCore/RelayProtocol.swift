@@ -133,11 +133,8 @@ public enum RelayProtocol {
             buffer.writeLEB128(UInt64(reason.utf8.count))
             buffer.writeString(reason)
         case .datagrams(let source, let datagrams):
-            type(datagrams.segmentSize == nil ? .relayToClientDatagram : .relayToClientDatagramBatch)
-            source.write(to: &buffer)
-            buffer.writeInteger(datagrams.ecn)
-            if let segmentSize = datagrams.segmentSize { buffer.writeInteger(segmentSize) }
-            buffer.writeImmutableBuffer(datagrams.contents)
+            writeDatagrams(
+                datagrams, key: source, as: (.relayToClientDatagram, .relayToClientDatagramBatch), into: &buffer)
         case .endpointGone(let key):
             type(.endpointGone)
             key.write(to: &buffer)
@@ -157,6 +154,19 @@ public enum RelayProtocol {
             type(.status)
             buffer.writeInteger(status.rawValue)
         }
+    }
+
+    /// A datagram frame either way: its type (`types.single`, or `types.batch` with a segment size), the other
+    /// end's key, ECN, the segment size and the contents.
+    static func writeDatagrams(
+        _ datagrams: Datagrams, key: EndpointKey, as types: (single: FrameType, batch: FrameType),
+        into buffer: inout ByteBuffer
+    ) {
+        buffer.writeInteger(UInt8((datagrams.segmentSize == nil ? types.single : types.batch).rawValue))
+        key.write(to: &buffer)
+        buffer.writeInteger(datagrams.ecn)
+        if let segmentSize = datagrams.segmentSize { buffer.writeInteger(segmentSize) }
+        buffer.writeImmutableBuffer(datagrams.contents)
     }
 
     /// Whether a client of `version` accepts `frame`: Health only for v1, Status only for v2.
