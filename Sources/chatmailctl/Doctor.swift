@@ -144,7 +144,11 @@ struct Doctor: AsyncParsableCommand {
         let credential: ShadowsocksCredential
         do {
             credential = try ShadowsocksSettings.credential(
-                from: configuration, generatedKey: await Shadowsocks.URL.generatedKey(configuration))
+                from: configuration,
+                generatedKey: try await Shadowsocks.URL.generatedKey(
+                    configuration, timeoutMilliseconds: Int64(timeout / .milliseconds(1))))
+        } catch let error as Shadowsocks.URL.KeyError {
+            return failure("key", "\(error)", .notRunning)  // the supervisor hangs, or has never made the key
         } catch {
             return failure("key", "\(error)", .protocolError)
         }

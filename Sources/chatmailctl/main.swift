@@ -339,7 +339,7 @@ struct Shadowsocks: AsyncParsableCommand {
             let credential: ShadowsocksCredential
             do {
                 credential = try ShadowsocksSettings.credential(
-                    from: configuration, generatedKey: await Self.generatedKey(configuration))
+                    from: configuration, generatedKey: try await Self.generatedKey(configuration))
             } catch {
                 fail("\(error)")
             }
@@ -350,19 +350,24 @@ struct Shadowsocks: AsyncParsableCommand {
 
         /// The supervisor's key for `[shadowsocks] method` when the file sets none: from the running supervisor
         /// (which makes it if needed), else read-only from its state database. chatmailctl never makes one, so
-        /// it cannot print a key the supervisor would not use.
-        static func generatedKey(_ configuration: Configuration) async -> String? {
+        /// it cannot print a key the supervisor would not use. Throws `KeyError` with what went wrong.
+        static func generatedKey(_ configuration: Configuration, timeoutMilliseconds: Int64 = 10_000)
+            async throws(KeyError) -> String?
+        {
             let section = configuration.shadowsocks
             guard section.key == nil, let method = ShadowsocksMethod(rawValue: section.method) else { return nil }
             if let client = try? await ControlClient.connect(path: configuration.supervisor.controlSocket) {
                 defer { Task { await client.close() } }
                 let answer: ControlResponse
                 do {
-                    answer = try await client.request(.shadowsocksKey(method: method.rawValue))
+                    answer = try await client.request(
+                        .shadowsocksKey(method: method.rawValue), timeout: .milliseconds(timeoutMilliseconds))
                 } catch {
-                    fail("no answer from the supervisor: \(error)")
+                    throw KeyError("no answer from the supervisor: \(error)")
                 }
-                guard answer.ok, let key = answer.key else { fail(answer.error ?? "the supervisor gave no key") }
+                guard answer.ok, let key = answer.key else {
+                    throw KeyError(answer.error ?? "the supervisor gave no key")
+                }
                 return key
             }
             let reader = StateReader(directory: configuration.supervisor.stateDir)
@@ -370,14 +375,19 @@ struct Shadowsocks: AsyncParsableCommand {
             do {
                 key = try reader.setting(method.stateKey)
             } catch {
-                fail("cannot read \(reader.path): \(error)")
+                throw KeyError("cannot read \(reader.path): \(error)")
             }
             guard let key else {
-                fail(
+                throw KeyError(
                     "no Shadowsocks key yet: chatmail-supervisor makes it when it starts (\(reader.path)); "
                         + "start it, or set [shadowsocks] key")
             }
             return key
+        }
+
+        struct KeyError: Error, CustomStringConvertible {
+            var description: String
+            init(_ description: String) { self.description = description }
         }
     }
 }

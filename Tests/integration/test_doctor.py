@@ -75,8 +75,6 @@ def test_doctor_allocates_with_the_credential_imap_hands_out(tmp_path):
         turn_from_imap(1143, "doctorttt@localhost", "a-long-enough-password-1")  # IMAP's last answer
         for _ in range(16):
             bundle.ctl("turn", "rotate-secret")
-        # Shadowsocks off (saved, so doctor sees it without the supervisor): its key is asked of the supervisor.
-        bundle.ctl("disable", "shadowsocks")
         os.kill(bundle.pid, signal.SIGSTOP)
         try:
             result = doctor(tmp_path / "supervisor.conf", (), "--json")
@@ -91,6 +89,10 @@ def test_doctor_allocates_with_the_credential_imap_hands_out(tmp_path):
             assert "the credential IMAP hands out" in failed["detail"], failed
         assert step(result, "turn", "binding udp")["verdict"] == "pass"
         assert step(result, "supervisor", "control socket")["cause"] == "not-running"
+        # Shadowsocks' key is asked of the supervisor: its silence is a failed step, not the end of the report.
+        failed = step(result, "shadowsocks", "key")
+        assert (failed["verdict"], failed["cause"]) == ("fail", "not-running"), failed
+        assert "no answer from the supervisor" in failed["detail"]
         assert "FAIL turn         allocate udp" in text and "credential refused" in text, text
     finally:
         stop_bundle(bundle)
