@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.error
 import urllib.request
 
 import pytest
@@ -162,6 +163,50 @@ def test_metrics_parse_and_move_with_traffic(bundle):
         assert value(after, "chatmail_imap_push_posts_total", outcome=outcome) == 0
     client.sock.close()
     peer.close()
+
+
+def test_the_fronts_routes_and_new_accounts_are_counted(bundle):
+    """The HTTPS front (127.0.0.1:3341 in the development bundle) counts each connection by route, and each
+    POST /new by its answer."""
+    import ssl
+    from test_front import hello
+    before = samples(scrape()[0])
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    context.set_alpn_protocols(["imap"])
+    with context.wrap_socket(socket.create_connection(("127.0.0.1", 3341), timeout=10),
+                             server_hostname="localhost") as imap:
+        assert imap.recv(4096).startswith(b"* OK")
+    with socket.create_connection(("127.0.0.1", 3341), timeout=10) as garbage:
+        garbage.sendall(b"GET / HTTP/1.1\r\n\r\n")  # plain HTTP on the TLS port
+        garbage.settimeout(10)
+        while garbage.recv(4096):
+            pass
+    with socket.create_connection(("127.0.0.1", 3341), timeout=10) as smtp:
+        smtp.sendall(hello(b"smtp"))  # the development bundle has no SMTP upstream
+        while smtp.recv(4096):
+            pass
+    context.set_alpn_protocols(["http/1.1"])
+    statuses = []
+    for _ in range(2):
+        request = urllib.request.Request("https://127.0.0.1:3341/new", method="POST", data=b"")
+        try:
+            with urllib.request.urlopen(request, context=context, timeout=10) as response:
+                statuses.append(response.status)
+        except urllib.error.HTTPError as error:
+            statuses.append(error.code)
+    after = samples(scrape()[0])
+
+    def moved(name, **labels):
+        return value(after, name, **labels) - value(before, name, **labels)
+    assert moved("chatmail_iroh_front_connections_total", route="imap") == 1
+    assert moved("chatmail_iroh_front_connections_total", route="refused") == 2
+    assert moved("chatmail_iroh_front_connections_total", route="https") == 2
+    assert moved("chatmail_iroh_front_connections_total", route="smtp") == 0
+    for status, result in ((200, "given"), (429, "rate_limited"), (503, "creation_closed")):
+        assert moved("chatmail_iroh_front_new_accounts_total", result=result) == statuses.count(status), statuses
+    assert statuses.count(200) >= 1
 
 
 def test_a_hung_child_is_reported_as_not_answering_and_the_scrape_still_answers(bundle):

@@ -70,7 +70,8 @@ final class FrontHandler: ChannelDuplexHandler, RemovableChannelHandler, SpliceC
     /// How long a passed connection stays open once the upstream finished and the client was sent everything and
     /// the FIN, for the client to finish its side.
     private let linger: TimeAmount
-    private let logger: Logger
+    private let hub: RelayHub
+    private var logger: Logger { hub.logger }
     /// Adds the handlers that serve the connection here, at the end of the pipeline (after this handler).
     private let serveHere: (any Channel) throws -> Void
     private var state = State.reading
@@ -82,12 +83,12 @@ final class FrontHandler: ChannelDuplexHandler, RemovableChannelHandler, SpliceC
     private var context: ChannelHandlerContext?
 
     init(
-        upstreams: FrontUpstreams, linger: TimeAmount, logger: Logger,
+        upstreams: FrontUpstreams, linger: TimeAmount, hub: RelayHub,
         serveHere: @escaping (any Channel) throws -> Void
     ) {
         self.upstreams = upstreams
         self.linger = linger
-        self.logger = logger
+        self.hub = hub
         self.serveHere = serveHere
     }
 
@@ -173,6 +174,7 @@ final class FrontHandler: ChannelDuplexHandler, RemovableChannelHandler, SpliceC
 
     private func refuse(context: ChannelHandlerContext, _ reason: String) {
         logger.debug("front: closing \(context.remoteAddress?.description ?? "?"): \(reason)")
+        hub.countFront(nil)
         state = .closed
         buffered = nil
         context.close(promise: nil)
@@ -183,6 +185,7 @@ final class FrontHandler: ChannelDuplexHandler, RemovableChannelHandler, SpliceC
             state = .servedHere
             do {
                 try serveHere(context.channel)
+                hub.countFront(.here)
                 context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
             } catch {
                 refuse(context: context, "cannot serve HTTPS: \(error)")
@@ -240,6 +243,7 @@ final class FrontHandler: ChannelDuplexHandler, RemovableChannelHandler, SpliceC
         if let bytes = buffered.take() { upstream.write(bytes) }
         upstream.flush()
         logger.debug("front: \(context.remoteAddress?.description ?? "?") passed to \(route.rawValue)")
+        hub.countFront(route)
         if clientFinished { upstream.finishOutput() }
         if readPending, upstream.isWritable {
             readPending = false

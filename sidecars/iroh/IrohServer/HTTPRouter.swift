@@ -61,6 +61,7 @@ final class HTTPRouter: ChannelInboundHandler, RemovableChannelHandler {
             body = Self.health(hub.counters)
         case (.POST, "/new") where site != nil:
             let answer = site!.newAccount(from: context.remoteAddress?.ipAddress ?? "unknown")
+            hub.countNewAccount(status: answer.status)
             status = HTTPResponseStatus(statusCode: answer.status)
             headers.add(name: "Content-Type", value: "application/json")
             headers.add(name: "Cache-Control", value: "no-store")

@@ -35,5 +35,26 @@ extension RelayCounters {
         .counter(
             "chatmail_iroh_relayserver_duplicate_keys_total", "Connections with a key already connected.",
             \.duplicateKeys),
+        .counter(
+            "chatmail_iroh_front_connections_total", "HTTPS front connections, by where they went.",
+            labels: [("route", "imap")], \.frontToIMAP),
+        .counter(
+            "chatmail_iroh_front_connections_total", "HTTPS front connections, by where they went.",
+            labels: [("route", "smtp")], \.frontToSMTP),
+        .counter(
+            "chatmail_iroh_front_connections_total", "HTTPS front connections, by where they went.",
+            labels: [("route", "https")], \.frontServedHere),
+        .counter(
+            "chatmail_iroh_front_connections_total", "HTTPS front connections, by where they went.",
+            labels: [("route", "refused")], \.frontRefused),
+        .counter(
+            "chatmail_iroh_front_new_accounts_total", "POST /new answers, by result.",
+            labels: [("result", "given")], \.newAccountsGiven),
+        .counter(
+            "chatmail_iroh_front_new_accounts_total", "POST /new answers, by result.",
+            labels: [("result", "rate_limited")], \.newAccountsRateLimited),
+        .counter(
+            "chatmail_iroh_front_new_accounts_total", "POST /new answers, by result.",
+            labels: [("result", "creation_closed")], \.newAccountsCreationClosed),
     ]
 }

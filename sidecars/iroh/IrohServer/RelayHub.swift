@@ -1,4 +1,5 @@
 import ChatmailConfig
+import FrontCore
 import IrohCore
 import Logging
 import NIOCore
@@ -26,6 +27,16 @@ public struct RelayCounters: Codable, Sendable, Equatable {
     public var duplicateKeys = 0
     /// Connections slowed down by the rate limit (counted once each).
     public var rateLimited = 0
+    /// The HTTPS front's connections by where they went: passed to IMAP or SMTP, served here, or closed (a
+    /// malformed ClientHello, a route without an upstream, an upstream that cannot be reached).
+    public var frontToIMAP = 0
+    public var frontToSMTP = 0
+    public var frontServedHere = 0
+    public var frontRefused = 0
+    /// `POST /new` answers: credentials given, refused by the per-source rate, refused while creation is closed.
+    public var newAccountsGiven = 0
+    public var newAccountsRateLimited = 0
+    public var newAccountsCreationClosed = 0
 
     public init() {}
 }
@@ -79,6 +90,25 @@ final class RelayHub: @unchecked Sendable {
     func countProtocolError() { counters.protocolErrors += 1 }
     func countLimitClosure() { counters.limitClosures += 1 }
     func countRateLimited() { counters.rateLimited += 1 }
+
+    /// A front connection went to `route`, or (nil) was closed.
+    func countFront(_ route: FrontRoute?) {
+        switch route {
+        case .imap: counters.frontToIMAP += 1
+        case .smtp: counters.frontToSMTP += 1
+        case .here: counters.frontServedHere += 1
+        case nil: counters.frontRefused += 1
+        }
+    }
+
+    /// A `POST /new` answered with `status` (200, 429 or 503).
+    func countNewAccount(status: Int) {
+        switch status {
+        case 200: counters.newAccountsGiven += 1
+        case 429: counters.newAccountsRateLimited += 1
+        default: counters.newAccountsCreationClosed += 1
+        }
+    }
 
     func register(_ connection: RelayConnectionHandler, key: EndpointKey) {
         eventLoop.preconditionInEventLoop()
