@@ -85,14 +85,16 @@ class Front:
 
 class RecordingUpstream:
     """A TCP listener that keeps every byte of its first connection: it sends `greeting`, reads to the end
-    (sleeping `read_delay` after each read, so that the front's queue fills), then sends `answer` and closes."""
+    (sleeping `read_delay` after each read, so that the front's queue fills), then sends `answer` and closes;
+    `close_at_once`: closes right after the greeting instead."""
 
-    def __init__(self, greeting=b"hello from upstream\r\n", answer=b"", read_delay=0):
+    def __init__(self, greeting=b"hello from upstream\r\n", answer=b"", read_delay=0, close_at_once=False):
         self.sock = socket.create_server(("127.0.0.1", 0))
         if read_delay:  # a small window, so that the front's kernel buffers fill too
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
         self.port = self.sock.getsockname()[1]
         self.greeting, self.answer, self.read_delay = greeting, answer, read_delay
+        self.close_at_once = close_at_once
         self.data = b""
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
@@ -112,6 +114,14 @@ class RecordingUpstream:
         connection.settimeout(10)
         with connection:
             connection.sendall(self.greeting)
+            if self.close_at_once:  # after taking what came (unread input would make the close a reset)
+                connection.setblocking(False)
+                try:
+                    while chunk := connection.recv(65536):
+                        self.data += chunk
+                except BlockingIOError:
+                    pass
+                return
             while chunk := connection.recv(16384):
                 self.data += chunk
                 time.sleep(self.read_delay)
@@ -226,6 +236,40 @@ def test_the_upstreams_last_data_reaches_a_slow_client(tmp_path):
         sock.shutdown(socket.SHUT_WR)
         time.sleep(0.5)
         assert read_to_end(sock, delay=0.001) == upstream.greeting
+    finally:
+        front.stop()
+
+
+def test_a_client_that_reads_late_still_gets_everything(tmp_path):
+    """The upstream sends 16 MB (more than the kernel buffers hold) and closes at once; the client reads nothing
+    for longer than the front's linger (the handshake deadline), then gets all of it: the linger only starts once
+    everything is handed to the kernel."""
+    upstream = RecordingUpstream(greeting=os.urandom(16 << 20), close_at_once=True)
+    front = Front(tmp_path, imap_upstream=upstream.port)
+    try:
+        sock = socket.create_connection(("127.0.0.1", front.tls_port), timeout=20)
+        sock.sendall(hello(b"imap"))
+        time.sleep(2 * DEADLINE + 1)
+        assert read_to_end(sock) == upstream.greeting
+    finally:
+        front.stop()
+
+
+def test_a_client_that_never_finishes_is_closed_after_the_linger(tmp_path):
+    """The upstream finished and the client got everything and the FIN, but keeps its own side open (and keeps
+    sending): the front closes the connection after its linger (the handshake deadline)."""
+    upstream = RecordingUpstream(greeting=b"bye", close_at_once=True)
+    front = Front(tmp_path, imap_upstream=upstream.port)
+    try:
+        sock = socket.create_connection(("127.0.0.1", front.tls_port), timeout=20)
+        sock.sendall(hello(b"imap"))
+        assert read_to_end(sock) == b"bye"
+        upstream.thread.join(10)
+        deadline = time.monotonic() + DEADLINE + 8
+        with pytest.raises((ConnectionResetError, BrokenPipeError)):
+            while time.monotonic() < deadline:
+                sock.sendall(b"x")
+                time.sleep(0.2)
     finally:
         front.stop()
 

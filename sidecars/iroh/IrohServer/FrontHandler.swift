@@ -58,9 +58,6 @@ final class FrontHandler: ChannelDuplexHandler, RemovableChannelHandler, SpliceC
 
     typealias Upstream = SpliceUpstreamHandler<FrontHandler>
 
-    /// How long a passed connection may stay open after the upstream finished and the client got its FIN.
-    static let linger = TimeAmount.seconds(10)
-
     private enum State {
         case reading
         case connecting
@@ -70,6 +67,9 @@ final class FrontHandler: ChannelDuplexHandler, RemovableChannelHandler, SpliceC
     }
 
     private let upstreams: FrontUpstreams
+    /// How long a passed connection stays open once the upstream finished and the client was sent everything and
+    /// the FIN, for the client to finish its side.
+    private let linger: TimeAmount
     private let logger: Logger
     /// Adds the handlers that serve the connection here, at the end of the pipeline (after this handler).
     private let serveHere: (any Channel) throws -> Void
@@ -81,8 +81,12 @@ final class FrontHandler: ChannelDuplexHandler, RemovableChannelHandler, SpliceC
     private var clientFinished = false
     private var context: ChannelHandlerContext?
 
-    init(upstreams: FrontUpstreams, logger: Logger, serveHere: @escaping (any Channel) throws -> Void) {
+    init(
+        upstreams: FrontUpstreams, linger: TimeAmount, logger: Logger,
+        serveHere: @escaping (any Channel) throws -> Void
+    ) {
         self.upstreams = upstreams
+        self.linger = linger
         self.logger = logger
         self.serveHere = serveHere
     }
@@ -270,12 +274,15 @@ final class FrontHandler: ChannelDuplexHandler, RemovableChannelHandler, SpliceC
         context.read()
     }
 
-    /// The upstream finished sending: the client gets everything queued, then the FIN, and has `linger` to finish
-    /// its side before the connection closes.
+    /// The upstream finished sending: the client gets everything queued, then the FIN, and from then on has
+    /// `linger` to finish its side before the connection closes (the kernel still sends what it holds).
     func upstreamInputClosed() {
         guard case .passing(let upstream) = state, let context else { return }
-        context.shutDownOutputAfterWrites { upstream.clientOutputFinished() }
-        context.eventLoop.assumeIsolated().scheduleTask(in: Self.linger) { [weak self] in self?.close() }
+        let linger = linger
+        context.shutDownOutputAfterWrites {
+            upstream.clientOutputFinished()
+            context.eventLoop.assumeIsolated().scheduleTask(in: linger) { [weak self] in self?.close() }
+        }
     }
 
     func spliceEnded(error: (any Error)?) {

@@ -88,7 +88,7 @@ public final class IrohRelayServer: Sendable {
         let pipeline = channel.pipeline.syncOperations
         try pipeline.addHandler(deadline)
         try pipeline.addHandler(
-            FrontHandler(upstreams: front, logger: hub.logger) { channel in
+            FrontHandler(upstreams: front, linger: timeout, logger: hub.logger) { channel in
                 try serveHTTP(channel, tls: tls, site: site, deadline: nil, hub: hub)
             })
     }
