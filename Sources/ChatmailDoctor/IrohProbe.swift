@@ -23,16 +23,22 @@ public struct IrohProbe {
         log.run("generate_204", timeout: timeout) { deadline throws(NetError) in
             let reader = try connect(deadline: deadline)
             defer { reader.stream.close() }
-            let challenge = "ts_" + Crypto.base64URL(Crypto.randomBytes(9))
+            // Each generation's challenge header (0.35: X-Tailscale-, 1.x: X-Iroh-), both in one request.
+            let challenges = [("Tailscale", "iroh 0.35"), ("Iroh", "iroh 1.x")].map { name, generation in
+                (name, generation, "ts_" + Crypto.base64URL(Crypto.randomBytes(9)))
+            }
             let head = try request(
                 reader,
-                "GET /generate_204 HTTP/1.1\r\nHost: \(host)\r\nX-Tailscale-Challenge: \(challenge)\r\n"
-                    + "Connection: close\r\n\r\n", deadline: deadline)
+                "GET /generate_204 HTTP/1.1\r\nHost: \(host)\r\n"
+                    + challenges.map { "X-\($0.0)-Challenge: \($0.2)\r\n" }.joined() + "Connection: close\r\n\r\n",
+                deadline: deadline)
             guard head.status == 204 else { throw .protocolError("\(base)/generate_204 answered \(head.status)") }
-            guard head.headers["x-tailscale-response"] == "response \(challenge)" else {
-                throw .protocolError("204 without the challenge response")
+            for (name, generation, challenge) in challenges
+            where head.headers["x-\(name.lowercased())-response"] != "response \(challenge)" {
+                throw .protocolError("204 without X-\(name)-Response to the challenge (\(generation))")
             }
-            return Outcome(value: (), detail: "\(base)/generate_204: 204 with the challenge answered")
+            return Outcome(
+                value: (), detail: "\(base)/generate_204: 204 with X-Tailscale-Response and X-Iroh-Response answered")
         }
         log.run("relay round trip 0.35", timeout: timeout) { deadline throws(NetError) in
             try roundTrip(base: base, deadline: deadline) { deadline throws(NetError) in

@@ -216,6 +216,7 @@ def test_doctor_in_a_namespace_names_each_failure(namespace, tmp_path):
         assert step(result, "imap", "tls")["verdict"] == "warn"  # self-signed, for the right name
         assert ADDRESS in step(result, "turn", "relay round trip")["detail"]
         assert ADDRESS in step(result, "turn", "relay range")["detail"]
+        assert "X-Iroh-Response" in step(result, "iroh", "generate_204")["detail"]
         for generation, detail in (("0.35", "iroh 0.35"), ("1.x", "iroh 1.x, iroh-relay-v2")):
             passed = step(result, "iroh", f"relay round trip {generation}")
             assert passed["verdict"] == "pass" and detail in passed["detail"], passed
