@@ -172,7 +172,8 @@ let package = Package(
             name: "ChatmailDoctorTests",
             dependencies: [
                 // A real TURN server in-process for the credential checks.
-                "ChatmailDoctor", "TURNCore", "TURNServer", "ChatmailConfig", "ChatmailControl",
+                // FrontCore: the autoconfig file the front serves, for the front checks.
+                "ChatmailDoctor", "TURNCore", "TURNServer", "ChatmailConfig", "ChatmailControl", "FrontCore",
                 .product(name: "Logging", package: "swift-log"), .product(name: "NIOPosix", package: "swift-nio"),
             ]),
 

@@ -27,8 +27,7 @@ public struct IrohProbe {
             let challenges = [("Tailscale", "iroh 0.35"), ("Iroh", "iroh 1.x")].map { name, generation in
                 (name, generation, "ts_" + Crypto.base64URL(Crypto.randomBytes(9)))
             }
-            let head = try request(
-                reader,
+            let head = try reader.request(
                 "GET /generate_204 HTTP/1.1\r\nHost: \(host)\r\n"
                     + challenges.map { "X-\($0.0)-Challenge: \($0.2)\r\n" }.joined() + "Connection: close\r\n\r\n",
                 deadline: deadline)
@@ -79,27 +78,6 @@ public struct IrohProbe {
         guard tls else { return StreamReader(socket) }
         return StreamReader(try TLSStream(over: socket, serverName: host, alpn: ["http/1.1"], deadline: deadline))
     }
-
-    /// Sends a request and reads the response head (status and lower-cased headers).
-    fileprivate func request(_ reader: StreamReader, _ text: String, deadline: Deadline) throws(NetError) -> (
-        status: Int, headers: [String: String]
-    ) {
-        try reader.stream.write(Array(text.utf8), deadline: deadline)
-        let statusLine = try reader.readLine(deadline: deadline)
-        let parts = statusLine.split(separator: " ")
-        guard parts.count >= 2, parts[0].hasPrefix("HTTP/"), let status = Int(parts[1]) else {
-            throw .protocolError("not HTTP: \(statusLine.prefix(60))")
-        }
-        var headers: [String: String] = [:]
-        while true {
-            let line = try reader.readLine(deadline: deadline)
-            if line.isEmpty { break }
-            if let colon = line.firstIndex(of: ":") {
-                headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingSpaces
-            }
-        }
-        return (status, headers)
-    }
 }
 
 /// A relay client connection of either generation, for `roundTrip`.
@@ -122,8 +100,8 @@ private final class RelayConnection: RelayTestConnection {
 
     init(probe: IrohProbe, deadline: Deadline) throws(NetError) {
         reader = try probe.connect(deadline: deadline)
-        let head = try probe.request(
-            reader, "GET /relay HTTP/1.1\r\nHost: \(probe.host)\r\nUpgrade: iroh derp http\r\n\r\n", deadline: deadline)
+        let head = try reader.request(
+            "GET /relay HTTP/1.1\r\nHost: \(probe.host)\r\nUpgrade: iroh derp http\r\n\r\n", deadline: deadline)
         guard head.status == 101 else { throw .protocolError("/relay answered \(head.status), not 101") }
         let seed = Crypto.randomBytes(32)
         let info: LegacyProtocol.ClientFrame
@@ -187,8 +165,7 @@ private final class WebSocketRelayConnection: RelayTestConnection {
     init(probe: IrohProbe, deadline: Deadline) throws(NetError) {
         reader = try probe.connect(deadline: deadline)
         let nonce = Crypto.base64(Crypto.randomBytes(16))
-        let head = try probe.request(
-            reader,
+        let head = try reader.request(
             "GET /relay HTTP/1.1\r\nHost: \(probe.host)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                 + "Sec-WebSocket-Key: \(nonce)\r\nSec-WebSocket-Version: 13\r\n"
                 + "Sec-WebSocket-Protocol: iroh-relay-v2, iroh-relay-v1\r\n\r\n", deadline: deadline)
@@ -299,11 +276,5 @@ private final class WebSocketRelayConnection: RelayTestConnection {
             default: throw .protocolError("WebSocket opcode \(opcode)")
             }
         }
-    }
-}
-
-extension Substring {
-    fileprivate var trimmingSpaces: String {
-        String(drop { $0 == " " || $0 == "\t" }.reversed().drop { $0 == " " || $0 == "\t" }.reversed())
     }
 }

@@ -17,10 +17,13 @@ struct Doctor: AsyncParsableCommand {
         discussion: """
             Run on the server. TURN: STUN over UDP and TCP, Allocate over UDP, TCP and TLS with the credential \
             IMAP hands out to the throwaway account (one the supervisor mints when IMAP is off or gives none), \
-            and a relay-only round trip between two allocations. iroh: /generate_204 and \
-            a packet through the relay. Shadowsocks: IMAP's TLS greeting through the ss:// link. IMAP: TLS \
-            (certificate name and expiry), LOGIN of a throwaway account (deleted afterwards), and the METADATA \
-            a client gets, compared with what was tested.
+            and a relay-only round trip between two allocations. iroh: /generate_204 and a packet through the \
+            relay; its HTTPS front ([iroh] tls_listen) at the mail domain (or --imap-host): the IMAP greeting over \
+            ALPN imap, the SMTP banner over ALPN smtp (when smtp_upstream is set), /generate_204 and the \
+            autoconfig file over http/1.1, and the invite link pointing there (POST /new is not tried). \
+            Shadowsocks: IMAP's TLS greeting through the ss:// link. IMAP: TLS (certificate name and expiry), \
+            LOGIN of a throwaway account (deleted afterwards), and the METADATA a client gets, compared with \
+            what was tested.
             """)
     @Option(name: .long, help: "The configuration file.") var config = "/etc/chatmail/supervisor.conf"
     @Flag(name: .long, help: "Print JSON: {\"passed\": ..., \"steps\": [...]}.") var json = false
@@ -75,6 +78,14 @@ struct Doctor: AsyncParsableCommand {
                         service: "iroh", step: "url", verdict: .fail,
                         detail: "[iroh] url \"\(configuration.iroh.url)\" has no host", cause: .wrongHost))
             }
+        }
+
+        if enabled.contains("iroh"), let front = configuration.iroh.tlsListen {
+            steps += FrontProbe(
+                host: imapHost ?? configuration.imap.mailDomain, port: front.port,
+                mailDomain: configuration.imap.mailDomain, smtpRouted: configuration.iroh.smtpUpstream != nil,
+                inviteLink: configuration.inviteLink, timeout: stepTimeout
+            ).run()
         }
 
         if enabled.contains("shadowsocks") {

@@ -4,7 +4,8 @@ On the development bundle (loopback) it passes, with the self-signed certificate
 namespace whose public address is 10.77.0.1 (a veth pair, not loopback; the name chat.doctor.test resolves
 there through /etc/netns/NAME/hosts, which `ip netns exec` mounts over /etc/hosts) it passes too, and then
 fails with the step and cause named when the relay range or TURN's UDP port is dropped by nftables, when the
-iroh child is stopped (each relay protocol generation, 0.35 and 1.x, its own step), and when the certificate is for another name. Needs root (CI runs as root)."""
+iroh child is stopped (each relay protocol generation, 0.35 and 1.x, its own step, and the HTTPS front's), when IMAP
+is stopped (the front closes ALPN imap), and when the certificate is for another name. Needs root (CI runs as root)."""
 
 import json
 import os
@@ -22,6 +23,7 @@ from turn_stun import turn_from_imap
 ADDRESS = "10.77.0.1"
 NAME = "chat.doctor.test"
 RELAY_PORTS = "61000-61999"  # above the ephemeral range, so dropping it leaves the client's own ports alone
+FRONT_PORT = 3341  # the HTTPS front (443 in production)
 
 
 def doctor(config, prefix=(), *args):
@@ -51,9 +53,19 @@ def test_doctor_passes_on_the_development_bundle(tmp_path):
                               ("iroh", "relay round trip 1.x"),
                               ("shadowsocks", "imap through ss://"), ("imap", "login"), ("imap", "discovery turn")]:
             assert any(l.startswith(f"ok   {service}") and what in l for l in lines), (what, result.stdout)
-        report = json.loads(doctor(tmp_path / "supervisor.conf", (), "--json").stdout)
+        result = doctor(tmp_path / "supervisor.conf", (), "--json")
+        report = json.loads(result.stdout)
         assert report["passed"] is True
         assert {s["service"] for s in report["steps"]} == set(CHILDREN)
+        # The HTTPS front (127.0.0.1:3341 here) at the mail domain, localhost; no SMTP upstream in development.
+        for name, detail in (("front imap", "ALPN imap: IMAP greeting"), ("front https", "/generate_204: 204"),
+                             ("front autoconfig", "names localhost, IMAP on 993, 143, 3341"),
+                             ("front invite", "dcaccount:https://localhost:3341/new, this front")):
+            found = step(result, "iroh", name)
+            assert found["verdict"] in ("pass", "warn") and detail in found["detail"], found
+        assert "self-signed" in step(result, "iroh", "front imap")["detail"]
+        skipped = step(result, "iroh", "front smtp")
+        assert skipped["verdict"] == "skip" and "not configured" in skipped["detail"], skipped
     finally:
         stop_bundle(bundle)
 
@@ -163,6 +175,7 @@ listen = "{ADDRESS}:143"
 tls_listen = "{ADDRESS}:993"
 lmtp_socket = "{directory}/lmtp.sock"
 mail_domain = "{NAME}"
+proxy_tls_listen = "127.0.0.1:10993"
 
 [turn]
 listen = "{ADDRESS}:3478"
@@ -174,6 +187,7 @@ allowed_peers = ["{ADDRESS}"]
 
 [iroh]
 listen = "{ADDRESS}:3340"
+tls_listen = "{ADDRESS}:{FRONT_PORT}"
 url = "http://{NAME}:3340"
 
 [shadowsocks]
@@ -220,6 +234,23 @@ def test_doctor_in_a_namespace_names_each_failure(namespace, tmp_path):
         for generation, detail in (("0.35", "iroh 0.35"), ("1.x", "iroh 1.x, iroh-relay-v2")):
             passed = step(result, "iroh", f"relay round trip {generation}")
             assert passed["verdict"] == "pass" and detail in passed["detail"], passed
+        front = step(result, "iroh", "front imap")  # self-signed, for the right name, through the front
+        assert front["verdict"] == "warn" and f"{NAME}:{FRONT_PORT} ALPN imap: IMAP greeting" in front["detail"], front
+        assert step(result, "iroh", "front invite")["verdict"] == "pass"
+
+        # IMAP stopped: the front still answers HTTPS, but closes ALPN imap (its upstream is gone).
+        def ctl(*args):
+            subprocess.run([str(bin_dir() / "chatmailctl"), *args, "--config", str(proc.config)], check=True,
+                           capture_output=True, timeout=60)
+
+        ctl("stop", "imap", "--wait")
+        result = doctor(proc.config, namespace.prefix, "--json")
+        assert result.returncode != 0
+        failed = step(result, "iroh", "front imap")
+        assert (failed["verdict"], failed["cause"]) == ("fail", "protocol-error"), failed
+        assert "imap upstream running?" in failed["detail"], failed
+        assert step(result, "iroh", "front https")["verdict"] == "warn"
+        ctl("start", "imap", "--wait")
 
         # The relay range dropped: allocations work, nothing from a peer reaches the relayed address.
         namespace.nft(f"udp dport {RELAY_PORTS}")
@@ -245,7 +276,7 @@ def test_doctor_in_a_namespace_names_each_failure(namespace, tmp_path):
                        check=True, capture_output=True, timeout=60)
         result = doctor(proc.config, namespace.prefix, "--json")
         assert result.returncode != 0
-        for name in ("generate_204", "relay round trip 0.35", "relay round trip 1.x"):
+        for name in ("generate_204", "relay round trip 0.35", "relay round trip 1.x", "front imap", "front https"):
             failed = step(result, "iroh", name)
             assert (failed["verdict"], failed["cause"]) == ("fail", "port-closed"), failed
         assert step(result, "imap", "discovery iroh")["cause"] == "discovery-mismatch"
