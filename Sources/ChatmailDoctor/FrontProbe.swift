@@ -25,21 +25,12 @@ public struct FrontProbe {
 
     public func run() -> [DoctorStep] {
         let log = StepLog(service: "iroh", host: host)
-        let base = "\(host):\(port)"
         log.run("front imap", timeout: timeout) { deadline throws(NetError) in
-            let (tls, reader) = try connect(alpn: "imap", deadline: deadline)
-            defer { tls.close() }
-            let greeting = try reader.readLine(deadline: deadline)
-            guard greeting.hasPrefix("* OK") else { throw .protocolError("ALPN imap answered: \(greeting.prefix(80))") }
-            return try certified(tls, "\(base) ALPN imap: IMAP greeting")
+            try greeting(alpn: "imap", prefix: "* OK", what: "IMAP greeting", deadline: deadline)
         }
         if smtpRouted {
             log.run("front smtp", timeout: timeout) { deadline throws(NetError) in
-                let (tls, reader) = try connect(alpn: "smtp", deadline: deadline)
-                defer { tls.close() }
-                let banner = try reader.readLine(deadline: deadline)
-                guard banner.hasPrefix("220") else { throw .protocolError("ALPN smtp answered: \(banner.prefix(80))") }
-                return try certified(tls, "\(base) ALPN smtp: SMTP banner")
+                try greeting(alpn: "smtp", prefix: "220", what: "SMTP banner", deadline: deadline)
             }
         } else {
             log.steps.append(
@@ -50,7 +41,7 @@ public struct FrontProbe {
         log.run("front https", timeout: timeout) { deadline throws(NetError) in
             let (tls, head, _) = try get("/generate_204", deadline: deadline)
             guard head.status == 204 else { throw .protocolError("/generate_204 answered \(head.status), not 204") }
-            return try certified(tls, "https://\(base)/generate_204: 204")
+            return try certified(tls, "https://\(host):\(port)/generate_204: 204")
         }
         log.run("front autoconfig", timeout: timeout) { deadline throws(NetError) in
             let (_, head, body) = try get(Self.autoconfigPath, deadline: deadline)
@@ -79,6 +70,17 @@ public struct FrontProbe {
                 "\(host):\(port) closed the connection in the TLS handshake with ALPN \(alpn)"
                     + (alpn == "http/1.1" ? "" : " (is the front's \(alpn) upstream running?)"))
         }
+    }
+
+    /// The first line a routed service sends, which must start with `prefix`.
+    private func greeting(alpn: String, prefix: String, what: String, deadline: Deadline) throws(NetError)
+        -> Outcome<Void>
+    {
+        let (tls, reader) = try connect(alpn: alpn, deadline: deadline)
+        defer { tls.close() }
+        let line = try reader.readLine(deadline: deadline)
+        guard line.hasPrefix(prefix) else { throw .protocolError("ALPN \(alpn) answered: \(line.prefix(80))") }
+        return try certified(tls, "\(host):\(port) ALPN \(alpn): \(what)")
     }
 
     /// `GET path` over ALPN http/1.1: the head and the body.
