@@ -386,6 +386,14 @@ def test_alpn_smtp_reaches_postfix_with_the_client_address(tmp_path):
                 sock.sendall(b"EHLO client.example\r\n")
                 assert b"250" in sock.recv(4096)
             wait_until(lambda: "connect from unknown[127.0.0.9]" in postfix.log(), what="Postfix to log 127.0.0.9")
+            # `chatmailctl doctor`'s "front smtp" step gets Postfix's banner through the front (with no supervisor
+            # here, other steps fail; only this one is looked at).
+            result = subprocess.run([str(bin_dir() / "chatmailctl"), "doctor", "--json", "--config", str(front.config),
+                                     "--imap-host", "localhost", "--timeout", "2"],
+                                    capture_output=True, text=True, timeout=120)
+            steps = {s["step"]: s for s in json.loads(result.stdout)["steps"] if s["service"] == "iroh"}
+            smtp = steps.get("front smtp")
+            assert smtp and smtp["verdict"] == "warn" and "ALPN smtp: SMTP banner" in smtp["detail"], result.stdout
         finally:
             front.stop()
     finally:
