@@ -139,11 +139,11 @@ final class FrontHandler: ChannelDuplexHandler, RemovableChannelHandler, SpliceC
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         guard case ChannelEvent.inputClosed = event else { return context.fireUserInboundEventTriggered(event) }
+        // Half-closure is allowed from the moment a route is chosen, so the FIN comes while connecting or passing.
         switch state {
         case .passing(let upstream): upstream.finishOutput()
         case .connecting: clientFinished = true  // passed on once connected
-        case .reading: refuse(context: context, "end of stream in the ClientHello")
-        case .servedHere, .closed: context.fireUserInboundEventTriggered(event)
+        default: context.fireUserInboundEventTriggered(event)
         }
     }
 
